@@ -1,0 +1,302 @@
+// pybind11 bindings of the xcloud kernel: conversions only, no logic.
+// Every kernel call releases the GIL; outputs are allocated before release.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "ckks/aggregate.h"
+#include "ckks/encryptor.h"
+#include "ckks/errors.h"
+#include "ckks/wire.h"
+#include "parallel/parallel_for.h"
+#include "ring/chacha20.h"
+#include "ring/sampler.h"
+#include "ring/sha256.h"
+
+namespace py = pybind11;
+using namespace xcloud;
+
+namespace {
+
+Seed seed_from(const py::bytes& b) {
+  const std::string s = b;
+  if (s.size() != 32) throw std::invalid_argument("a seed must be exactly 32 bytes");
+  Seed out;
+  std::memcpy(out.data(), s.data(), 32);
+  return out;
+}
+
+py::bytes to_pybytes(const std::vector<uint8_t>& v) { return py::bytes(reinterpret_cast<const char*>(v.data()), v.size()); }
+
+template <size_t K>
+py::bytes to_pybytes(const std::array<uint8_t, K>& v) { return py::bytes(reinterpret_cast<const char*>(v.data()), K); }
+
+const char* dtype_name(DType d) { return d == DType::kFloat32 ? "float32" : "float64"; }
+const char* origin_name(Origin o) {
+  return o == Origin::kSecretKey ? "secret-key" : (o == Origin::kPublicKey ? "public-key" : "aggregate");
+}
+
+using BatchPtr = std::shared_ptr<CiphertextBatch>;
+
+BatchPtr encrypt_py(const KeySetPtr& keys, const py::buffer& values, const std::vector<int64_t>& shape,
+                    const std::string& mode, int threads, const py::object& seed) {
+  const py::buffer_info info = values.request();
+  EncryptRequest req;
+  if (info.format == py::format_descriptor<float>::format() && info.itemsize == 4) {
+    req.dtype = DType::kFloat32;
+  } else if (info.format == py::format_descriptor<double>::format() && info.itemsize == 8) {
+    req.dtype = DType::kFloat64;
+  } else {
+    throw py::type_error("values must be float32 or float64, got buffer format '" + info.format + "'");
+  }
+  if (info.ndim != 1 || info.strides[0] != info.itemsize) throw std::invalid_argument("values must be a contiguous 1-D buffer");
+  req.data = info.ptr;
+  req.count = static_cast<uint64_t>(info.shape[0]);
+  req.shape = shape;
+  req.threads = threads;
+  if (!seed.is_none()) req.seed = seed_from(seed.cast<py::bytes>());
+  if (mode != "secret" && mode != "public") throw std::invalid_argument("mode must be 'secret' or 'public'");
+  auto out = std::make_shared<CiphertextBatch>();
+  {
+    py::gil_scoped_release release;
+    *out = mode == "secret" ? encrypt_secret(*keys, req) : encrypt_public(*keys, req);
+  }
+  return out;
+}
+
+py::array decrypt_py(const KeySetPtr& keys, const BatchPtr& ct, const std::string& dtype, int threads) {
+  if (dtype != "float32" && dtype != "float64") throw std::invalid_argument("dtype must be 'float32' or 'float64'");
+  const bool f32 = dtype == "float32";
+  py::array out = f32 ? py::array(py::array_t<float>(static_cast<py::ssize_t>(ct->n_values)))
+                      : py::array(py::array_t<double>(static_cast<py::ssize_t>(ct->n_values)));
+  void* ptr = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    decrypt(*keys, *ct, ptr, f32 ? DType::kFloat32 : DType::kFloat64, threads);
+  }
+  return out;
+}
+
+std::vector<const CiphertextBatch*> raw_inputs(const std::vector<BatchPtr>& inputs) {
+  std::vector<const CiphertextBatch*> raw;
+  raw.reserve(inputs.size());
+  for (const auto& p : inputs) {
+    if (!p) throw std::invalid_argument("None is not a ciphertext batch");
+    raw.push_back(p.get());
+  }
+  return raw;
+}
+
+BatchPtr aggregate_py(const std::vector<BatchPtr>& inputs, const std::vector<double>& weights, int threads) {
+  auto raw = raw_inputs(inputs);
+  auto out = std::make_shared<CiphertextBatch>();
+  {
+    py::gil_scoped_release release;
+    *out = aggregate(raw, weights, threads);
+  }
+  return out;
+}
+
+py::array_t<uint64_t> u64_array(const std::vector<u64>& v) {
+  py::array_t<uint64_t> a(static_cast<py::ssize_t>(v.size()));
+  std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(u64));
+  return a;
+}
+
+std::vector<u64> u64_vector(const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a) {
+  return std::vector<u64>(a.data(), a.data() + a.size());
+}
+
+void bind_testing(py::module_& t) {
+  t.doc() = "Internal kernels exposed for known-answer and statistical tests. Not a stable API.";
+  t.def("chacha20_block", [](const py::bytes& key, uint32_t counter, const py::bytes& nonce) {
+    const std::string k = key, n = nonce;
+    if (k.size() != 32 || n.size() != 12) throw std::invalid_argument("key must be 32 bytes and nonce 12 bytes");
+    std::array<uint8_t, 64> out;
+    chacha20_block(reinterpret_cast<const uint8_t*>(k.data()), counter, reinterpret_cast<const uint8_t*>(n.data()), out.data());
+    return to_pybytes(out);
+  });
+  t.def("chacha20_stream", [](const py::bytes& key, const py::bytes& nonce, uint32_t counter, size_t n) {
+    const std::string k = key, nn = nonce;
+    if (k.size() != 32 || nn.size() != 12) throw std::invalid_argument("key must be 32 bytes and nonce 12 bytes");
+    ChaCha20Stream s(reinterpret_cast<const uint8_t*>(k.data()), reinterpret_cast<const uint8_t*>(nn.data()), counter);
+    std::vector<uint8_t> out(n);
+    s.fill(out.data(), n);
+    return to_pybytes(out);
+  });
+  t.def("sha256", [](const py::bytes& data) {
+    const std::string d = data;
+    return to_pybytes(sha256(d.data(), d.size()));
+  });
+  auto stream_of = [](const py::bytes& seed) {
+    static const uint8_t zero_nonce[12] = {0};
+    const Seed s = seed_from(seed);
+    return std::make_unique<ChaCha20Stream>(s.data(), zero_nonce);
+  };
+  t.def("sample_uniform_mod", [stream_of](const py::bytes& seed, u64 q, size_t n) {
+    auto rng = stream_of(seed);
+    std::vector<u64> v(n);
+    sample_uniform_mod(*rng, q, v.data(), n);
+    return u64_array(v);
+  });
+  t.def("sample_ternary", [stream_of](const py::bytes& seed, size_t n) {
+    auto rng = stream_of(seed);
+    py::array_t<int8_t> a(static_cast<py::ssize_t>(n));
+    sample_ternary(*rng, a.mutable_data(), n);
+    return a;
+  });
+  t.def("sample_cbd", [stream_of](const py::bytes& seed, size_t n) {
+    auto rng = stream_of(seed);
+    py::array_t<int32_t> a(static_cast<py::ssize_t>(n));
+    sample_cbd(*rng, a.mutable_data(), n);
+    return a;
+  });
+  t.def("generate_ntt_primes", &generate_ntt_primes, py::arg("bits"), py::arg("two_n"), py::arg("count"),
+        py::arg("exclude") = std::vector<u64>{});
+  t.def("is_prime", &is_prime);
+  t.def("ntt_psi", [](u64 q, size_t n) { return NttTables(q, n).psi(); });
+  t.def("ntt_forward", [](u64 q, size_t n, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a, bool scalar) {
+    NttTables tab(q, n);
+    auto v = u64_vector(a);
+    if (v.size() != n) throw std::invalid_argument("array length must equal n");
+    for (u64 x : v) if (x >= q) throw std::invalid_argument("inputs must be in [0, q)");
+    scalar ? tab.forward_scalar(v.data()) : tab.forward(v.data());
+    return u64_array(v);
+  }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("scalar") = false);
+  t.def("ntt_inverse", [](u64 q, size_t n, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a, bool scalar) {
+    NttTables tab(q, n);
+    auto v = u64_vector(a);
+    if (v.size() != n) throw std::invalid_argument("array length must equal n");
+    for (u64 x : v) if (x >= q) throw std::invalid_argument("inputs must be in [0, q)");
+    scalar ? tab.inverse_scalar(v.data()) : tab.inverse(v.data());
+    return u64_array(v);
+  }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("scalar") = false);
+  t.def("encode", [](const ParamsPtr& p, const py::array_t<double, py::array::c_style | py::array::forcecast>& x) {
+    if (static_cast<size_t>(x.size()) > p->n()) throw std::invalid_argument("at most N values");
+    py::array_t<double> m(static_cast<py::ssize_t>(p->n()));
+    std::vector<cplx> z(p->n() / 2);
+    p->encoder().encode(x.data(), static_cast<size_t>(x.size()), m.mutable_data(), z.data());
+    return m;
+  });
+  t.def("decode", [](const ParamsPtr& p, const py::array_t<double, py::array::c_style | py::array::forcecast>& m) {
+    if (static_cast<size_t>(m.size()) != p->n()) throw std::invalid_argument("need exactly N coefficients");
+    py::array_t<double> x(static_cast<py::ssize_t>(p->n()));
+    std::vector<cplx> z(p->n() / 2);
+    p->encoder().decode(m.data(), x.mutable_data(), p->n(), z.data());
+    return x;
+  });
+  t.def("secret_key_coefficients", [](const KeySetPtr& k) {
+    const SecretKey& sk = k->secret();
+    py::array_t<int8_t> a(static_cast<py::ssize_t>(sk.coeffs.size()));
+    std::memcpy(a.mutable_data(), sk.coeffs.data(), sk.coeffs.size());
+    return a;
+  });
+  t.def("aggregate_weight_bits", [](const std::vector<BatchPtr>& inputs, const std::vector<double>& weights) {
+    return aggregate_weight_bits(raw_inputs(inputs), weights);
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "xcloud native CKKS kernel (see xcloud.crypto for the documented API)";
+  py::register_exception<ParameterError>(m, "ParameterError", PyExc_ValueError);
+  py::register_exception<IntegrityError>(m, "IntegrityError", PyExc_ValueError);
+
+  py::class_<CkksParams, ParamsPtr>(m, "Params")
+      .def_property_readonly("n", &CkksParams::n)
+      .def_property_readonly("log_n", &CkksParams::log_n)
+      .def_property_readonly("primes", &CkksParams::primes)
+      .def_property_readonly("prime_bits", [](const CkksParams& p) { return p.literal().prime_bits; })
+      .def_property_readonly("scale_bits", [](const CkksParams& p) { return p.literal().scale_bits; })
+      .def_property_readonly("scale", &CkksParams::scale)
+      .def_property_readonly("max_value", &CkksParams::max_value)
+      .def_property_readonly("security_bits", &CkksParams::security_bits)
+      .def_property_readonly("insecure", &CkksParams::insecure)
+      .def_property_readonly("log2_q", &CkksParams::log2_q)
+      .def_property_readonly("fingerprint", [](const CkksParams& p) { return to_pybytes(p.fingerprint()); })
+      .def_property_readonly("canonical_bytes", [](const CkksParams& p) { return to_pybytes(p.canonical_bytes()); })
+      .def("describe", &CkksParams::describe);
+
+  m.def("make_params", [](int log_n, std::vector<int> prime_bits, int scale_bits, double max_value, int security_bits, bool insecure) {
+    CkksParametersLiteral lit;
+    lit.log_n = log_n;
+    lit.prime_bits = std::move(prime_bits);
+    lit.scale_bits = scale_bits;
+    lit.max_value = max_value;
+    lit.security_bits = security_bits;
+    return insecure ? CkksParams::create_insecure(lit) : CkksParams::create(lit);
+  }, py::arg("log_n"), py::arg("prime_bits"), py::arg("scale_bits"), py::arg("max_value"), py::arg("security_bits"),
+        py::arg("insecure"));
+  m.def("max_log_q", &max_log_q, py::arg("n"), py::arg("security_bits"));
+  m.def("hardware_threads", &hardware_threads);
+
+  py::class_<KeySet, KeySetPtr>(m, "KeySet")
+      .def_property_readonly("params", &KeySet::params)
+      .def_property_readonly("has_secret", &KeySet::has_secret)
+      .def_property_readonly("key_id", [](const KeySet& k) { return to_pybytes(k.key_id()); })
+      .def("public_only", &KeySet::public_only)
+      .def("public_to_bytes", [](const KeySet& k) { return to_pybytes(k.public_to_bytes()); })
+      .def("secret_to_bytes", [](const KeySet& k) { return to_pybytes(k.secret_to_bytes()); })
+      .def_static("from_bytes", [](const ParamsPtr& p, const py::bytes& b) {
+        const std::string s = b;
+        return KeySet::from_bytes(p, reinterpret_cast<const uint8_t*>(s.data()), s.size());
+      });
+  m.def("keygen", [](const ParamsPtr& p) {
+    py::gil_scoped_release release;
+    return KeySet::generate(p);
+  });
+  m.def("keygen_derand", [](const ParamsPtr& p, const py::bytes& seed) { return KeySet::generate_derand(p, seed_from(seed)); });
+
+  py::class_<CiphertextBatch, BatchPtr>(m, "CiphertextBatch", py::buffer_protocol())
+      .def_property_readonly("params", [](const CiphertextBatch& c) { return c.params; })
+      .def_property_readonly("key_id", [](const CiphertextBatch& c) { return to_pybytes(c.key_id); })
+      .def_property_readonly("n_values", [](const CiphertextBatch& c) { return c.n_values; })
+      .def_property_readonly("n_blocks", [](const CiphertextBatch& c) { return c.n_blocks; })
+      .def_property_readonly("shape", [](const CiphertextBatch& c) { return py::tuple(py::cast(c.shape)); })
+      .def_property_readonly("dtype", [](const CiphertextBatch& c) { return dtype_name(c.dtype); })
+      .def_property_readonly("origin", [](const CiphertextBatch& c) { return origin_name(c.origin); })
+      .def_property_readonly("scale", [](const CiphertextBatch& c) { return c.scale; })
+      .def_property_readonly("bound", [](const CiphertextBatch& c) { return c.bound; })
+      .def_property_readonly("seeded", [](const CiphertextBatch& c) { return c.seeded; })
+      .def_property_readonly("nbytes", [](const CiphertextBatch& c) { return serialized_size(c); })
+      .def("to_bytes", [](const CiphertextBatch& c) {
+        std::vector<uint8_t> b;
+        {
+          py::gil_scoped_release release;
+          b = serialize(c);
+        }
+        return to_pybytes(b);
+      })
+      .def_static("from_bytes", [](const ParamsPtr& p, const py::buffer& data) {
+        const py::buffer_info info = data.request();
+        if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1) {
+          throw py::type_error("from_bytes needs a contiguous bytes-like object");
+        }
+        auto out = std::make_shared<CiphertextBatch>();
+        {
+          py::gil_scoped_release release;
+          *out = deserialize(p, static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.shape[0]));
+        }
+        return out;
+      })
+      // Zero-copy, read-only view of c0 as (n_blocks, L, N) uint64 residues.
+      .def_buffer([](CiphertextBatch& c) {
+        const size_t L = c.params->num_primes(), n = c.params->n();
+        return py::buffer_info(c.c0.data(), sizeof(u64), py::format_descriptor<uint64_t>::format(), 3,
+                               {static_cast<py::ssize_t>(c.n_blocks), static_cast<py::ssize_t>(L), static_cast<py::ssize_t>(n)},
+                               {static_cast<py::ssize_t>(L * n * sizeof(u64)), static_cast<py::ssize_t>(n * sizeof(u64)),
+                                static_cast<py::ssize_t>(sizeof(u64))},
+                               /*readonly=*/true);
+      });
+
+  m.def("encrypt", &encrypt_py, py::arg("keys"), py::arg("values"), py::arg("shape"), py::arg("mode"), py::arg("threads"),
+        py::arg("seed") = py::none());
+  m.def("decrypt", &decrypt_py, py::arg("keys"), py::arg("ct"), py::arg("dtype"), py::arg("threads"));
+  m.def("aggregate", &aggregate_py, py::arg("inputs"), py::arg("weights"), py::arg("threads"));
+
+  py::module_ t = m.def_submodule("testing");
+  bind_testing(t);
+}

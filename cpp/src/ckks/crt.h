@@ -1,0 +1,29 @@
+#pragma once
+// Reconstruction of an integer from its residues modulo the RNS primes
+// (Garner's mixed-radix algorithm), centred in (-Q/2, Q/2].
+// Valid because log2 Q <= 120, so every value fits a signed 128-bit integer.
+// Thread safety: immutable after construction.
+#include <vector>
+
+#include "ckks/params.h"
+
+namespace xcloud {
+
+class CrtReconstructor {
+ public:
+  explicit CrtReconstructor(const CkksParams& params);
+
+  // r[j * stride] is the residue mod q_j, each in [0, q_j). Returns the
+  // centred integer they represent.
+  i128 centered(const u64* r, size_t stride) const;
+  double centered_double(const u64* r, size_t stride) const { return static_cast<double>(centered(r, stride)); }
+
+ private:
+  std::vector<u64> primes_;
+  std::vector<u64> inv_;        // inv_[i * L + j] = q_j^-1 mod q_i for j < i
+  std::vector<u64> inv_shoup_;  // Shoup companions of inv_
+  std::vector<u128> radix_;     // radix_[i] = q_0 * ... * q_(i-1)
+  u128 q_total_, q_half_;
+};
+
+}  // namespace xcloud

@@ -1,0 +1,227 @@
+#include "ckks/encryptor.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "ckks/crt.h"
+#include "ckks/streams.h"
+#include "parallel/parallel_for.h"
+#include "ring/sampler.h"
+#include "ring/secure.h"
+
+namespace xcloud {
+
+namespace {
+
+// Per-worker buffers, allocated once per call.
+struct Scratch {
+  explicit Scratch(size_t n) : m(n), z(n / 2), mi(n), e0(n), e1(n), u(n), t(n), t2(n) {}
+  ~Scratch() {  // the noise and the encoded plaintext are secret
+    secure_zero(m.data(), m.size() * sizeof(double));
+    secure_zero(z.data(), z.size() * sizeof(cplx));
+    secure_zero(mi.data(), mi.size() * sizeof(int64_t));
+    secure_zero(e0.data(), e0.size() * sizeof(int32_t));
+    secure_zero(e1.data(), e1.size() * sizeof(int32_t));
+    secure_zero(u.data(), u.size());
+    secure_zero(t.data(), t.size() * sizeof(u64));
+    secure_zero(t2.data(), t2.size() * sizeof(u64));
+  }
+  std::vector<double> m;
+  std::vector<cplx> z;
+  std::vector<int64_t> mi;
+  std::vector<int32_t> e0, e1;
+  std::vector<int8_t> u;
+  std::vector<u64> t, t2;
+};
+
+void check_request(const CkksParams& params, const EncryptRequest& req) {
+  if (req.count == 0) throw std::invalid_argument("cannot encrypt an empty vector");
+  if (req.data == nullptr) throw std::invalid_argument("no input data");
+  uint64_t prod = 1;
+  for (int64_t d : req.shape) {
+    if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    prod *= static_cast<uint64_t>(d);
+  }
+  if (prod != req.count) throw std::invalid_argument("shape does not match the number of values");
+  if (blocks_for(req.count, params.n()) == 0 || req.count > (uint64_t{1} << 40)) {
+    throw std::invalid_argument("too many values for one batch (at most 2^40)");
+  }
+}
+
+// Validates x[begin, begin+count) and encodes it, scaled by Delta and rounded,
+// into s.mi. @throws std::invalid_argument on NaN/Inf or |x| > max_value.
+template <typename T>
+void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t count, Scratch& s) {
+  const double maxv = params.max_value();
+  for (size_t i = 0; i < count; ++i) {
+    const double v = static_cast<double>(x[i]);
+    if (!(std::fabs(v) <= maxv)) {
+      std::ostringstream os;
+      os << "input value " << v << " at flat index " << (begin + i)
+         << (std::isfinite(v) ? " is outside [-max_value, max_value] = [-" : " is not finite; the range is [-") << maxv
+         << ", " << maxv << "]; clip or rescale the update first";
+      throw std::invalid_argument(os.str());
+    }
+  }
+  params.encoder().encode(x, count, s.m.data(), s.z.data());
+  const double delta = params.scale();
+  for (size_t i = 0; i < params.n(); ++i) s.mi[i] = static_cast<int64_t>(std::nearbyint(s.m[i] * delta));
+}
+
+CiphertextBatch make_batch(const KeySet& keys, const EncryptRequest& req, Origin origin) {
+  const CkksParams& params = *keys.params();
+  CiphertextBatch ct;
+  ct.params = keys.params();
+  ct.key_id = keys.key_id();
+  ct.origin = origin;
+  ct.dtype = req.dtype;
+  ct.shape = req.shape;
+  ct.n_values = req.count;
+  ct.n_blocks = blocks_for(req.count, params.n());
+  ct.scale = params.scale();
+  ct.bound = params.max_value();
+  ct.c0.resize(static_cast<size_t>(ct.n_blocks) * ct.poly_words());
+  return ct;
+}
+
+template <typename T, bool kPublic>
+CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
+  const CkksParams& params = *keys.params();
+  check_request(params, req);
+  if (!kPublic) keys.secret();  // throws if absent
+  const size_t n = params.n(), L = params.num_primes();
+  CiphertextBatch ct = make_batch(keys, req, kPublic ? Origin::kPublicKey : Origin::kSecretKey);
+  ct.seeded = !kPublic;
+  if (kPublic) {
+    ct.c1.resize(ct.c0.size());
+  } else {
+    ct.seeds.resize(ct.n_blocks);
+  }
+  Seed master;
+  if (req.seed) {
+    master = *req.seed;
+  } else {
+    os_random_bytes(master.data(), master.size());
+  }
+  const int threads = effective_threads(req.threads, ct.n_blocks);
+  std::vector<std::unique_ptr<Scratch>> scratch(static_cast<size_t>(threads));
+  const T* x = static_cast<const T*>(req.data);
+
+  parallel_for(ct.n_blocks, threads, [&](size_t b, int worker) {
+    auto& sp = scratch[static_cast<size_t>(worker)];
+    if (!sp) sp = std::make_unique<Scratch>(n);
+    Scratch& s = *sp;
+    const uint64_t begin = static_cast<uint64_t>(b) * n;
+    const size_t count = static_cast<size_t>(std::min<uint64_t>(n, req.count - begin));
+    encode_block(params, x + begin, begin, count, s);
+    const auto noise_nonce = stream_nonce("XCE", static_cast<uint32_t>(b));
+    ChaCha20Stream noise(master.data(), noise_nonce.data());
+    u64* c0 = ct.c0.data() + b * L * n;
+    if (!kPublic) {
+      // c1 = a (from a public per-block seed), c0 = Delta*m + e - a*s.
+      const auto seed_nonce = stream_nonce("XCA", static_cast<uint32_t>(b));
+      ChaCha20Stream seed_rng(master.data(), seed_nonce.data());
+      seed_rng.fill(ct.seeds[b].data(), 32);
+      sample_cbd(noise, s.e0.data(), n);
+      const SecretKey& sk = keys.secret();
+      for (size_t j = 0; j < L; ++j) {
+        const u64 q = params.primes()[j];
+        expand_uniform_prime(params, ct.seeds[b], j, s.t.data());
+        const u64* sj = sk.ntt.data() + j * n;
+        const u64* sjs = sk.ntt_shoup.data() + j * n;
+        for (size_t i = 0; i < n; ++i) s.t[i] = mul_shoup(s.t[i], sj[i], sjs[i], q);
+        params.ntt(j).inverse(s.t.data());
+        u64* c0j = c0 + j * n;
+        const u64 ratio = barrett_ratio(q);
+        for (size_t i = 0; i < n; ++i) c0j[i] = sub_mod(reduce_signed(s.mi[i] + s.e0[i], q, ratio), s.t[i], q);
+      }
+    } else {
+      // c0 = u*b + e0 + Delta*m, c1 = u*a + e1 with u ternary.
+      sample_ternary(noise, s.u.data(), n);
+      sample_cbd(noise, s.e0.data(), n);
+      sample_cbd(noise, s.e1.data(), n);
+      const PublicKey& pk = keys.public_key();
+      u64* c1 = ct.c1.data() + b * L * n;
+      for (size_t j = 0; j < L; ++j) {
+        const u64 q = params.primes()[j];
+        const NttTables& ntt = params.ntt(j);
+        const u64 ratio = barrett_ratio(q);
+        for (size_t i = 0; i < n; ++i) s.t2[i] = reduce_signed(s.u[i], q, ratio);
+        ntt.forward(s.t2.data());  // u in evaluation form
+        const size_t off = j * n;
+        for (size_t i = 0; i < n; ++i) s.t[i] = mul_shoup(s.t2[i], pk.b[off + i], pk.b_shoup[off + i], q);
+        ntt.inverse(s.t.data());
+        u64* c0j = c0 + j * n;
+        for (size_t i = 0; i < n; ++i) c0j[i] = add_mod(s.t[i], reduce_signed(s.mi[i] + s.e0[i], q, ratio), q);
+        u64* c1j = c1 + j * n;
+        for (size_t i = 0; i < n; ++i) c1j[i] = reduce_signed(s.e1[i], q, ratio);
+        ntt.forward(c1j);
+        for (size_t i = 0; i < n; ++i) c1j[i] = add_mod(c1j[i], mul_shoup(s.t2[i], pk.a[off + i], pk.a_shoup[off + i], q), q);
+      }
+    }
+  });
+  secure_zero(master.data(), master.size());
+  return ct;
+}
+
+template <typename T>
+void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int threads_req) {
+  const CkksParams& params = *keys.params();
+  const SecretKey& sk = keys.secret();
+  if (ct.params->fingerprint() != params.fingerprint()) {
+    throw std::invalid_argument("the ciphertext belongs to another parameter set than these keys");
+  }
+  if (ct.key_id != keys.key_id()) throw std::invalid_argument("the ciphertext was encrypted under another key");
+  const size_t n = params.n(), L = params.num_primes();
+  const int threads = effective_threads(threads_req, ct.n_blocks);
+  std::vector<std::unique_ptr<Scratch>> scratch(static_cast<size_t>(threads));
+  const CrtReconstructor crt(params);
+  parallel_for(ct.n_blocks, threads, [&](size_t b, int worker) {
+    auto& sp = scratch[static_cast<size_t>(worker)];
+    if (!sp) sp = std::make_unique<Scratch>(n * L);
+    Scratch& s = *sp;
+    const u64* c0 = ct.c0.data() + b * L * n;
+    u64* r = s.t2.data();  // L x N residues of c0 + c1*s
+    for (size_t j = 0; j < L; ++j) {
+      const u64 q = params.primes()[j];
+      u64* t = s.t.data();
+      if (ct.seeded) {
+        expand_uniform_prime(params, ct.seeds[b], j, t);
+      } else {
+        std::copy(ct.c1.data() + (b * L + j) * n, ct.c1.data() + (b * L + j + 1) * n, t);
+      }
+      const u64* sj = sk.ntt.data() + j * n;
+      const u64* sjs = sk.ntt_shoup.data() + j * n;
+      for (size_t i = 0; i < n; ++i) t[i] = mul_shoup(t[i], sj[i], sjs[i], q);
+      params.ntt(j).inverse(t);
+      const u64* c0j = c0 + j * n;
+      for (size_t i = 0; i < n; ++i) r[j * n + i] = add_mod(c0j[i], t[i], q);
+    }
+    const double inv_scale = 1.0 / ct.scale;
+    for (size_t i = 0; i < n; ++i) s.m[i] = crt.centered_double(r + i, n) * inv_scale;
+    const uint64_t begin = static_cast<uint64_t>(b) * n;
+    const size_t count = static_cast<size_t>(std::min<uint64_t>(n, ct.n_values - begin));
+    params.encoder().decode(s.m.data(), out + begin, count, s.z.data());
+  });
+}
+
+}  // namespace
+
+CiphertextBatch encrypt_secret(const KeySet& keys, const EncryptRequest& req) {
+  return req.dtype == DType::kFloat32 ? encrypt_impl<float, false>(keys, req) : encrypt_impl<double, false>(keys, req);
+}
+
+CiphertextBatch encrypt_public(const KeySet& keys, const EncryptRequest& req) {
+  return req.dtype == DType::kFloat32 ? encrypt_impl<float, true>(keys, req) : encrypt_impl<double, true>(keys, req);
+}
+
+void decrypt(const KeySet& keys, const CiphertextBatch& ct, void* out, DType out_dtype, int threads) {
+  if (out_dtype == DType::kFloat32) {
+    decrypt_impl(keys, ct, static_cast<float*>(out), threads);
+  } else {
+    decrypt_impl(keys, ct, static_cast<double*>(out), threads);
+  }
+}
+
+}  // namespace xcloud

@@ -1,0 +1,41 @@
+#pragma once
+// Block-parallel CKKS encryption and decryption.
+//
+// Randomness: one 32-byte master seed per call (OS CSPRNG, or the caller's
+// for the *_derand known-answer entry points). Block b draws its public seed
+// from ChaCha20(master, nonce "XCA"||b) and its secret noise from
+// ChaCha20(master, nonce "XCE"||b), so the output does not depend on the
+// number of threads.
+// Thread safety: the functions are reentrant; they use `threads` workers.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "ckks/ciphertext.h"
+
+namespace xcloud {
+
+struct EncryptRequest {
+  const void* data = nullptr;    // contiguous values
+  DType dtype = DType::kFloat64;
+  uint64_t count = 0;
+  std::vector<int64_t> shape;
+  int threads = 0;               // <= 0: all hardware threads
+  std::optional<Seed> seed;      // derandomised (tests only) when set
+};
+
+// Secret-key encryption; c1 travels as a seed.
+// @throws std::invalid_argument for no values, a NaN/Inf, |x| > max_value,
+//         a shape whose product differs from count, or keys without a secret.
+CiphertextBatch encrypt_secret(const KeySet& keys, const EncryptRequest& req);
+
+// Public-key encryption (needs only the public key).
+// @throws as encrypt_secret (a public key is needed instead of a secret one).
+CiphertextBatch encrypt_public(const KeySet& keys, const EncryptRequest& req);
+
+// Decrypts all blocks into out[0, n_values) as float32 or float64.
+// @throws std::invalid_argument if the keys have no secret key, belong to
+//         another parameter set or key pair than the batch.
+void decrypt(const KeySet& keys, const CiphertextBatch& ct, void* out, DType out_dtype, int threads);
+
+}  // namespace xcloud

@@ -1,0 +1,243 @@
+#include "ckks/keys.h"
+
+#include <stdexcept>
+
+#include "ckks/byte_io.h"
+#include "ckks/errors.h"
+#include "ckks/streams.h"
+#include "ring/sampler.h"
+#include "ring/secure.h"
+#include "ring/sha256.h"
+
+namespace xcloud {
+
+namespace {
+
+constexpr uint16_t kKeyFormatVersion = 1;
+constexpr uint8_t kKindPublic = 1;
+constexpr uint8_t kKindSecret = 2;  // secret key and public key
+
+std::array<uint8_t, 16> compute_key_id(const CkksParams& params, const PublicKey& pk) {
+  Sha256 h;
+  const char tag[] = "xcloud key id v1";
+  h.update(tag, sizeof(tag) - 1);
+  h.update(params.fingerprint().data(), 32);
+  h.update(pk.a_seed.data(), 32);
+  h.update(pk.b.data(), pk.b.size() * sizeof(u64));
+  auto d = h.finish();
+  std::array<uint8_t, 16> id;
+  for (int i = 0; i < 16; ++i) id[i] = d[i];
+  return id;
+}
+
+// s (ternary) to its evaluation form modulo every prime.
+void secret_to_ntt(const CkksParams& params, SecretKey& sk) {
+  const size_t n = params.n(), L = params.num_primes();
+  sk.ntt = SecureVector<u64>(L * n);
+  sk.ntt_shoup = SecureVector<u64>(L * n);
+  for (size_t j = 0; j < L; ++j) {
+    const u64 q = params.primes()[j];
+    u64* p = sk.ntt.data() + j * n;
+    for (size_t i = 0; i < n; ++i) p[i] = signed_to_residue(sk.coeffs[i], q);
+    params.ntt(j).forward(p);
+    for (size_t i = 0; i < n; ++i) sk.ntt_shoup[j * n + i] = shoup_precompute(p[i], q);
+  }
+}
+
+void public_shoup(const CkksParams& params, PublicKey& pk) {
+  const size_t n = params.n(), L = params.num_primes();
+  pk.a_shoup.resize(L * n);
+  pk.b_shoup.resize(L * n);
+  for (size_t j = 0; j < L; ++j) {
+    const u64 q = params.primes()[j];
+    for (size_t i = 0; i < n; ++i) {
+      pk.a_shoup[j * n + i] = shoup_precompute(pk.a[j * n + i], q);
+      pk.b_shoup[j * n + i] = shoup_precompute(pk.b[j * n + i], q);
+    }
+  }
+}
+
+std::unique_ptr<PublicKey> make_public(const CkksParams& params, const SecretKey& sk, const Seed& a_seed,
+                                       ChaCha20Stream& noise) {
+  const size_t n = params.n(), L = params.num_primes();
+  auto pk = std::make_unique<PublicKey>();
+  pk->a_seed = a_seed;
+  pk->a.resize(L * n);
+  pk->b.resize(L * n);
+  expand_uniform(params, a_seed, pk->a.data());
+  SecureVector<int32_t> e(n);
+  sample_cbd(noise, e.data(), n);
+  for (size_t j = 0; j < L; ++j) {
+    const u64 q = params.primes()[j];
+    u64* b = pk->b.data() + j * n;
+    for (size_t i = 0; i < n; ++i) b[i] = signed_to_residue(e[i], q);
+    params.ntt(j).forward(b);
+    const u64* a = pk->a.data() + j * n;
+    const u64* s = sk.ntt.data() + j * n;
+    for (size_t i = 0; i < n; ++i) b[i] = sub_mod(b[i], mul_mod_slow(a[i], s[i], q), q);  // b = e - a*s
+  }
+  public_shoup(params, *pk);
+  return pk;
+}
+
+KeySetPtr generate_from(const ParamsPtr& params, const Seed& master) {
+  const size_t n = params->n();
+  auto sk = std::make_unique<SecretKey>();
+  sk->coeffs = SecureVector<int8_t>(n);
+  {
+    auto nonce = stream_nonce("XCs", 0);
+    ChaCha20Stream rng(master.data(), nonce.data());
+    sample_ternary(rng, sk->coeffs.data(), n);
+  }
+  secret_to_ntt(*params, *sk);
+  Seed a_seed;
+  {
+    auto nonce = stream_nonce("XCP", 0);
+    ChaCha20Stream rng(master.data(), nonce.data());
+    rng.fill(a_seed.data(), a_seed.size());
+  }
+  auto nonce = stream_nonce("XCk", 0);
+  ChaCha20Stream noise(master.data(), nonce.data());
+  auto pk = make_public(*params, *sk, a_seed, noise);
+  return std::make_shared<KeySet>(params, std::move(sk), std::move(pk));
+}
+
+}  // namespace
+
+void expand_uniform_prime(const CkksParams& params, const Seed& seed, size_t j, u64* out) {
+  const auto nonce = stream_nonce("XCa", static_cast<uint32_t>(j));
+  ChaCha20Stream rng(seed.data(), nonce.data());
+  sample_uniform_mod(rng, params.primes()[j], out, params.n());
+}
+
+void expand_uniform(const CkksParams& params, const Seed& seed, u64* out) {
+  for (size_t j = 0; j < params.num_primes(); ++j) expand_uniform_prime(params, seed, j, out + j * params.n());
+}
+
+KeySet::KeySet(ParamsPtr params, std::unique_ptr<SecretKey> sk, std::unique_ptr<PublicKey> pk)
+    : params_(std::move(params)), sk_(std::move(sk)), pk_(std::move(pk)) {
+  if (!pk_) throw std::invalid_argument("a KeySet needs a public key");
+  key_id_ = compute_key_id(*params_, *pk_);
+}
+
+KeySetPtr KeySet::generate(const ParamsPtr& params) {
+  Seed master;
+  os_random_bytes(master.data(), master.size());
+  auto ks = generate_from(params, master);
+  secure_zero(master.data(), master.size());
+  return ks;
+}
+
+KeySetPtr KeySet::generate_derand(const ParamsPtr& params, const Seed& seed) {
+  return generate_from(params, seed);
+}
+
+const SecretKey& KeySet::secret() const {
+  if (!sk_) throw std::invalid_argument("this KeySet holds no secret key (it is the public part only)");
+  return *sk_;
+}
+
+const PublicKey& KeySet::public_key() const { return *pk_; }
+
+KeySetPtr KeySet::public_only() const {
+  auto ks = std::shared_ptr<KeySet>(new KeySet(*this));
+  ks->sk_.reset();
+  return ks;
+}
+
+// Key file format, version 1 (little-endian):
+//   "XCKY" | u16 version | u8 kind (1 public, 2 secret+public) | u8 0
+//   | 32-byte parameter fingerprint | 16-byte key id
+//   | 32-byte a seed | b: L polynomials, each packed at bit_length(q_j) bits
+//   | [kind 2: s packed 2 bits per coefficient: 0 -> 0, 1 -> 1, 2 -> -1]
+//   | SHA-256 of all preceding bytes
+static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
+  const CkksParams& params = *ks.params();
+  const size_t n = params.n();
+  std::vector<uint8_t> out;
+  ByteWriter w(out);
+  w.bytes(reinterpret_cast<const uint8_t*>("XCKY"), 4);
+  w.u16(kKeyFormatVersion);
+  w.u8(with_secret ? kKindSecret : kKindPublic);
+  w.u8(0);
+  w.bytes(params.fingerprint().data(), 32);
+  w.bytes(ks.key_id().data(), 16);
+  const PublicKey& pk = ks.public_key();
+  w.bytes(pk.a_seed.data(), 32);
+  for (size_t j = 0; j < params.num_primes(); ++j) {
+    const int bits = 64 - __builtin_clzll(params.primes()[j]);
+    const size_t off = out.size();
+    out.resize(off + packed_size(n, bits));
+    pack_bits(pk.b.data() + j * n, n, bits, out.data() + off);
+  }
+  if (with_secret) {
+    const SecretKey& sk = ks.secret();
+    SecureVector<u64> codes(n);
+    for (size_t i = 0; i < n; ++i) codes[i] = static_cast<u64>(sk.coeffs[i] == 1 ? 1 : (sk.coeffs[i] == -1 ? 2 : 0));
+    const size_t off = out.size();
+    out.resize(off + packed_size(n, 2));
+    pack_bits(codes.data(), n, 2, out.data() + off);
+  }
+  const auto digest = sha256(out.data(), out.size());
+  w.bytes(digest.data(), digest.size());
+  return out;
+}
+
+std::vector<uint8_t> KeySet::public_to_bytes() const { return keys_to_bytes(*this, false); }
+std::vector<uint8_t> KeySet::secret_to_bytes() const { return keys_to_bytes(*this, true); }
+
+KeySetPtr KeySet::from_bytes(const ParamsPtr& params, const uint8_t* data, size_t len) {
+  const char* what = "key bytes";
+  if (len < 4 + 2 + 2 + 32 + 16 + 32 + 32) throw IntegrityError("key bytes: truncated input");
+  const auto digest = sha256(data, len - 32);
+  ByteReader r(data, len - 32, what);
+  const uint8_t* magic = r.take(4);
+  if (std::memcmp(magic, "XCKY", 4) != 0) throw IntegrityError("key bytes: bad magic (not an xcloud key file)");
+  const uint16_t version = r.u16();
+  if (version != kKeyFormatVersion) throw IntegrityError("key bytes: unsupported version " + std::to_string(version));
+  if (std::memcmp(digest.data(), data + len - 32, 32) != 0) throw IntegrityError("key bytes: checksum mismatch (corrupted or tampered)");
+  const uint8_t kind = r.u8();
+  if (kind != kKindPublic && kind != kKindSecret) throw IntegrityError("key bytes: unknown key kind");
+  if (r.u8() != 0) throw IntegrityError("key bytes: reserved byte is not zero");
+  if (std::memcmp(r.take(32), params->fingerprint().data(), 32) != 0) {
+    throw IntegrityError("key bytes: made for another parameter set (fingerprint mismatch)");
+  }
+  std::array<uint8_t, 16> id;
+  std::memcpy(id.data(), r.take(16), 16);
+  const size_t n = params->n(), L = params->num_primes();
+  auto pk = std::make_unique<PublicKey>();
+  std::memcpy(pk->a_seed.data(), r.take(32), 32);
+  pk->a.resize(L * n);
+  pk->b.resize(L * n);
+  for (size_t j = 0; j < L; ++j) {
+    const u64 q = params->primes()[j];
+    const int bits = 64 - __builtin_clzll(q);
+    unpack_bits(r.take(packed_size(n, bits)), n, bits, q, pk->b.data() + j * n, what);
+  }
+  expand_uniform(*params, pk->a_seed, pk->a.data());
+  public_shoup(*params, *pk);
+  std::unique_ptr<SecretKey> sk;
+  if (kind == kKindSecret) {
+    sk = std::make_unique<SecretKey>();
+    sk->coeffs = SecureVector<int8_t>(n);
+    SecureVector<u64> codes(n);
+    unpack_bits(r.take(packed_size(n, 2)), n, 2, 3, codes.data(), what);
+    for (size_t i = 0; i < n; ++i) sk->coeffs[i] = static_cast<int8_t>(codes[i] == 1 ? 1 : (codes[i] == 2 ? -1 : 0));
+    secret_to_ntt(*params, *sk);
+    // The secret must belong to the public key: b + a*s = e must be small.
+    const u64 q = params->primes()[0];
+    std::vector<u64> t(n);
+    for (size_t i = 0; i < n; ++i) t[i] = add_mod(pk->b[i], mul_mod_slow(pk->a[i], sk->ntt[i], q), q);
+    params->ntt(0).inverse(t.data());
+    u64 bad = 0;
+    for (size_t i = 0; i < n; ++i) bad |= static_cast<u64>(t[i] > static_cast<u64>(kCbdEta) && t[i] < q - kCbdEta);
+    secure_zero(t.data(), n * sizeof(u64));
+    if (bad) throw IntegrityError("key bytes: the secret key does not match the public key");
+  }
+  if (r.remaining() != 0) throw IntegrityError("key bytes: trailing data");
+  auto ks = std::make_shared<KeySet>(params, std::move(sk), std::move(pk));
+  if (ks->key_id() != id) throw IntegrityError("key bytes: key id does not match the key material");
+  return ks;
+}
+
+}  // namespace xcloud

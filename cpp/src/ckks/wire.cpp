@@ -1,0 +1,168 @@
+#include "ckks/wire.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "ckks/byte_io.h"
+#include "ckks/errors.h"
+#include "ring/sha256.h"
+
+namespace xcloud {
+
+namespace {
+
+constexpr uint16_t kWireVersion = 1;
+constexpr size_t kFixedHeader = 92;
+constexpr size_t kChecksum = 32;
+constexpr uint32_t kMaxDims = 32;
+const char* const kWhat = "ciphertext bytes";
+
+int bits_of(u64 q) { return 64 - __builtin_clzll(q); }
+
+size_t poly_bytes(const CkksParams& p) {
+  size_t s = 0;
+  for (u64 q : p.primes()) s += packed_size(p.n(), bits_of(q));
+  return s;
+}
+
+// Bytes of the body for n_blocks blocks; 0 on overflow (never a valid size).
+size_t body_size(const CkksParams& p, uint64_t n_blocks, bool seeded) {
+  const size_t per_block = poly_bytes(p) + (seeded ? 32 : poly_bytes(p));
+  if (n_blocks > SIZE_MAX / per_block) return 0;
+  return static_cast<size_t>(n_blocks) * per_block;
+}
+
+}  // namespace
+
+size_t serialized_size(const CiphertextBatch& ct) {
+  return kFixedHeader + 8 * ct.shape.size() + body_size(*ct.params, ct.n_blocks, ct.seeded) + kChecksum;
+}
+
+std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
+  const CkksParams& p = *ct.params;
+  const size_t n = p.n(), L = p.num_primes();
+  std::vector<uint8_t> out;
+  out.reserve(serialized_size(ct));
+  ByteWriter w(out);
+  w.bytes(reinterpret_cast<const uint8_t*>("XCCT"), 4);
+  w.u16(kWireVersion);
+  w.u8(static_cast<uint8_t>(ct.origin));
+  w.u8(ct.seeded ? 0 : 1);
+  w.u8(static_cast<uint8_t>(ct.dtype));
+  w.u8(static_cast<uint8_t>(ct.shape.size()));
+  w.u16(0);
+  w.bytes(p.fingerprint().data(), 32);
+  w.bytes(ct.key_id.data(), 16);
+  w.u64(ct.n_values);
+  w.u32(ct.n_blocks);
+  w.u8(static_cast<uint8_t>(L));
+  w.u8(static_cast<uint8_t>(p.log_n()));
+  w.u16(0);
+  w.f64(ct.scale);
+  w.f64(ct.bound);
+  for (int64_t d : ct.shape) w.i64(d);
+  for (size_t b = 0; b < ct.n_blocks; ++b) {
+    for (int part = 0; part < 2; ++part) {
+      if (part == 1 && ct.seeded) {
+        w.bytes(ct.seeds[b].data(), 32);
+        continue;
+      }
+      const std::vector<u64>& src = part == 0 ? ct.c0 : ct.c1;
+      for (size_t j = 0; j < L; ++j) {
+        const int bits = bits_of(p.primes()[j]);
+        const size_t off = out.size();
+        out.resize(off + packed_size(n, bits));
+        pack_bits(src.data() + (b * L + j) * n, n, bits, out.data() + off);
+      }
+    }
+  }
+  const auto digest = sha256(out.data(), out.size());
+  w.bytes(digest.data(), digest.size());
+  return out;
+}
+
+CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t len) {
+  const CkksParams& p = *params;
+  if (data == nullptr || len < kFixedHeader + kChecksum) {
+    throw IntegrityError(std::string(kWhat) + ": truncated input (" + std::to_string(len) + " bytes)");
+  }
+  if (std::memcmp(data, "XCCT", 4) != 0) throw IntegrityError(std::string(kWhat) + ": bad magic (not an xcloud ciphertext)");
+  ByteReader r(data + 4, len - 4 - kChecksum, kWhat);
+  const uint16_t version = r.u16();
+  if (version != kWireVersion) throw IntegrityError(std::string(kWhat) + ": unsupported version " + std::to_string(version));
+  const auto digest = sha256(data, len - kChecksum);
+  if (std::memcmp(digest.data(), data + len - kChecksum, kChecksum) != 0) {
+    throw IntegrityError(std::string(kWhat) + ": checksum mismatch (corrupted, truncated or tampered)");
+  }
+  CiphertextBatch ct;
+  ct.params = params;
+  const uint8_t origin = r.u8(), form = r.u8(), dtype = r.u8(), ndim = r.u8();
+  if (origin < 1 || origin > 3) throw IntegrityError(std::string(kWhat) + ": unknown origin");
+  if (form > 1) throw IntegrityError(std::string(kWhat) + ": unknown c1 form");
+  if (form == 0 && origin != 1) throw IntegrityError(std::string(kWhat) + ": only secret-key ciphertexts are seeded");
+  if (dtype != 1 && dtype != 2) throw IntegrityError(std::string(kWhat) + ": unknown dtype");
+  if (ndim > kMaxDims) throw IntegrityError(std::string(kWhat) + ": too many dimensions");
+  if (r.u16() != 0) throw IntegrityError(std::string(kWhat) + ": reserved field is not zero");
+  if (std::memcmp(r.take(32), p.fingerprint().data(), 32) != 0) {
+    throw IntegrityError(std::string(kWhat) + ": made under another parameter set (fingerprint mismatch)");
+  }
+  std::memcpy(ct.key_id.data(), r.take(16), 16);
+  ct.origin = static_cast<Origin>(origin);
+  ct.seeded = form == 0;
+  ct.dtype = static_cast<DType>(dtype);
+  ct.n_values = r.u64();
+  ct.n_blocks = r.u32();
+  const uint8_t L = r.u8(), log_n = r.u8();
+  if (L != p.num_primes() || log_n != p.log_n()) throw IntegrityError(std::string(kWhat) + ": ring layout differs from the parameters");
+  if (r.u16() != 0) throw IntegrityError(std::string(kWhat) + ": reserved field is not zero");
+  ct.scale = r.f64();
+  ct.bound = r.f64();
+  if (ct.n_values == 0 || ct.n_values > (uint64_t{1} << 40)) throw IntegrityError(std::string(kWhat) + ": bad value count");
+  if (ct.n_blocks != blocks_for(ct.n_values, p.n())) throw IntegrityError(std::string(kWhat) + ": block count does not match the value count");
+  if (!std::isfinite(ct.scale) || ct.scale < 1.0 || !std::isfinite(ct.bound) || ct.bound < 0.0) {
+    throw IntegrityError(std::string(kWhat) + ": bad scale or bound");
+  }
+  if (std::log2(ct.scale) + 0.5 + std::log2(ct.bound > 0 ? ct.bound : 1.0) + 1.0 >= p.log2_q()) {
+    throw IntegrityError(std::string(kWhat) + ": scale and bound exceed the modulus");
+  }
+  uint64_t prod = 1;
+  ct.shape.resize(ndim);
+  for (uint8_t i = 0; i < ndim; ++i) {
+    const int64_t d = r.i64();
+    if (d < 0 || (d > 0 && prod > (uint64_t{1} << 40) / static_cast<uint64_t>(d))) {
+      throw IntegrityError(std::string(kWhat) + ": bad shape");
+    }
+    ct.shape[i] = d;
+    prod *= static_cast<uint64_t>(d);
+  }
+  if (prod != ct.n_values) throw IntegrityError(std::string(kWhat) + ": shape does not match the value count");
+  const size_t body = body_size(p, ct.n_blocks, ct.seeded);
+  if (body == 0 || r.remaining() != body) {
+    throw IntegrityError(std::string(kWhat) + ": length does not match the header (truncated or extended)");
+  }
+  const size_t n = p.n();
+  ct.c0.resize(static_cast<size_t>(ct.n_blocks) * L * n);
+  if (ct.seeded) {
+    ct.seeds.resize(ct.n_blocks);
+  } else {
+    ct.c1.resize(ct.c0.size());
+  }
+  for (size_t b = 0; b < ct.n_blocks; ++b) {
+    for (int part = 0; part < 2; ++part) {
+      if (part == 1 && ct.seeded) {
+        std::memcpy(ct.seeds[b].data(), r.take(32), 32);
+        continue;
+      }
+      std::vector<u64>& dst = part == 0 ? ct.c0 : ct.c1;
+      for (size_t j = 0; j < L; ++j) {
+        const u64 q = p.primes()[j];
+        const int bits = bits_of(q);
+        unpack_bits(r.take(packed_size(n, bits)), n, bits, q, dst.data() + (b * L + j) * n, kWhat);
+      }
+    }
+  }
+  return ct;
+}
+
+}  // namespace xcloud

@@ -1,0 +1,44 @@
+#pragma once
+// The ciphertext wire format, version 1 (little-endian):
+//
+//   offset size
+//   0      4    magic "XCCT"
+//   4      2    version (1)
+//   6      1    origin: 1 secret-key, 2 public-key, 3 aggregate
+//   7      1    c1 form: 0 seeded (32 bytes per block), 1 full polynomials
+//   8      1    dtype of the encrypted array: 1 float32, 2 float64
+//   9      1    ndim (<= 32)
+//   10     2    reserved, zero
+//   12     32   parameter fingerprint (SHA-256 of the canonical parameters)
+//   44     16   key id
+//   60     8    n_values
+//   68     4    n_blocks (= ceil(n_values / N))
+//   72     1    L (number of primes)    73  1  log2 N    74  2  reserved, zero
+//   76     8    scale (float64)
+//   84     8    bound (float64): |value| <= bound
+//   92     8*ndim  shape (int64 each)
+//   then per block: c0 as L polynomials, each N residues packed LSB-first at
+//   bit_length(q_j) bits; then c1: a 32-byte seed, or L packed polynomials
+//   last   32   SHA-256 of all preceding bytes (an integrity checksum against
+//               corruption; authentication belongs to the message layer)
+//
+// Thread safety: reentrant.
+#include <cstdint>
+#include <vector>
+
+#include "ckks/ciphertext.h"
+
+namespace xcloud {
+
+std::vector<uint8_t> serialize(const CiphertextBatch& ct);
+
+// Exact size serialize() will produce.
+size_t serialized_size(const CiphertextBatch& ct);
+
+// Parses and validates everything (sizes before any allocation, checksum,
+// fingerprint, field ranges, residues below their moduli, shape product).
+// @throws IntegrityError on any malformed, truncated, oversized, tampered or
+//         mismatched input. Never reads outside [data, data + len).
+CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t len);
+
+}  // namespace xcloud

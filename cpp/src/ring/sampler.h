@@ -1,0 +1,31 @@
+#pragma once
+// Samplers for CKKS keys, encryption randomness and noise, each drawing from a
+// ChaCha20 keystream.
+//
+// None of them branches on the value it produces (the only data-dependent
+// loop, in sample_uniform_mod, rejects public randomness).
+// Thread safety: each call uses only the stream it is given.
+#include <cstddef>
+#include <cstdint>
+
+#include "ring/chacha20.h"
+#include "ring/modarith.h"
+
+namespace xcloud {
+
+// Binomial parameter of the error distribution: e = popcount(a) - popcount(b)
+// for two independent 21-bit words, so e is in [-21, 21] with mean 0 and
+// variance 21/2 = 10.5 (standard deviation 3.24, the HE standard's 3.2).
+constexpr int kCbdEta = 21;
+
+// out[i] uniform in [0, q): draws bit_length(q)-bit words and rejects those >= q.
+void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
+
+// out[i] uniform in {-1, 0, 1}: the top bits of (r * 3) for a 64-bit random r,
+// whose bias is below 2^-62.
+void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n);
+
+// out[i] centred binomial with eta = kCbdEta, in [-21, 21].
+void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n);
+
+}  // namespace xcloud

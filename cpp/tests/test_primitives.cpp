@@ -1,0 +1,280 @@
+// Known-answer tests for ChaCha20 (RFC 8439), SHA-256 (FIPS 180-4) and the
+// OS randomness / wiping helpers. Plain main(); non-zero exit on failure.
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ring/chacha20.h"
+#include "ring/secure.h"
+#include "ring/sha256.h"
+
+using namespace xcloud;
+
+namespace {
+
+int g_failures = 0;
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    ++g_failures;
+    std::printf("FAIL: %s\n", what.c_str());
+  } else {
+    std::printf("ok:   %s\n", what.c_str());
+  }
+}
+
+std::vector<uint8_t> from_hex(const char* s) {
+  std::vector<uint8_t> out;
+  int hi = -1;
+  for (size_t i = 0; s[i] != '\0'; ++i) {
+    const char c = s[i];
+    int v;
+    if (c >= '0' && c <= '9') v = c - '0';
+    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+    else continue;  // skip spaces and newlines
+    if (hi < 0) {
+      hi = v;
+    } else {
+      out.push_back(static_cast<uint8_t>(hi * 16 + v));
+      hi = -1;
+    }
+  }
+  return out;
+}
+
+bool equal_bytes(const uint8_t* a, const std::vector<uint8_t>& b, size_t n) {
+  return b.size() == n && std::memcmp(a, b.data(), n) == 0;
+}
+
+struct BlockVector {
+  const char* name;
+  const char* key;
+  const char* nonce;
+  uint32_t counter;
+  const char* block;
+};
+
+const BlockVector kBlockVectors[] = {
+    {"RFC 8439 2.3.2 block",
+     "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+     "000000090000004a00000000", 1,
+     "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
+     "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e"},
+    {"RFC 8439 A.1 #1 block",
+     "0000000000000000000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", 0,
+     "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"
+     "da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586"},
+    {"RFC 8439 A.1 #2 block",
+     "0000000000000000000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", 1,
+     "9f07e7be5551387a98ba977c732d080dcb0f29a048e3656912c6533e32ee7aed"
+     "29b721769ce64e43d57133b074d839d531ed1f28510afb45ace10a1f4b794d6f"},
+};
+
+const char kLadiesPlain[] =
+    "Ladies and Gentlemen of the class of '99: If I could offer you only one "
+    "tip for the future, sunscreen would be it.";
+const char kLadiesCipher[] =
+    "6e2e359a2568f98041ba0728dd0d6981e97e7aec1d4360c20a27afccfd9fae0b"
+    "f91b65c5524733ab8f593dabcd62b3571639d624e65152ab8f530c359f0861d8"
+    "07ca0dbf500d6a6156a38e088a22b65e52bc514d16ccf806818ce91ab7793736"
+    "5af90bbf74a35be6b40b8eedf2785e42874d";
+
+void test_chacha_blocks() {
+  for (const BlockVector& v : kBlockVectors) {
+    const std::vector<uint8_t> key = from_hex(v.key);
+    const std::vector<uint8_t> nonce = from_hex(v.nonce);
+    uint8_t out[64];
+    chacha20_block(key.data(), v.counter, nonce.data(), out);
+    check(equal_bytes(out, from_hex(v.block), 64), v.name);
+
+    // The stream started at the same counter must begin with the same block.
+    ChaCha20Stream s(key.data(), nonce.data(), v.counter);
+    uint8_t sout[64];
+    s.fill(sout, 64);
+    check(std::memcmp(out, sout, 64) == 0, std::string(v.name) + " via stream");
+  }
+}
+
+void test_chacha_encrypt() {
+  const std::vector<uint8_t> key =
+      from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+  const std::vector<uint8_t> nonce = from_hex("000000000000004a00000000");
+  const std::vector<uint8_t> expect = from_hex(kLadiesCipher);
+  const size_t n = std::strlen(kLadiesPlain);
+  check(n == 114 && expect.size() == 114, "RFC 8439 2.4.2 vector lengths are 114");
+
+  ChaCha20Stream s(key.data(), nonce.data(), 1);
+  std::vector<uint8_t> ks(n);
+  s.fill(ks.data(), n);
+  std::vector<uint8_t> ct(n);
+  for (size_t i = 0; i < n; ++i) ct[i] = static_cast<uint8_t>(kLadiesPlain[i]) ^ ks[i];
+  check(equal_bytes(ct.data(), expect, n), "RFC 8439 2.4.2 encryption (stream XOR)");
+
+  // Chunked reads must reproduce one large read, across buffer refills.
+  const size_t total = 1 + 7 + 63 + 200 + 1 + 300 + 8;
+  std::vector<uint8_t> big(total), pieces(total);
+  ChaCha20Stream a(key.data(), nonce.data(), 1);
+  a.fill(big.data(), total);
+  ChaCha20Stream b(key.data(), nonce.data(), 1);
+  const size_t chunks[] = {1, 7, 63, 200, 1, 300, 8};
+  size_t off = 0;
+  for (size_t c : chunks) {
+    b.fill(pieces.data() + off, c);
+    off += c;
+  }
+  check(big == pieces, "ChaCha20Stream odd-sized chunks equal one big read");
+  check(std::memcmp(big.data(), ks.data(), n) == 0,
+        "ChaCha20Stream big read starts with 2.4.2 keystream");
+
+  // next_u64 is the little-endian view of the same keystream, at any offset.
+  ChaCha20Stream c(key.data(), nonce.data(), 1);
+  uint8_t first;
+  c.fill(&first, 1);
+  bool u64_ok = first == big[0];
+  for (size_t pos = 1; pos + 8 <= total; pos += 8) {
+    const uint64_t v = c.next_u64();
+    uint64_t ref = 0;
+    for (int i = 7; i >= 0; --i) ref = (ref << 8) | big[pos + i];
+    if (v != ref) u64_ok = false;
+  }
+  check(u64_ok, "ChaCha20Stream next_u64 matches little-endian keystream");
+}
+
+void test_chacha_wrap() {
+  const uint8_t key[32] = {0};
+  const uint8_t nonce[12] = {0};
+  uint8_t last[64], prev[64];
+  chacha20_block(key, 0xFFFFFFFFu, nonce, last);
+  chacha20_block(key, 0xFFFFFFFEu, nonce, prev);
+
+  ChaCha20Stream s(key, nonce, 0xFFFFFFFEu);
+  uint8_t got[128];
+  s.fill(got, 128);
+  check(std::memcmp(got, prev, 64) == 0 && std::memcmp(got + 64, last, 64) == 0,
+        "ChaCha20Stream last two blocks before counter wrap");
+  bool threw = false;
+  try {
+    uint8_t one;
+    s.fill(&one, 1);
+  } catch (const std::length_error&) {
+    threw = true;
+  }
+  check(threw, "ChaCha20Stream throws length_error at counter wrap");
+
+  ChaCha20Stream t(key, nonce, 0xFFFFFFFFu);
+  threw = false;
+  try {
+    uint8_t buf[65];
+    t.fill(buf, 65);
+  } catch (const std::length_error&) {
+    threw = true;
+  }
+  check(threw, "ChaCha20Stream rejects a request that straddles the wrap");
+  uint8_t buf[64];
+  t.fill(buf, 64);  // the refused request must not have consumed anything
+  check(std::memcmp(buf, last, 64) == 0, "ChaCha20Stream usable after refused request");
+}
+
+std::string to_hex(const std::array<uint8_t, 32>& d) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : d) {
+    s.push_back(digits[b >> 4]);
+    s.push_back(digits[b & 15]);
+  }
+  return s;
+}
+
+void test_sha256() {
+  struct Vec {
+    std::string msg;
+    const char* digest;
+    const char* name;
+  };
+  const Vec vecs[] = {
+      {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+       "SHA-256 \"abc\""},
+      {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+       "SHA-256 empty"},
+      {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+       "SHA-256 448-bit message"},
+      {std::string(1000000, 'a'),
+       "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+       "SHA-256 one million 'a'"},
+  };
+  for (const Vec& v : vecs) {
+    const std::string got = to_hex(sha256(v.msg.data(), v.msg.size()));
+    check(got == v.digest, std::string(v.name) + (got == v.digest ? "" : " got " + got));
+
+    // Incremental hashing in odd-sized pieces (1, 3, 5, ..., 127, repeating).
+    Sha256 ctx;
+    size_t off = 0, step = 1;
+    while (off < v.msg.size()) {
+      size_t take = v.msg.size() - off < step ? v.msg.size() - off : step;
+      ctx.update(v.msg.data() + off, take);
+      off += take;
+      step = step >= 127 ? 1 : step + 2;
+    }
+    check(to_hex(ctx.finish()) == v.digest, std::string(v.name) + " incremental");
+  }
+
+  // Padding edge cases: lengths around the 55/56/64-byte boundaries, one-shot
+  // versus byte-at-a-time.
+  bool edges_ok = true;
+  for (size_t len = 50; len <= 130; ++len) {
+    std::string m(len, 'x');
+    for (size_t i = 0; i < len; ++i) m[i] = static_cast<char>('a' + i % 26);
+    Sha256 ctx;
+    for (size_t i = 0; i < len; ++i) ctx.update(&m[i], 1);
+    if (ctx.finish() != sha256(m.data(), m.size())) edges_ok = false;
+  }
+  check(edges_ok, "SHA-256 byte-at-a-time equals one-shot for lengths 50..130");
+}
+
+void test_secure() {
+  uint8_t a[32], b[32];
+  std::memset(a, 0, sizeof(a));
+  std::memset(b, 0, sizeof(b));
+  os_random_bytes(a, sizeof(a));
+  os_random_bytes(b, sizeof(b));
+  check(std::memcmp(a, b, sizeof(a)) != 0, "os_random_bytes two calls differ");
+  static const uint8_t zero[32] = {0};
+  check(std::memcmp(a, zero, sizeof(a)) != 0, "os_random_bytes output not all zero");
+
+  std::vector<uint8_t> large(1 << 20, 0);
+  os_random_bytes(large.data(), large.size());
+  size_t zeros = 0;
+  for (uint8_t x : large) zeros += (x == 0);
+  check(zeros < large.size() / 64, "os_random_bytes fills a 1 MiB buffer");
+
+  secure_zero(a, sizeof(a));
+  check(std::memcmp(a, zero, sizeof(a)) == 0, "secure_zero zeroes a buffer");
+  secure_zero(nullptr, 0);
+}
+
+}  // namespace
+
+int main() {
+  try {
+    test_chacha_blocks();
+    test_chacha_encrypt();
+    test_chacha_wrap();
+    test_sha256();
+    test_secure();
+  } catch (const std::exception& e) {
+    std::printf("FAIL: unexpected exception: %s\n", e.what());
+    return 2;
+  }
+  if (g_failures != 0) {
+    std::printf("%d check(s) FAILED\n", g_failures);
+    return 1;
+  }
+  std::printf("all primitive tests passed\n");
+  return 0;
+}

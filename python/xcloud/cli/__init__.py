@@ -1,0 +1,1 @@
+"""The ``xcloud`` command line."""

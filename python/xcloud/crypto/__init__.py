@@ -1,0 +1,24 @@
+"""Typed Python API over the native CKKS kernel."""
+
+from xcloud.crypto.blocks import (
+    CiphertextBlocks,
+    add,
+    aggregate,
+    decrypt_blocks,
+    encrypt_blocks,
+    encrypt_blocks_derand,
+)
+from xcloud.crypto.context import CkksContext, CkksLiteral
+from xcloud.crypto.keys import KeySet
+
+__all__ = [
+    "CiphertextBlocks",
+    "CkksContext",
+    "CkksLiteral",
+    "KeySet",
+    "add",
+    "aggregate",
+    "decrypt_blocks",
+    "encrypt_blocks",
+    "encrypt_blocks_derand",
+]

@@ -1,0 +1,153 @@
+"""CKKS parameter sets (:class:`CkksContext`) and key generation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from xcloud import _native
+from xcloud.crypto.keys import KeySet
+
+__all__ = ["CkksContext", "CkksLiteral"]
+
+
+@dataclass(frozen=True)
+class CkksLiteral:
+    """An unchecked description of a parameter set (validated by :class:`CkksContext`).
+
+    The defaults are xcloud's 128-bit secure aggregation parameters.
+    """
+
+    log_n: int = 12
+    """Ring degree N = 2**log_n; one ciphertext block holds N real values."""
+    prime_bits: tuple[int, ...] = field(default=(36, 36))
+    """Bit sizes of the RNS primes (each 20..50); log2 Q is about their sum."""
+    scale_bits: int = 38
+    """Encoding scale Delta = 2**scale_bits; fresh precision is about 2**-(scale_bits - 11)."""
+    max_value: float = 1.0
+    """Inputs must satisfy |x| <= max_value (clip updates to this bound first)."""
+    security_bits: int = 128
+    """128, 192 or 256: log2 Q is checked against the HomomorphicEncryption.org table."""
+
+
+class CkksContext:
+    """A validated, immutable CKKS parameter set.
+
+    With no arguments it gives xcloud's secure defaults: N = 4096 (4096 values
+    per ciphertext block), two 36-bit primes (log2 Q = 72, below the 107-bit
+    limit for 128-bit security at N = 4096), scale 2**38, inputs in [-1, 1].
+    Measured precision (max absolute error): see the README's precision table.
+
+    Parameters
+    ----------
+    log_n, prime_bits, scale_bits, max_value, security_bits
+        See :class:`CkksLiteral`.
+
+    Raises
+    ------
+    ParameterError
+        If the set is malformed or weaker than ``security_bits`` (use
+        :meth:`insecure` for small test parameters).
+    """
+
+    def __init__(
+        self,
+        log_n: int = 12,
+        prime_bits: Sequence[int] = (36, 36),
+        scale_bits: int = 38,
+        max_value: float = 1.0,
+        security_bits: int = 128,
+        *,
+        _insecure: bool = False,
+    ) -> None:
+        self.literal = CkksLiteral(log_n, tuple(int(b) for b in prime_bits), scale_bits, float(max_value), security_bits)
+        self._params = _native.make_params(
+            int(log_n), list(self.literal.prime_bits), int(scale_bits), float(max_value), int(security_bits), _insecure
+        )
+
+    @classmethod
+    def insecure(
+        cls,
+        log_n: int = 10,
+        prime_bits: Sequence[int] = (36, 36),
+        scale_bits: int = 38,
+        max_value: float = 1.0,
+    ) -> CkksContext:
+        """A parameter set that skips the security check: for tests and examples only.
+
+        Its fingerprint differs from any secure set's, so its ciphertexts can
+        never be mistaken for secure ones.
+        """
+        return cls(log_n, prime_bits, scale_bits, max_value, 128, _insecure=True)
+
+    @classmethod
+    def _wrap(cls, params: _native.Params) -> CkksContext:
+        ctx = cls.__new__(cls)
+        ctx.literal = CkksLiteral(
+            params.log_n, tuple(params.prime_bits), params.scale_bits, params.max_value, params.security_bits
+        )
+        ctx._params = params
+        return ctx
+
+    # -- properties ---------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Ring degree N: the number of real values one ciphertext block holds."""
+        return int(self._params.n)
+
+    @property
+    def slots(self) -> int:
+        """Real values per ciphertext block (two per complex slot, so equal to N)."""
+        return int(self._params.n)
+
+    @property
+    def primes(self) -> list[int]:
+        """The RNS primes, generated deterministically from the bit sizes."""
+        return list(self._params.primes)
+
+    @property
+    def log2_q(self) -> float:
+        return float(self._params.log2_q)
+
+    @property
+    def scale(self) -> float:
+        return float(self._params.scale)
+
+    @property
+    def max_value(self) -> float:
+        return float(self._params.max_value)
+
+    @property
+    def insecure_params(self) -> bool:
+        return bool(self._params.insecure)
+
+    @property
+    def fingerprint(self) -> bytes:
+        """SHA-256 of the canonical serialisation of the parameters."""
+        return bytes(self._params.fingerprint)
+
+    def canonical_bytes(self) -> bytes:
+        return bytes(self._params.canonical_bytes)
+
+    # -- keys ---------------------------------------------------------------
+    def keygen(self) -> KeySet:
+        """Fresh secret and public keys, seeded from the OS CSPRNG."""
+        return KeySet(_native.keygen(self._params), self)
+
+    def keygen_derand(self, seed: bytes) -> KeySet:
+        """Deterministic keys from a 32-byte seed. For known-answer tests only."""
+        return KeySet(_native.keygen_derand(self._params, bytes(seed)), self)
+
+    def load_keys(self, path: str | os.PathLike[str]) -> KeySet:
+        """Loads keys written by :meth:`KeySet.save_public` or :meth:`KeySet.save_secret`."""
+        return KeySet.load(self, path)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CkksContext) and other.fingerprint == self.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        return f"CkksContext({self._params.describe()})"
