@@ -136,6 +136,7 @@ void bind_testing(py::module_& t) {
     return std::make_unique<ChaCha20Stream>(s.data(), zero_nonce);
   };
   t.def("sample_uniform_mod", [stream_of](const py::bytes& seed, u64 q, size_t n) {
+    if (q < 1) throw std::invalid_argument("the modulus must be at least 1");
     auto rng = stream_of(seed);
     std::vector<u64> v(n);
     sample_uniform_mod(*rng, q, v.data(), n);

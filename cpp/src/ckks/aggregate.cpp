@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "parallel/parallel_for.h"
+#include "ring/poly_ops.h"
 
 namespace xcloud {
 
@@ -141,9 +142,7 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
       for (size_t j = 0; j < L; ++j) {
         const u64 q = params.primes()[j];
         const u64 wr = w_res[i * L + j], ws = w_shoup[i * L + j];
-        const u64* x0 = in.c0.data() + (b * L + j) * n;
-        u64* y0 = c0 + j * n;
-        for (size_t t = 0; t < n; ++t) y0[t] = add_mod(y0[t], mul_shoup(x0[t], wr, ws, q), q);
+        poly_scalar_mul_add(c0 + j * n, in.c0.data() + (b * L + j) * n, wr, ws, n, q);
         const u64* x1;
         if (in.seeded) {
           expand_uniform_prime(params, in.seeds[b], j, a.data());
@@ -151,8 +150,7 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
         } else {
           x1 = in.c1.data() + (b * L + j) * n;
         }
-        u64* y1 = c1 + j * n;
-        for (size_t t = 0; t < n; ++t) y1[t] = add_mod(y1[t], mul_shoup(x1[t], wr, ws, q), q);
+        poly_scalar_mul_add(c1 + j * n, x1, wr, ws, n, q);
       }
     }
   });

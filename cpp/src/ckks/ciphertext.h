@@ -39,9 +39,11 @@ struct CiphertextBatch {
   size_t memory_bytes() const;
 };
 
-// Blocks needed for n values with ring degree n_ring.
-inline uint32_t blocks_for(uint64_t n_values, size_t n_ring) {
-  return static_cast<uint32_t>((n_values + n_ring - 1) / n_ring);
-}
+// Blocks needed for n values with ring degree n_ring (64-bit: callers check
+// that it fits the 32-bit block count before narrowing).
+inline uint64_t blocks_for(uint64_t n_values, size_t n_ring) { return (n_values + n_ring - 1) / n_ring; }
+
+// Largest number of blocks in one batch (the wire format's 32-bit field).
+constexpr uint64_t kMaxBlocks = 0xFFFFFFFFu;
 
 }  // namespace xcloud

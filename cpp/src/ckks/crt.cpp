@@ -1,13 +1,20 @@
 #include "ckks/crt.h"
 
+#include "ckks/crt_avx2.h"
+#include "ring/simd.h"
+
 namespace xcloud {
 
 CrtReconstructor::CrtReconstructor(const CkksParams& params) : primes_(params.primes()) {
   const size_t L = primes_.size();
   inv_ = params.garner_inverses();
   inv_shoup_.resize(inv_.size());
+  lift_.assign(L * L, 0);
   for (size_t i = 0; i < L; ++i) {
-    for (size_t j = 0; j < i; ++j) inv_shoup_[i * L + j] = shoup_precompute(inv_[i * L + j], primes_[i]);
+    for (size_t j = 0; j < i; ++j) {
+      inv_shoup_[i * L + j] = shoup_precompute(inv_[i * L + j], primes_[i]);
+      lift_[i * L + j] = primes_[i] * ((primes_[j] + primes_[i] - 1) / primes_[i]);
+    }
   }
   radix_.resize(L);
   u128 prod = 1;
@@ -21,6 +28,9 @@ CrtReconstructor::CrtReconstructor(const CkksParams& params) : primes_(params.pr
 
 // Mixed-radix digits: v_0 = r_0, v_i = (((r_i - v_0) q_0^-1 - v_1) q_1^-1 - ...) mod q_i,
 // so x = sum v_i * radix_i lies in [0, Q). Each digit is in [0, q_i).
+// One step, without division: t in [0, q_i) and v_j in [0, q_j), so
+// t + lift - v_j is in [1, q_i + lift) (below 2^52) and congruent to t - v_j;
+// the lazy Shoup product of any word is in [0, 2 q_i), reduced to [0, q_i).
 i128 CrtReconstructor::centered(const u64* r, size_t stride) const {
   const size_t L = primes_.size();
   u64 v[8];
@@ -29,13 +39,42 @@ i128 CrtReconstructor::centered(const u64* r, size_t stride) const {
     const u64 q = primes_[i];
     u64 t = r[i * stride];
     for (size_t j = 0; j < i; ++j) {
-      t = sub_mod(t, v[j] % q, q);
-      t = mul_shoup(t, inv_[i * L + j], inv_shoup_[i * L + j], q);
+      t = mul_shoup(t + lift_[i * L + j] - v[j], inv_[i * L + j], inv_shoup_[i * L + j], q);
     }
     v[i] = t;
     x += static_cast<u128>(t) * radix_[i];
   }
   return x > q_half_ ? static_cast<i128>(x) - static_cast<i128>(q_total_) : static_cast<i128>(x);
+}
+
+void CrtReconstructor::centered_doubles_scalar(const u64* r, size_t n, double scale, double* out) const {
+  for (size_t i = 0; i < n; ++i) {
+    const i128 x = centered(r + i, n);
+    // Both conversions round to nearest (ties to even); the int64 one is a
+    // single instruction instead of a libgcc call.
+    const bool small = x >= INT64_MIN && x <= INT64_MAX;
+    const double d = small ? static_cast<double>(static_cast<int64_t>(x)) : static_cast<double>(x);
+    out[i] = d * scale;
+  }
+}
+
+void CrtReconstructor::centered_doubles(const u64* r, size_t n, double scale, double* out) const {
+  size_t done = 0;
+#ifdef XCLOUD_HAVE_AVX2
+  if (primes_.size() == 2 && primes_[0] < (u64{1} << kMaxPrimeBits) && primes_[1] < (u64{1} << kMaxPrimeBits) &&
+      simd_enabled()) {
+    done = n & ~size_t{3};
+    const u128 th = q_half_ / primes_[0];
+    const u64 vh = static_cast<u64>(q_half_ - th * primes_[0]);
+    detail::crt2_centered_doubles_avx2(r, r + n, done, primes_[0], primes_[1], inv_[1 * 2 + 0],
+                                       static_cast<u64>(th), vh, scale, out);
+  }
+#endif
+  for (size_t i = done; i < n; ++i) {
+    const i128 x = centered(r + i, n);
+    const bool small = x >= INT64_MIN && x <= INT64_MAX;
+    out[i] = (small ? static_cast<double>(static_cast<int64_t>(x)) : static_cast<double>(x)) * scale;
+  }
 }
 
 }  // namespace xcloud

@@ -18,10 +18,20 @@ class CrtReconstructor {
   i128 centered(const u64* r, size_t stride) const;
   double centered_double(const u64* r, size_t stride) const { return static_cast<double>(centered(r, stride)); }
 
+  // out[i] = centered_double(r + i, n) * scale for i in [0, n): r holds L
+  // rows of n residues (r[j * n + i] mod q_j, in [0, q_j)). Dispatches (see
+  // ring/simd.h) to an AVX2 kernel for L = 2 (crt_avx2.cpp), with the same
+  // output bit for bit: the double nearest to the exact centred integer
+  // (round to nearest even, as the int128 conversion), times scale.
+  void centered_doubles(const u64* r, size_t n, double scale, double* out) const;
+  // The portable reference of centered_doubles.
+  void centered_doubles_scalar(const u64* r, size_t n, double scale, double* out) const;
+
  private:
   std::vector<u64> primes_;
   std::vector<u64> inv_;        // inv_[i * L + j] = q_j^-1 mod q_i for j < i
   std::vector<u64> inv_shoup_;  // Shoup companions of inv_
+  std::vector<u64> lift_;       // lift_[i * L + j] = q_i * ceil(q_j / q_i), j < i: a multiple of q_i >= q_j
   std::vector<u128> radix_;     // radix_[i] = q_0 * ... * q_(i-1)
   u128 q_total_, q_half_;
 };

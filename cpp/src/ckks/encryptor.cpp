@@ -7,6 +7,7 @@
 #include "ckks/crt.h"
 #include "ckks/streams.h"
 #include "parallel/parallel_for.h"
+#include "ring/poly_ops.h"
 #include "ring/sampler.h"
 #include "ring/secure.h"
 
@@ -44,8 +45,8 @@ void check_request(const CkksParams& params, const EncryptRequest& req) {
     prod *= static_cast<uint64_t>(d);
   }
   if (prod != req.count) throw std::invalid_argument("shape does not match the number of values");
-  if (blocks_for(req.count, params.n()) == 0 || req.count > (uint64_t{1} << 40)) {
-    throw std::invalid_argument("too many values for one batch (at most 2^40)");
+  if (req.count > (uint64_t{1} << 40) || blocks_for(req.count, params.n()) > kMaxBlocks) {
+    throw std::invalid_argument("too many values for one batch (at most 2^40 values and 2^32 - 1 blocks)");
   }
 }
 
@@ -78,7 +79,7 @@ CiphertextBatch make_batch(const KeySet& keys, const EncryptRequest& req, Origin
   ct.dtype = req.dtype;
   ct.shape = req.shape;
   ct.n_values = req.count;
-  ct.n_blocks = blocks_for(req.count, params.n());
+  ct.n_blocks = static_cast<uint32_t>(blocks_for(req.count, params.n()));
   ct.scale = params.scale();
   ct.bound = params.max_value();
   ct.c0.resize(static_cast<size_t>(ct.n_blocks) * ct.poly_words());
@@ -128,13 +129,10 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
       for (size_t j = 0; j < L; ++j) {
         const u64 q = params.primes()[j];
         expand_uniform_prime(params, ct.seeds[b], j, s.t.data());
-        const u64* sj = sk.ntt.data() + j * n;
-        const u64* sjs = sk.ntt_shoup.data() + j * n;
-        for (size_t i = 0; i < n; ++i) s.t[i] = mul_shoup(s.t[i], sj[i], sjs[i], q);
+        const size_t off = j * n;
+        poly_mul(s.t.data(), s.t.data(), sk.ntt.data() + off, sk.ntt_shoup.data() + off, n, q);
         params.ntt(j).inverse(s.t.data());
-        u64* c0j = c0 + j * n;
-        const u64 ratio = barrett_ratio(q);
-        for (size_t i = 0; i < n; ++i) c0j[i] = sub_mod(reduce_signed(s.mi[i] + s.e0[i], q, ratio), s.t[i], q);
+        poly_signed_minus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
       }
     } else {
       // c0 = u*b + e0 + Delta*m, c1 = u*a + e1 with u ternary.
@@ -146,18 +144,16 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
       for (size_t j = 0; j < L; ++j) {
         const u64 q = params.primes()[j];
         const NttTables& ntt = params.ntt(j);
-        const u64 ratio = barrett_ratio(q);
-        for (size_t i = 0; i < n; ++i) s.t2[i] = reduce_signed(s.u[i], q, ratio);
-        ntt.forward(s.t2.data());  // u in evaluation form
         const size_t off = j * n;
-        for (size_t i = 0; i < n; ++i) s.t[i] = mul_shoup(s.t2[i], pk.b[off + i], pk.b_shoup[off + i], q);
+        poly_from_int8(s.t2.data(), s.u.data(), n, q);
+        ntt.forward(s.t2.data());  // u in evaluation form
+        poly_mul(s.t.data(), s.t2.data(), pk.b.data() + off, pk.b_shoup.data() + off, n, q);
         ntt.inverse(s.t.data());
-        u64* c0j = c0 + j * n;
-        for (size_t i = 0; i < n; ++i) c0j[i] = add_mod(s.t[i], reduce_signed(s.mi[i] + s.e0[i], q, ratio), q);
-        u64* c1j = c1 + j * n;
-        for (size_t i = 0; i < n; ++i) c1j[i] = reduce_signed(s.e1[i], q, ratio);
+        poly_signed_plus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
+        u64* c1j = c1 + off;
+        poly_from_int32(c1j, s.e1.data(), n, q);
         ntt.forward(c1j);
-        for (size_t i = 0; i < n; ++i) c1j[i] = add_mod(c1j[i], mul_shoup(s.t2[i], pk.a[off + i], pk.a_shoup[off + i], q), q);
+        poly_mul_add(c1j, s.t2.data(), pk.a.data() + off, pk.a_shoup.data() + off, n, q);
       }
     }
   });
@@ -186,20 +182,17 @@ void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int thr
     for (size_t j = 0; j < L; ++j) {
       const u64 q = params.primes()[j];
       u64* t = s.t.data();
+      const u64* c1j = t;
       if (ct.seeded) {
         expand_uniform_prime(params, ct.seeds[b], j, t);
       } else {
-        std::copy(ct.c1.data() + (b * L + j) * n, ct.c1.data() + (b * L + j + 1) * n, t);
+        c1j = ct.c1.data() + (b * L + j) * n;
       }
-      const u64* sj = sk.ntt.data() + j * n;
-      const u64* sjs = sk.ntt_shoup.data() + j * n;
-      for (size_t i = 0; i < n; ++i) t[i] = mul_shoup(t[i], sj[i], sjs[i], q);
+      poly_mul(t, c1j, sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n, n, q);
       params.ntt(j).inverse(t);
-      const u64* c0j = c0 + j * n;
-      for (size_t i = 0; i < n; ++i) r[j * n + i] = add_mod(c0j[i], t[i], q);
+      poly_add(r + j * n, c0 + j * n, t, n, q);
     }
-    const double inv_scale = 1.0 / ct.scale;
-    for (size_t i = 0; i < n; ++i) s.m[i] = crt.centered_double(r + i, n) * inv_scale;
+    crt.centered_doubles(r, n, 1.0 / ct.scale, s.m.data());
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, ct.n_values - begin));
     params.encoder().decode(s.m.data(), out + begin, count, s.z.data());

@@ -67,6 +67,7 @@ void validate_structure(const CkksParametersLiteral& lit, bool insecure) {
 }  // namespace
 
 int max_log_q(size_t n, int security_bits) {
+  if (n < 2 || n > (size_t{1} << 16)) throw ParameterError("ring degree must be a power of two up to 65536");
   int log_n = 0;
   while ((size_t{1} << log_n) < n) ++log_n;
   if ((size_t{1} << log_n) != n) throw ParameterError("ring degree must be a power of two");
@@ -86,7 +87,11 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
     : lit_(lit), insecure_(insecure), n_(size_t{1} << lit.log_n), encoder_(size_t{1} << lit.log_n) {
   const u64 two_n = 2 * n_;
   for (int b : lit.prime_bits) {
-    primes_.push_back(generate_ntt_primes(b, two_n, 1, primes_).front());
+    try {
+      primes_.push_back(generate_ntt_primes(b, two_n, 1, primes_).front());
+    } catch (const std::invalid_argument& e) {
+      throw ParameterError(e.what());
+    }
   }
   log2_q_ = 0.0;
   for (u64 q : primes_) log2_q_ += std::log2(static_cast<double>(q));

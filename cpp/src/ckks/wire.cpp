@@ -119,7 +119,7 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   ct.scale = r.f64();
   ct.bound = r.f64();
   if (ct.n_values == 0 || ct.n_values > (uint64_t{1} << 40)) throw IntegrityError(std::string(kWhat) + ": bad value count");
-  if (ct.n_blocks != blocks_for(ct.n_values, p.n())) throw IntegrityError(std::string(kWhat) + ": block count does not match the value count");
+  if (static_cast<uint64_t>(ct.n_blocks) != blocks_for(ct.n_values, p.n())) throw IntegrityError(std::string(kWhat) + ": block count does not match the value count");
   if (!std::isfinite(ct.scale) || ct.scale < 1.0 || !std::isfinite(ct.bound) || ct.bound < 0.0) {
     throw IntegrityError(std::string(kWhat) + ": bad scale or bound");
   }

@@ -4,6 +4,11 @@
 //
 // None of them branches on the value it produces (the only data-dependent
 // loop, in sample_uniform_mod, rejects public randomness).
+// Each is a dispatcher (simd.h): the reference draws one 8-byte word at a
+// time from the stream; the fast path fills a buffer with the same words in
+// bulk (consuming exactly as many keystream bytes, so the stream position
+// after the call is the same) and converts it in a tight loop (CBD with AVX2).
+// Both give the same output.
 // Thread safety: each call uses only the stream it is given.
 #include <cstddef>
 #include <cstdint>
@@ -18,14 +23,23 @@ namespace xcloud {
 // variance 21/2 = 10.5 (standard deviation 3.24, the HE standard's 3.2).
 constexpr int kCbdEta = 21;
 
-// out[i] uniform in [0, q): draws bit_length(q)-bit words and rejects those >= q.
+// out[i] uniform in [0, q): draws 8 keystream bytes (a little-endian word)
+// per try, keeps its low bit_length(q) bits and rejects values >= q.
 void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
 
 // out[i] uniform in {-1, 0, 1}: the top bits of (r * 3) for a 64-bit random r,
 // whose bias is below 2^-62.
 void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n);
 
-// out[i] centred binomial with eta = kCbdEta, in [-21, 21].
+// out[i] centred binomial with eta = kCbdEta, in [-21, 21]: for an 8-byte
+// word r, popcount(r & (2^21 - 1)) - popcount((r >> 21) & (2^21 - 1)).
 void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n);
+
+namespace detail {
+// The one-word-at-a-time references.
+void sample_uniform_mod_scalar(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
+void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
+void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n);
+}  // namespace detail
 
 }  // namespace xcloud

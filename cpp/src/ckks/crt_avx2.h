@@ -1,0 +1,18 @@
+#pragma once
+// Internal interface of crt_avx2.cpp (compiled with -mavx2 -mfma).
+#include <cstddef>
+#include <cstdint>
+
+namespace xcloud {
+namespace detail {
+
+// Two primes q0, q1 < 2^50. For i in [0, n - n % 4): with v = r0[i] in
+// [0, q0), t = (r1[i] - v) * inv mod q1 in [0, q1) (inv = q0^-1 mod q1),
+// x = v + t q0 in [0, q0 q1), centred to x - q0 q1 when x > half (half =
+// t_half q0 + v_half, v_half < q0): out[i] = double(x) * scale, with double(x)
+// the nearest double (ties to even).
+void crt2_centered_doubles_avx2(const uint64_t* r0, const uint64_t* r1, size_t n, uint64_t q0, uint64_t q1,
+                                uint64_t inv, uint64_t t_half, uint64_t v_half, double scale, double* out);
+
+}  // namespace detail
+}  // namespace xcloud

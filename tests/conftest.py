@@ -1,0 +1,46 @@
+"""Shared fixtures for the kernel tests.
+
+Contexts and key pairs are session-scoped: key generation is cheap, but
+sharing keeps the suite fast and lets tests combine ciphertexts.
+
+- ``default_ctx`` / ``default_keys``: xcloud's secure defaults (N = 4096), for
+  precision claims and the known sizes of the wire format.
+- ``small_ctx`` / ``small_keys``: ``CkksContext.insecure(log_n=10)`` (N = 1024),
+  for fuzzing, property tests and cheap cases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import xcloud
+
+
+@pytest.fixture(scope="session")
+def default_ctx() -> xcloud.CkksContext:
+    return xcloud.CkksContext()
+
+
+@pytest.fixture(scope="session")
+def default_keys(default_ctx: xcloud.CkksContext) -> xcloud.KeySet:
+    return default_ctx.keygen()
+
+
+@pytest.fixture(scope="session")
+def small_ctx() -> xcloud.CkksContext:
+    return xcloud.CkksContext.insecure(log_n=10)
+
+
+@pytest.fixture(scope="session")
+def small_keys(small_ctx: xcloud.CkksContext) -> xcloud.KeySet:
+    return small_ctx.keygen()
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """A numpy generator seeded from the test's name: reproducible, distinct per test."""
+    seed = int.from_bytes(hashlib.sha256(request.node.nodeid.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed)

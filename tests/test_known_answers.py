@@ -1,0 +1,132 @@
+"""Known answers: committed SHA-256 digests of derandomised keys and ciphertexts
+(in the manner of Kyber's SHA256SUMS).
+
+Everything below is deterministic: keys from ``keygen_derand(bytes(range(32)))``,
+encryptions from ``encrypt_blocks_derand(..., seed=bytes(32 * [7]))`` of
+``np.linspace(-1, 1, 5000)`` (two blocks of the default context, the second
+partial), in the default context ``CkksContext()``.
+
+IF ONE OF THESE DIGESTS CHANGES, the serialised format, the parameter
+canonicalisation, the prime generation, the encoder or the randomness
+derivation (ChaCha20 streams and their nonces, the samplers) has changed.
+That breaks compatibility with stored keys and ciphertexts and must be a
+deliberate, documented change (bump the format version), never a side
+effect. Regenerate the literals only then, from a build you trust.
+
+The digests were computed once from the kernel as built by
+``pip install .`` on x86-64 (gcc, -O3, no -march flags).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import xcloud
+
+KEY_SEED = bytes(range(32))
+ENC_SEED = bytes(32 * [7])
+
+# SHA-256 of CkksContext().canonical_bytes(): the parameter fingerprint.
+FINGERPRINT = "55a5742c8133269efa42079349a52f093dc4c4415641a5882287fda5fe53f9a5"
+KEY_ID = "b3a60cf9bbbe9d9c0db097b0db58b408"
+PUBLIC_KEY_SHA256 = "caea150ee9b283ef12b4dfb5e214d62fbac309b975521c80d1ee952772421333"
+SECRET_KEY_SHA256 = "da37c8acf56210887b8c30e76446aae31f7bfcb8eed3c9f3ff7c75ea6003f52f"
+SECRET_MODE_CT_SHA256 = "f50c4600c8b328dfbbd2049b540d5d9bc1dad5878db0ca12432e9be03cd7dab0"
+PUBLIC_MODE_CT_SHA256 = "bec0bf23fa25b6f59b8313ab900aa7b89aad02c65f763c85a20a93d7bf102986"
+# aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75])
+AGGREGATE_SHA256 = "a28016c44fff242713c0bb64c621127b86a7ebfadfc1b0cc2b6cfbc7e64ee9b9"
+
+# Sizes in bytes (header 92 + 8 per dimension, checksum 32; default context:
+# one packed polynomial is 2 primes x 4096 x 36 bits = 36,864 bytes).
+PUBLIC_KEY_SIZE = 4 + 2 + 1 + 1 + 32 + 16 + 32 + 36_864 + 32  # 36,984
+SECRET_KEY_SIZE = PUBLIC_KEY_SIZE + 4096 * 2 // 8  # 38,008
+SECRET_MODE_CT_SIZE = 100 + 2 * (36_864 + 32) + 32  # 73,924
+PUBLIC_MODE_CT_SIZE = 100 + 2 * (2 * 36_864) + 32  # 147,588
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def kat() -> dict[str, object]:
+    ctx = xcloud.CkksContext()
+    keys = ctx.keygen_derand(KEY_SEED)
+    x = np.linspace(-1.0, 1.0, 5000)
+    secret_ct = xcloud.encrypt_blocks_derand(keys, x, seed=ENC_SEED)
+    public_ct = xcloud.encrypt_blocks_derand(keys.public_only(), x, seed=ENC_SEED, mode="public")
+    return {
+        "ctx": ctx,
+        "keys": keys,
+        "x": x,
+        "secret_ct": secret_ct,
+        "public_ct": public_ct,
+        "aggregate": xcloud.aggregate([secret_ct, public_ct], [0.25, 0.75]),
+    }
+
+
+def test_parameter_fingerprint(kat):
+    assert kat["ctx"].fingerprint.hex() == FINGERPRINT
+    assert sha256_hex(kat["ctx"].canonical_bytes()) == FINGERPRINT
+
+
+def test_public_key_bytes(kat):
+    data = kat["keys"].public_bytes()
+    assert len(data) == PUBLIC_KEY_SIZE
+    assert kat["keys"].key_id.hex() == KEY_ID
+    assert sha256_hex(data) == PUBLIC_KEY_SHA256
+
+
+def test_secret_key_bytes(kat):
+    data = kat["keys"].secret_bytes()
+    assert len(data) == SECRET_KEY_SIZE
+    assert sha256_hex(data) == SECRET_KEY_SHA256
+
+
+def test_secret_key_mode_ciphertext_bytes(kat):
+    data = kat["secret_ct"].to_bytes()
+    assert len(data) == SECRET_MODE_CT_SIZE
+    assert sha256_hex(data) == SECRET_MODE_CT_SHA256
+
+
+def test_public_key_mode_ciphertext_bytes(kat):
+    data = kat["public_ct"].to_bytes()
+    assert len(data) == PUBLIC_MODE_CT_SIZE
+    assert sha256_hex(data) == PUBLIC_MODE_CT_SHA256
+
+
+def test_aggregate_ciphertext_bytes(kat):
+    data = kat["aggregate"].to_bytes()
+    assert len(data) == PUBLIC_MODE_CT_SIZE
+    assert sha256_hex(data) == AGGREGATE_SHA256
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_known_answers_do_not_depend_on_threads(kat, threads):
+    keys, x = kat["keys"], kat["x"]
+    secret = xcloud.encrypt_blocks_derand(keys, x, ENC_SEED, threads=threads)
+    assert sha256_hex(secret.to_bytes()) == SECRET_MODE_CT_SHA256
+    public = xcloud.encrypt_blocks_derand(keys, x, ENC_SEED, threads=threads, mode="public")
+    assert sha256_hex(public.to_bytes()) == PUBLIC_MODE_CT_SHA256
+
+
+def test_known_answer_objects_survive_a_reload(kat):
+    """Keys and ciphertexts re-parsed from their bytes re-serialise to the same digests."""
+    ctx = xcloud.CkksContext()
+    keys = xcloud.KeySet.from_bytes(ctx, kat["keys"].secret_bytes())
+    assert sha256_hex(keys.public_bytes()) == PUBLIC_KEY_SHA256
+    assert sha256_hex(keys.secret_bytes()) == SECRET_KEY_SHA256
+    for name, digest in [("secret_ct", SECRET_MODE_CT_SHA256), ("aggregate", AGGREGATE_SHA256)]:
+        back = xcloud.CiphertextBlocks.from_bytes(ctx, kat[name].to_bytes())
+        assert sha256_hex(back.to_bytes()) == digest
+
+
+def test_known_answer_ciphertexts_decrypt_to_their_input(kat):
+    """A sanity check on the pinned objects: digests of garbage would be worthless."""
+    keys, x = kat["keys"], kat["x"]
+    for name in ("secret_ct", "public_ct", "aggregate"):
+        y = xcloud.decrypt_blocks(keys, kat[name])
+        assert np.max(np.abs(y - x)) <= 2.0**-20, name

@@ -1,0 +1,223 @@
+"""Known-answer and differential tests of the negacyclic NTT (cpp/src/ring/ntt.h).
+
+The reference is schoolbook multiplication in Z_q[X]/(X^N + 1) in Python
+integers: the NTT is correct when forward(a) * forward(b) (pointwise mod q),
+transformed back, equals the naive negacyclic product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from xcloud._native import testing
+
+DEGREES = [16, 64, 256, 1024]
+PRIME_BITS = [20, 36, 50]
+
+
+def ntt_prime(bits: int, n: int) -> int:
+    """The largest `bits`-bit prime = 1 (mod 2n), from the kernel's generator."""
+    return int(testing.generate_ntt_primes(bits, 2 * n, 1)[0])
+
+
+def random_residues(rng: np.random.Generator, q: int, n: int) -> np.ndarray:
+    return rng.integers(0, q, size=n, dtype=np.uint64)
+
+
+def naive_negacyclic_product(a: np.ndarray, b: np.ndarray, q: int) -> list[int]:
+    """Schoolbook a * b mod (X^N + 1, q) in Python integers: O(N^2)."""
+    n = len(a)
+    b_obj = np.array([int(v) for v in b], dtype=object)
+    full = np.zeros(2 * n, dtype=object)  # the linear product, degree < 2N - 1
+    for i, ai in enumerate(int(v) for v in a):
+        full[i : i + n] += ai * b_obj
+    # X^N = -1: the upper half wraps round with a minus sign.
+    return [int(v) % q for v in full[:n] - full[n:]]
+
+
+def bit_reverse(x: int, bits: int) -> int:
+    return int(format(x, f"0{bits}b")[::-1], 2) if bits else 0
+
+
+def evaluate(coeffs: np.ndarray, x: int, q: int) -> int:
+    """A(x) mod q by Horner's rule."""
+    acc = 0
+    for c in reversed([int(v) for v in coeffs]):
+        acc = (acc * x + c) % q
+    return acc
+
+
+# -- known answers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", PRIME_BITS)
+@pytest.mark.parametrize("n", DEGREES)
+def test_ntt_product_matches_naive_negacyclic_product(n: int, bits: int) -> None:
+    # Prepare
+    q = ntt_prime(bits, n)
+    rng = np.random.default_rng(1000 * n + bits)
+    a, b = random_residues(rng, q, n), random_residues(rng, q, n)
+    expected = naive_negacyclic_product(a, b, q)
+    # Execute
+    fa, fb = testing.ntt_forward(q, n, a), testing.ntt_forward(q, n, b)
+    pointwise = np.array([int(x) * int(y) % q for x, y in zip(fa, fb, strict=True)], dtype=np.uint64)
+    product = testing.ntt_inverse(q, n, pointwise)
+    # Assert
+    assert [int(v) for v in product] == expected
+
+
+@pytest.mark.parametrize("bits", [20, 50])
+def test_ntt_product_of_extreme_residues(bits: int) -> None:
+    # Prepare: all coefficients q - 1 (= -1), the largest inputs the transform accepts.
+    n = 64
+    q = ntt_prime(bits, n)
+    a = np.full(n, q - 1, dtype=np.uint64)
+    expected = naive_negacyclic_product(a, a, q)
+    # Execute
+    fa = testing.ntt_forward(q, n, a)
+    product = testing.ntt_inverse(q, n, np.array([int(x) * int(x) % q for x in fa], dtype=np.uint64))
+    # Assert
+    assert int(fa.max()) < q
+    assert [int(v) for v in product] == expected
+
+
+@pytest.mark.parametrize("bits", PRIME_BITS)
+@pytest.mark.parametrize("n", [4, 16, 64])
+def test_ntt_forward_evaluates_at_odd_powers_of_psi_in_bit_reversed_order(n: int, bits: int) -> None:
+    # Prepare: the claim of ntt.h, a[k] = A(psi^(2*br(k)+1)) with br the log2(N)-bit reversal.
+    q = ntt_prime(bits, n)
+    psi = int(testing.ntt_psi(q, n))
+    log_n = n.bit_length() - 1
+    a = random_residues(np.random.default_rng(n + bits), q, n)
+    expected = [evaluate(a, pow(psi, 2 * bit_reverse(k, log_n) + 1, q), q) for k in range(n)]
+    # Execute
+    out = testing.ntt_forward(q, n, a)
+    # Assert
+    assert [int(v) for v in out] == expected
+
+
+@pytest.mark.parametrize("bits", PRIME_BITS)
+@pytest.mark.parametrize("n", [4, 1024, 65536])
+def test_ntt_psi_is_a_primitive_2n_th_root_of_unity(n: int, bits: int) -> None:
+    # Prepare
+    q = ntt_prime(bits, n)
+    # Execute
+    psi = int(testing.ntt_psi(q, n))
+    # Assert: psi^N = -1 means the order of psi is exactly 2N (it divides 2N, not N).
+    assert 1 < psi < q
+    assert pow(psi, n, q) == q - 1
+
+
+@pytest.mark.parametrize("bits", PRIME_BITS)
+@pytest.mark.parametrize("n", [16, 4096])
+def test_ntt_psi_is_the_first_root_found_from_g_equal_2_3_4(n: int, bits: int) -> None:
+    # Prepare: modarith.h's construction, psi = g^((q-1)/2N) for the first g = 2, 3, ...
+    # with psi^N = -1; the evaluation order of forward() (and so every KAT) depends on it.
+    q = ntt_prime(bits, n)
+    e = (q - 1) // (2 * n)
+    expected = next(p for p in (pow(g, e, q) for g in range(2, q)) if pow(p, n, q) == q - 1)
+    # Execute
+    psi = int(testing.ntt_psi(q, n))
+    # Assert
+    assert psi == expected
+
+
+# -- round trip and differential ------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", PRIME_BITS)
+@pytest.mark.parametrize("n", [4, 16, 1024, 4096, 65536])
+def test_ntt_inverse_undoes_forward(n: int, bits: int) -> None:
+    # Prepare
+    q = ntt_prime(bits, n)
+    a = random_residues(np.random.default_rng(7 * n + bits), q, n)
+    # Execute
+    back = testing.ntt_inverse(q, n, testing.ntt_forward(q, n, a))
+    again = testing.ntt_forward(q, n, testing.ntt_inverse(q, n, a))
+    # Assert
+    np.testing.assert_array_equal(back, a)
+    np.testing.assert_array_equal(again, a)
+
+
+@pytest.mark.parametrize("bits", PRIME_BITS)
+@pytest.mark.parametrize("n", [4, 16, 256, 4096, 65536])
+def test_ntt_dispatched_path_equals_scalar_reference_bit_for_bit(n: int, bits: int) -> None:
+    # Prepare
+    q = ntt_prime(bits, n)
+    rng = np.random.default_rng(13 * n + bits)
+    a = random_residues(rng, q, n)
+    a[:2] = [0, q - 1]  # the extremes of the input range
+    # Execute
+    fast_fwd, ref_fwd = testing.ntt_forward(q, n, a), testing.ntt_forward(q, n, a, scalar=True)
+    fast_inv, ref_inv = testing.ntt_inverse(q, n, a), testing.ntt_inverse(q, n, a, scalar=True)
+    # Assert
+    np.testing.assert_array_equal(fast_fwd, ref_fwd)
+    np.testing.assert_array_equal(fast_inv, ref_inv)
+
+
+# -- bad input: one test per documented failure -------------------------------------
+
+
+@pytest.mark.parametrize("transform", [testing.ntt_forward, testing.ntt_inverse], ids=["forward", "inverse"])
+def test_ntt_rejects_a_residue_not_below_q(transform: Callable[..., np.ndarray]) -> None:
+    # Prepare
+    n, q = 16, ntt_prime(36, 16)
+    a = np.zeros(n, dtype=np.uint64)
+    a[5] = q
+    # Execute / Assert
+    with pytest.raises(ValueError, match=r"\[0, q\)"):
+        transform(q, n, a)
+
+
+@pytest.mark.parametrize("length", [0, 15, 17, 32])
+@pytest.mark.parametrize("transform", [testing.ntt_forward, testing.ntt_inverse], ids=["forward", "inverse"])
+def test_ntt_rejects_an_array_of_the_wrong_length(transform: Callable[..., np.ndarray], length: int) -> None:
+    # Prepare
+    n, q = 16, ntt_prime(36, 16)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="length"):
+        transform(q, n, np.zeros(length, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("transform", [testing.ntt_forward, testing.ntt_inverse], ids=["forward", "inverse"])
+def test_ntt_rejects_a_composite_modulus(transform: Callable[..., np.ndarray]) -> None:
+    # Prepare: 97 * 193 = 18721 = 1 + 585 * 32, so it is 1 mod 2N for N = 16 but not prime.
+    n, q = 16, 97 * 193
+    assert (q - 1) % (2 * n) == 0
+    # Execute / Assert
+    with pytest.raises(ValueError, match="not a prime"):
+        transform(q, n, np.zeros(n, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("transform", [testing.ntt_forward, testing.ntt_inverse], ids=["forward", "inverse"])
+def test_ntt_rejects_a_prime_that_is_not_1_mod_2n(transform: Callable[..., np.ndarray]) -> None:
+    # Prepare: 65537 = 1 + 2^16 is 1 mod 2N only for N <= 2^15; 8191 is 2^13 - 1, never 1 mod 32.
+    for n, q in [(16, 8191), (65536, 65537)]:
+        assert testing.is_prime(q)
+        assert (q - 1) % (2 * n) != 0
+        # Execute / Assert
+        with pytest.raises(ValueError, match="1 mod 2n"):
+            transform(q, n, np.zeros(n, dtype=np.uint64))
+
+
+def test_ntt_rejects_a_prime_of_50_bits_or_more() -> None:
+    # Prepare: the smallest prime = 1 mod 32 above 2^50 (the SIMD path needs q < 2^50).
+    n = 16
+    q = 2**50 + 1
+    while not testing.is_prime(q):
+        q += 2 * n
+    # Execute / Assert
+    with pytest.raises(ValueError, match="below 2\\^50"):
+        testing.ntt_forward(q, n, np.zeros(n, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("n", [0, 2, 12, 48, 2**17])
+def test_ntt_rejects_a_degree_that_is_not_a_power_of_two_in_range(n: int) -> None:
+    # Prepare: a prime = 1 mod 2^18, so only the degree is wrong.
+    q = ntt_prime(36, 2**17)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="power of two"):
+        testing.ntt_psi(q, n)

@@ -1,0 +1,157 @@
+"""Known-answer tests for the ChaCha20 and SHA-256 primitives of the kernel.
+
+ChaCha20 expands every seed into key material and encryption noise, and
+SHA-256 makes the parameter fingerprints and wire checksums, so both are
+checked against their published vectors (RFC 8439, FIPS 180-4) and, byte for
+byte, against independent implementations (OpenSSL through ``cryptography``,
+and :mod:`hashlib`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from vectors_primitives import CHACHA20_BLOCK_VECTORS, CHACHA20_ENCRYPT_VECTORS, SHA256_VECTORS
+
+from xcloud._native import testing
+
+LAST_COUNTER = 2**32 - 1
+
+
+def openssl_chacha20_keystream(key: bytes, nonce: bytes, counter: int, n: int) -> bytes:
+    """ChaCha20 keystream from OpenSSL; its 16-byte nonce is LE32 counter || 12-byte nonce."""
+    full_nonce = counter.to_bytes(4, "little") + nonce
+    encryptor = Cipher(algorithms.ChaCha20(key, full_nonce), mode=None).encryptor()
+    return encryptor.update(bytes(n)) + encryptor.finalize()
+
+
+# -- ChaCha20 block function ----------------------------------------------------
+
+
+@pytest.mark.parametrize("vec", CHACHA20_BLOCK_VECTORS, ids=lambda v: f"counter{v['counter']}-{v['key'][:8]}")
+def test_chacha20_block_matches_rfc8439_vectors(vec: dict[str, Any]) -> None:
+    # Prepare
+    key, nonce = bytes.fromhex(vec["key"]), bytes.fromhex(vec["nonce"])
+    # Execute
+    block = testing.chacha20_block(key, vec["counter"], nonce)
+    # Assert
+    assert block.hex() == vec["block"]
+
+
+def test_chacha20_block_at_last_counter_matches_openssl() -> None:
+    # Prepare: the largest 32-bit counter, where an off-by-one in the state layout would show.
+    key, nonce = bytes(range(32)), bytes(range(100, 112))
+    # Execute
+    block = testing.chacha20_block(key, LAST_COUNTER, nonce)
+    # Assert
+    assert block == openssl_chacha20_keystream(key, nonce, LAST_COUNTER, 64)
+
+
+@pytest.mark.parametrize(("key_len", "nonce_len"), [(31, 12), (33, 12), (32, 11), (32, 16)])
+def test_chacha20_block_rejects_wrong_key_or_nonce_length(key_len: int, nonce_len: int) -> None:
+    # Prepare
+    key, nonce = bytes(key_len), bytes(nonce_len)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="32 bytes"):
+        testing.chacha20_block(key, 0, nonce)
+
+
+# -- ChaCha20 keystream reader ------------------------------------------------------
+
+
+@pytest.mark.parametrize("vec", CHACHA20_ENCRYPT_VECTORS, ids=["rfc8439-2.4.2"])
+def test_chacha20_stream_encrypts_rfc8439_vector(vec: dict[str, Any]) -> None:
+    # Prepare
+    key, nonce = bytes.fromhex(vec["key"]), bytes.fromhex(vec["nonce"])
+    plaintext = bytes.fromhex(vec["plaintext"])
+    # Execute
+    keystream = testing.chacha20_stream(key, nonce, vec["counter"], len(plaintext))
+    ciphertext = bytes(p ^ k for p, k in zip(plaintext, keystream, strict=True))
+    # Assert
+    assert ciphertext.hex() == vec["ciphertext"]
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 63, 64, 65, 255, 256, 257, 1000])
+def test_chacha20_stream_is_concatenated_blocks(n: int) -> None:
+    # Prepare: lengths around the block (64) and buffer (4 blocks = 256) sizes.
+    key, nonce, counter = bytes(range(1, 33)), bytes(range(12)), 7
+    blocks = b"".join(testing.chacha20_block(key, counter + b, nonce) for b in range(n // 64 + 1))
+    # Execute
+    stream = testing.chacha20_stream(key, nonce, counter, n)
+    # Assert
+    assert stream == blocks[:n]
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    nonce=st.binary(min_size=12, max_size=12),
+    counter=st.integers(min_value=0, max_value=2**32 - 64),
+    n=st.integers(min_value=0, max_value=3000),
+)
+def test_chacha20_stream_matches_openssl(key: bytes, nonce: bytes, counter: int, n: int) -> None:
+    # Prepare: counters stay at least 63 blocks below the wrap (n <= 3000 bytes < 47 blocks),
+    # so OpenSSL's carry behaviour at 2^32 never matters.
+    expected = openssl_chacha20_keystream(key, nonce, counter, n)
+    # Execute
+    stream = testing.chacha20_stream(key, nonce, counter, n)
+    # Assert
+    assert stream == expected
+
+
+@pytest.mark.parametrize("blocks_left", [1, 2, 3, 4, 5])
+def test_chacha20_stream_reaches_the_last_block_without_wrapping(blocks_left: int) -> None:
+    # Prepare: a start counter with fewer than a full 4-block buffer left before 2^32.
+    key, nonce = bytes(range(32)), bytes(12)
+    counter = 2**32 - blocks_left
+    expected = b"".join(testing.chacha20_block(key, counter + b, nonce) for b in range(blocks_left))
+    # Execute
+    stream = testing.chacha20_stream(key, nonce, counter, 64 * blocks_left)
+    # Assert
+    assert stream == expected
+
+
+@pytest.mark.parametrize("blocks_left", [1, 3, 5])
+def test_chacha20_stream_refuses_to_wrap_the_block_counter(blocks_left: int) -> None:
+    # Prepare: one byte more than the blocks left before the 32-bit counter wraps.
+    key, nonce = bytes(range(32)), bytes(12)
+    counter = 2**32 - blocks_left
+    # Execute / Assert (std::length_error becomes ValueError)
+    with pytest.raises(ValueError, match="wrap"):
+        testing.chacha20_stream(key, nonce, counter, 64 * blocks_left + 1)
+
+
+@pytest.mark.parametrize(("key_len", "nonce_len"), [(16, 12), (32, 8)])
+def test_chacha20_stream_rejects_wrong_key_or_nonce_length(key_len: int, nonce_len: int) -> None:
+    # Prepare
+    key, nonce = bytes(key_len), bytes(nonce_len)
+    # Execute / Assert
+    with pytest.raises(ValueError, match="32 bytes"):
+        testing.chacha20_stream(key, nonce, 0, 64)
+
+
+# -- SHA-256 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("message", "digest"), SHA256_VECTORS, ids=["abc", "empty", "448-bit", "million-a"])
+def test_sha256_matches_fips180_vectors(message: bytes, digest: str) -> None:
+    # Prepare (the vectors)
+    # Execute
+    out = testing.sha256(message)
+    # Assert
+    assert out.hex() == digest
+
+
+def test_sha256_matches_hashlib_across_padding_boundaries() -> None:
+    # Prepare: every length from 0 to 200 bytes covers the 55/56/64-byte padding
+    # cases of one, two and three blocks.
+    messages = [bytes((7 * i + length) % 256 for i in range(length)) for length in range(201)]
+    # Execute
+    digests = [testing.sha256(m) for m in messages]
+    # Assert
+    assert digests == [hashlib.sha256(m).digest() for m in messages]

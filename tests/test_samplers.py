@@ -1,0 +1,283 @@
+"""Statistical and known-answer tests of the samplers (cpp/src/ring/sampler.h).
+
+Each statistical test compares a statistic with a bound that a correct sampler
+exceeds with probability about 1e-6 or less, so the suite as a whole has a
+negligible false-failure rate while a biased sampler fails reliably.
+
+Chi-square critical values are hardcoded for p = 1e-6; they were computed with
+``scipy.stats.chi2.isf(1e-6, df)`` (for df = 2 the closed form is
+``-2 * ln(1e-6)``). Mean and variance bounds are 6 standard errors of the
+estimate (two-sided normal tail about 2e-9).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+import xcloud
+from xcloud._native import testing
+
+# chi2.isf(1e-6, df) for the degrees of freedom used below.
+CHI2_CRITICAL_1E6 = {
+    2: 27.631021115928547,
+    6: 38.25833637720969,
+    8: 42.700913926544274,
+    26: 75.54740535230464,
+    63: 131.36970205168686,
+}
+SIGMAS = 6.0
+
+SEED_A = bytes(range(32))
+SEED_B = bytes(range(1, 33))
+
+# Moduli: NTT primes of 20, 36 and 50 bits, a modulus just above a power of two
+# (rejection rate near 1/2) and the largest 64-bit prime (no masking at all).
+UNIFORM_MODULI = [
+    int(testing.generate_ntt_primes(20, 8192, 1)[0]),
+    int(testing.generate_ntt_primes(36, 8192, 1)[0]),
+    int(testing.generate_ntt_primes(50, 8192, 1)[0]),
+    2**40 + 1,
+    2**64 - 59,
+]
+
+
+def chi_square(observed: np.ndarray, expected: np.ndarray) -> float:
+    assert observed.sum() == pytest.approx(expected.sum())
+    return float(((observed - expected) ** 2 / expected).sum())
+
+
+def keystream_words(seed: bytes, count: int) -> list[int]:
+    """The little-endian 64-bit words of ChaCha20(key=seed, nonce=0, counter=0), from OpenSSL."""
+    enc = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor()
+    data = enc.update(bytes(8 * count))
+    return [int.from_bytes(data[8 * i : 8 * i + 8], "little") for i in range(count)]
+
+
+# -- sample_uniform_mod ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", UNIFORM_MODULI)
+def test_uniform_mod_is_in_range_with_the_right_mean(q: int) -> None:
+    # Prepare
+    n = 200_000
+    # Execute
+    v = testing.sample_uniform_mod(SEED_A, q, n)
+    # Assert: range, and mean (q-1)/2 within 6 standard errors (sd of one draw: sqrt((q^2-1)/12)).
+    assert v.dtype == np.uint64 and v.shape == (n,)
+    assert int(v.max()) < q
+    mean = float(np.mean(v.astype(np.float64)))
+    assert abs(mean - (q - 1) / 2) <= SIGMAS * math.sqrt((q * q - 1) / 12 / n)
+
+
+@pytest.mark.parametrize("q", UNIFORM_MODULI)
+def test_uniform_mod_high_part_is_uniform_by_chi_square(q: int) -> None:
+    # Prepare: 64 buckets [ceil(b q / 64), ceil((b+1) q / 64)) with their exact sizes.
+    n, buckets = 200_000, 64
+    edges = [-(-b * q // buckets) for b in range(buckets + 1)]
+    expected = n * np.array([(edges[b + 1] - edges[b]) / q for b in range(buckets)])
+    # Execute
+    v = testing.sample_uniform_mod(SEED_A, q, n)
+    idx = np.searchsorted(np.array(edges[:-1], dtype=np.uint64), v, side="right") - 1
+    observed = np.bincount(idx, minlength=buckets)
+    # Assert
+    assert chi_square(observed, expected) < CHI2_CRITICAL_1E6[buckets - 1]
+
+
+@pytest.mark.parametrize("q", UNIFORM_MODULI)
+def test_uniform_mod_low_bits_are_uniform_by_chi_square(q: int) -> None:
+    # Prepare: v mod 64; residue r occurs q // 64 + (r < q % 64) times in [0, q).
+    n, buckets = 200_000, 64
+    expected = n * np.array([(q // buckets + (r < q % buckets)) / q for r in range(buckets)])
+    # Execute
+    v = testing.sample_uniform_mod(SEED_B, q, n)
+    observed = np.bincount((v % np.uint64(buckets)).astype(np.int64), minlength=buckets)
+    # Assert
+    assert chi_square(observed, expected) < CHI2_CRITICAL_1E6[buckets - 1]
+
+
+def test_uniform_mod_small_modulus_hits_every_value_equally() -> None:
+    # Prepare: q = 7 takes 3-bit words and rejects 1 in 8.
+    n, q = 70_000, 7
+    # Execute
+    v = testing.sample_uniform_mod(SEED_A, q, n)
+    observed = np.bincount(v.astype(np.int64), minlength=q)
+    # Assert
+    assert len(observed) == q
+    assert chi_square(observed, np.full(q, n / q)) < CHI2_CRITICAL_1E6[q - 1]
+
+
+def test_uniform_mod_modulus_one_gives_zeros() -> None:
+    # Prepare / Execute
+    v = testing.sample_uniform_mod(SEED_A, 1, 100)
+    # Assert
+    assert not v.any()
+
+
+@pytest.mark.parametrize("q", [7, 2**40 + 1, UNIFORM_MODULI[1]])
+def test_uniform_mod_is_rejection_sampling_over_the_keystream(q: int) -> None:
+    # Prepare: the documented construction, modelled over OpenSSL's ChaCha20 keystream
+    # (key = seed, zero nonce, counter 0): bit_length(q)-bit words, reject those >= q.
+    n = 500
+    mask = (1 << q.bit_length()) - 1
+    accepted = [w & mask for w in keystream_words(SEED_A, 4 * n) if w & mask < q]
+    # Execute
+    v = testing.sample_uniform_mod(SEED_A, q, n)
+    # Assert
+    assert [int(x) for x in v] == accepted[:n]
+
+
+# -- sample_ternary -----------------------------------------------------------------------
+
+
+def test_ternary_values_are_uniform_on_minus_one_zero_one() -> None:
+    # Prepare
+    n = 300_000
+    # Execute
+    s = testing.sample_ternary(SEED_A, n)
+    # Assert
+    assert s.dtype == np.int8 and s.shape == (n,)
+    assert set(np.unique(s).tolist()) <= {-1, 0, 1}
+    observed = np.bincount(s.astype(np.int64) + 1, minlength=3)
+    assert chi_square(observed, np.full(3, n / 3)) < CHI2_CRITICAL_1E6[2]
+
+
+def test_ternary_consecutive_pairs_are_independent() -> None:
+    # Prepare: the 9 cells of (s[2i], s[2i+1]), 1/9 each for independent uniform draws.
+    n = 300_000
+    # Execute
+    s = testing.sample_ternary(SEED_B, n).astype(np.int64) + 1
+    observed = np.bincount(3 * s[0::2] + s[1::2], minlength=9)
+    # Assert
+    assert chi_square(observed, np.full(9, n / 2 / 9)) < CHI2_CRITICAL_1E6[8]
+
+
+def test_ternary_is_the_top_of_three_times_a_keystream_word() -> None:
+    # Prepare: the documented construction, out = floor(3 r / 2^64) - 1 for 64-bit words r.
+    n = 1000
+    expected = [(3 * r >> 64) - 1 for r in keystream_words(SEED_A, n)]
+    # Execute
+    s = testing.sample_ternary(SEED_A, n)
+    # Assert
+    assert s.tolist() == expected
+
+
+# -- sample_cbd ----------------------------------------------------------------------------
+
+ETA = 21
+
+
+def cbd_probabilities() -> dict[int, float]:
+    """P(e = k) for e = popcount(a) - popcount(b), a, b 21-bit: e + 21 ~ Binomial(42, 1/2)."""
+    return {k: math.comb(2 * ETA, ETA + k) / 2 ** (2 * ETA) for k in range(-ETA, ETA + 1)}
+
+
+def test_cbd_range_mean_and_variance() -> None:
+    # Prepare
+    n = 200_000
+    # Execute
+    e = testing.sample_cbd(SEED_A, n)
+    # Assert: range; mean 0 with standard error sqrt(10.5 / n) = 0.0072; variance 10.5 with
+    # standard error sqrt((mu4 - sigma^4) / n) = sqrt(215.25 / n) = 0.033, where
+    # mu4 = 10.5 * (1 + 3 * 40 / 4) = 325.5 is the binomial's fourth central moment.
+    assert e.dtype == np.int32 and e.shape == (n,)
+    assert -ETA <= int(e.min()) and int(e.max()) <= ETA
+    assert abs(float(e.mean())) <= SIGMAS * math.sqrt(10.5 / n)
+    assert abs(float(e.var()) - 10.5) <= SIGMAS * math.sqrt(215.25 / n)
+
+
+def test_cbd_matches_the_binomial_distribution_by_chi_square() -> None:
+    # Prepare: cells -12..12, with the tails |k| >= 13 pooled (expected count about 6.9 each
+    # side at n = 200,000; single cells further out expect fewer than 5): 27 cells, df = 26.
+    n, tail = 200_000, 13
+    p = cbd_probabilities()
+    cells = [sum(p[k] for k in range(-ETA, -tail + 1))]
+    cells += [p[k] for k in range(-tail + 1, tail)]
+    cells += [sum(p[k] for k in range(tail, ETA + 1))]
+    expected = n * np.array(cells)
+    # Execute
+    e = testing.sample_cbd(SEED_B, n).astype(np.int64)
+    clipped = np.clip(e, -tail, tail) + tail
+    observed = np.bincount(clipped, minlength=2 * tail + 1)
+    # Assert
+    assert len(observed) == len(cells) == 27
+    assert chi_square(observed, expected) < CHI2_CRITICAL_1E6[26]
+
+
+def test_cbd_is_the_popcount_difference_of_two_21_bit_words() -> None:
+    # Prepare: the documented construction, one 64-bit keystream word per sample,
+    # a = its low 21 bits, b = the next 21.
+    n, mask = 1000, (1 << ETA) - 1
+    words = keystream_words(SEED_A, n)
+    expected = [(w & mask).bit_count() - ((w >> ETA) & mask).bit_count() for w in words]
+    # Execute
+    e = testing.sample_cbd(SEED_A, n)
+    # Assert
+    assert e.tolist() == expected
+
+
+# -- determinism and seeds --------------------------------------------------------------
+
+SAMPLERS = {
+    "uniform": lambda seed: testing.sample_uniform_mod(seed, UNIFORM_MODULI[1], 4096),
+    "ternary": lambda seed: testing.sample_ternary(seed, 4096),
+    "cbd": lambda seed: testing.sample_cbd(seed, 4096),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_sampler_is_deterministic_in_its_seed(name: str) -> None:
+    # Prepare
+    sample = SAMPLERS[name]
+    # Execute
+    first, second = sample(SEED_A), sample(bytes(SEED_A))
+    # Assert
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_sampler_outputs_differ_for_different_seeds(name: str) -> None:
+    # Prepare: seeds differing in the first and in the last byte only.
+    sample = SAMPLERS[name]
+    flipped_last = SEED_A[:31] + bytes([SEED_A[31] ^ 1])
+    flipped_first = bytes([SEED_A[0] ^ 0x80]) + SEED_A[1:]
+    # Execute
+    base, last, first = sample(SEED_A), sample(flipped_last), sample(flipped_first)
+    # Assert: 4096 draws agreeing by chance is impossible in practice; require most to differ.
+    for other in (last, first):
+        assert np.mean(base != other) > 0.5
+
+
+@pytest.mark.parametrize("seed_len", [0, 31, 33])
+def test_samplers_reject_a_seed_that_is_not_32_bytes(seed_len: int) -> None:
+    # Prepare
+    seed = bytes(seed_len)
+    # Execute / Assert
+    for call in (
+        lambda: testing.sample_uniform_mod(seed, 97, 8),
+        lambda: testing.sample_ternary(seed, 8),
+        lambda: testing.sample_cbd(seed, 8),
+    ):
+        with pytest.raises(ValueError, match="32 bytes"):
+            call()
+
+
+# -- secret keys -----------------------------------------------------------------------------
+
+
+def test_keygen_secret_coefficients_are_uniform_ternary() -> None:
+    # Prepare: keys from the OS CSPRNG at the default (secure) parameters.
+    ctx = xcloud.CkksContext()
+    # Execute
+    secrets = [testing.secret_key_coefficients(ctx.keygen()._native) for _ in range(4)]
+    # Assert: ternary, N coefficients each, fresh per call, about 1/3 each overall.
+    for s in secrets:
+        assert s.shape == (ctx.n,)
+        assert set(np.unique(s).tolist()) <= {-1, 0, 1}
+    assert not np.array_equal(secrets[0], secrets[1])
+    pooled = np.concatenate(secrets).astype(np.int64)
+    observed = np.bincount(pooled + 1, minlength=3)
+    assert chi_square(observed, np.full(3, len(pooled) / 3)) < CHI2_CRITICAL_1E6[2]

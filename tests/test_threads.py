@@ -1,0 +1,142 @@
+"""Differential tests: 1 thread vs many, bit-identical under a fixed seed.
+
+The kernel derives block b's randomness from the master seed and b alone
+(encryptor.h), so a derandomised encryption must not depend on the number
+of worker threads; nor may aggregation or decryption.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import xcloud
+
+THREADS = [1, 2, 3, 4]
+SEED = bytes(range(100, 132))
+
+
+@pytest.fixture(scope="module")
+def values() -> np.ndarray:
+    # 7 blocks of the small context (N = 1024) and a partial eighth: more blocks than threads.
+    return np.random.default_rng(3).uniform(-1.0, 1.0, size=7 * 1024 + 100)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["secret", "public"])
+def test_derand_encryption_is_byte_identical_across_thread_counts(small_keys, values, mode, dtype):
+    # Prepare
+    x = values.astype(dtype)
+    # Execute
+    encodings = {t: xcloud.encrypt_blocks_derand(small_keys, x, SEED, threads=t, mode=mode).to_bytes() for t in THREADS}
+    default_threads = xcloud.encrypt_blocks_derand(small_keys, x, SEED, mode=mode).to_bytes()
+    # Assert
+    assert all(e == encodings[1] for e in encodings.values()), {t: len(e) for t, e in encodings.items()}
+    assert default_threads == encodings[1]
+
+
+def test_derand_public_mode_needs_only_the_public_key(small_keys, values):
+    # Prepare
+    public = small_keys.public_only()
+    # Execute
+    with_public = xcloud.encrypt_blocks_derand(public, values, SEED, mode="public", threads=3).to_bytes()
+    with_full = xcloud.encrypt_blocks_derand(small_keys, values, SEED, mode="public", threads=1).to_bytes()
+    # Assert
+    assert with_public == with_full
+
+
+@pytest.mark.parametrize("mode", ["secret", "public"])
+def test_decryption_is_bit_identical_across_thread_counts(small_keys, values, mode):
+    # Prepare
+    ct = xcloud.encrypt_blocks_derand(small_keys, values, SEED, mode=mode)
+    # Execute
+    outputs = {t: xcloud.decrypt_blocks(small_keys, ct, threads=t) for t in THREADS}
+    # Assert
+    for t in THREADS:
+        assert outputs[t].tobytes() == outputs[1].tobytes(), f"threads={t} differs from threads=1"
+
+
+def test_aggregation_is_bit_identical_across_thread_counts(small_keys, values):
+    # Prepare: a mix of seeded (secret-key) and full (public-key) ciphertexts
+    rng = np.random.default_rng(5)
+    xs = [rng.uniform(-1.0, 1.0, size=values.shape) for _ in range(6)]
+    cts = [
+        xcloud.encrypt_blocks_derand(small_keys, x, bytes([i]) * 32, mode="secret" if i % 2 else "public")
+        for i, x in enumerate(xs)
+    ]
+    weights = rng.dirichlet(np.ones(len(cts)))
+    # Execute
+    aggregates = {t: xcloud.aggregate(cts, weights, threads=t) for t in THREADS}
+    decrypted = {t: xcloud.decrypt_blocks(small_keys, a, threads=t) for t, a in aggregates.items()}
+    # Assert
+    reference = aggregates[1].to_bytes()
+    for t in THREADS:
+        assert aggregates[t].to_bytes() == reference, f"aggregate with threads={t} differs"
+        assert decrypted[t].tobytes() == decrypted[1].tobytes(), f"decryption with threads={t} differs"
+    assert np.max(np.abs(decrypted[1] - np.tensordot(weights, np.array(xs), axes=1))) <= 2.0**-16
+
+
+@pytest.mark.parametrize("mode", ["secret", "public"])
+def test_different_seeds_give_different_ciphertexts(small_keys, values, mode):
+    # Prepare
+    seed_b = bytes(31) + b"\x01"  # differs from seed_a in one bit
+    # Execute
+    a = xcloud.encrypt_blocks_derand(small_keys, values, bytes(32), mode=mode)
+    b = xcloud.encrypt_blocks_derand(small_keys, values, seed_b, mode=mode)
+    # Assert: every block's c0 differs, and both still decrypt
+    c0a, c0b = a.c0_view(), b.c0_view()
+    assert a.to_bytes() != b.to_bytes()
+    for blk in range(len(a)):
+        assert not np.array_equal(c0a[blk], c0b[blk]), f"block {blk} is identical under different seeds"
+    ya, yb = xcloud.decrypt_blocks(small_keys, a), xcloud.decrypt_blocks(small_keys, b)
+    assert np.max(np.abs(ya - values)) <= 2.0**-20
+    assert np.max(np.abs(yb - values)) <= 2.0**-20
+
+
+def test_blocks_of_one_encryption_use_distinct_randomness(small_ctx, small_keys):
+    """Equal blocks in one call must not encrypt to equal ciphertext blocks (per-block nonces)."""
+    # Prepare
+    x = np.tile(np.linspace(-1.0, 1.0, small_ctx.n), 4)
+    # Execute
+    ct = xcloud.encrypt_blocks_derand(small_keys, x, SEED)
+    # Assert
+    c0 = ct.c0_view()
+    for i in range(len(ct)):
+        for j in range(i):
+            assert not np.array_equal(c0[i], c0[j]), f"blocks {j} and {i} share their randomness"
+
+
+@pytest.mark.parametrize("keys_kind", ["full", "public_only"])
+def test_randomised_encryptions_of_the_same_input_differ(small_keys, values, keys_kind):
+    # Prepare
+    keys = small_keys if keys_kind == "full" else small_keys.public_only()
+    # Execute
+    a = xcloud.encrypt_blocks(keys, values)
+    b = xcloud.encrypt_blocks(keys, values)
+    # Assert
+    assert a.to_bytes() != b.to_bytes()
+    c0a, c0b = a.c0_view(), b.c0_view()
+    for blk in range(len(a)):
+        assert not np.array_equal(c0a[blk], c0b[blk])
+    y1, y4 = xcloud.decrypt_blocks(small_keys, a, threads=1), xcloud.decrypt_blocks(small_keys, a, threads=4)
+    assert y1.tobytes() == y4.tobytes()
+
+
+def test_concurrent_calls_from_python_threads_match_sequential_calls(small_keys, values):
+    """The kernel releases the GIL; concurrent calls on shared keys must not interfere."""
+    # Prepare
+    seeds = [bytes([i]) * 32 for i in range(12)]
+    modes = ["secret" if i % 3 else "public" for i in range(12)]
+
+    def run(i: int) -> tuple[bytes, bytes]:
+        ct = xcloud.encrypt_blocks_derand(small_keys, values, seeds[i], threads=2, mode=modes[i])
+        return ct.to_bytes(), xcloud.decrypt_blocks(small_keys, ct, threads=2).tobytes()
+
+    sequential = [run(i) for i in range(12)]
+    # Execute
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(run, range(12)))
+    # Assert
+    assert concurrent == sequential
