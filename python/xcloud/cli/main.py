@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from xcloud.cli import demo
+from xcloud.cli import demo, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,14 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_run = sub.add_parser(
         "run",
-        help="run the main job (for now: the encrypted-aggregation demonstration, see 'xcloud demo')",
+        help="federated training across simulated clouds (the main job; runs the embedded default with no options)",
         description=(
-            "The main job. Until the federated training loop lands, it runs the kernel demonstration: "
-            "simulated clients encrypt synthetic model updates, a server aggregates the ciphertexts with "
-            "weights, and a client decrypts the weighted average, with sizes, times and errors printed."
+            "Federated training of a small language model across simulated clouds with real cryptography: "
+            "each cloud trains on its own synthetic ICU notes (or your --data), encrypts its update, the server "
+            "aggregates ciphertexts it cannot read, and the clouds decrypt the aggregate. Prints a per-round "
+            "table and writes a run directory (config.toml, metrics.json/.csv, loss.png, report.md, checkpoint.pt)."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    demo.add_arguments(p_run)
+    run.add_arguments(p_run)
     p_demo = sub.add_parser(
         "demo",
         help="encrypt, aggregate and decrypt synthetic client updates; print sizes, times and errors",
@@ -44,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command in ("run", "demo"):
+        if args.command == "run":
+            return run.run_from_args(args)
+        if args.command == "demo":
             demo.run_demo(args)
     except ValueError as e:
         print(f"xcloud: error: {e}", file=sys.stderr)

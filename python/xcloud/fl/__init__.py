@@ -1,0 +1,1 @@
+"""The transport-agnostic federated core: clients, aggregator, strategies, messages."""

@@ -1,0 +1,195 @@
+"""The aggregation server: verifies updates, weights them, adds ciphertexts it cannot read.
+
+Transport-agnostic: the simulation calls it directly, the Flower app from its
+strategy. It never holds a secret key and never sees a plaintext encrypted part.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import xcloud
+from xcloud.crypto import CiphertextBlocks, CkksContext
+from xcloud.errors import IntegrityError
+from xcloud.fl.errors import NotEnoughClients, UpdateRejected
+from xcloud.fl.messages import AggregateHeader, pack_aggregate, unpack_update
+from xcloud.fl.protection import ProtectionPlan
+from xcloud.fl.strategies.base import ClientReport, Strategy
+
+__all__ = ["Aggregator", "RoundSummary"]
+
+log = logging.getLogger("xcloud.aggregator")
+
+
+@dataclass
+class RoundSummary:
+    """What the server did in a round."""
+
+    round_id: int
+    accepted: list[str]
+    rejected: dict[str, str] = field(default_factory=dict)
+    weights: list[float] = field(default_factory=list)
+    aggregate_seconds: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class Aggregator:
+    """Accepts the round's updates and releases their weighted aggregate.
+
+    Parameters
+    ----------
+    ctx : CkksContext
+    plan : ProtectionPlan
+        The agreed split into encrypted and plain values.
+    strategy : Strategy
+        Computes the weights from the clients' reports.
+    mac_keys : mapping of client id to bytes
+        Per-client keys authenticating updates (in deployment these come
+        with node authentication).
+    server_mac_key : bytes
+        Authenticates the aggregate towards the clients.
+    key_id : bytes
+        Id of the key the clients encrypt under ("" if nothing is encrypted).
+    min_clients : int
+        A round with fewer valid updates fails with :class:`NotEnoughClients`.
+    threads : int, optional
+        Worker threads for ciphertext aggregation.
+    """
+
+    def __init__(
+        self,
+        ctx: CkksContext,
+        plan: ProtectionPlan,
+        strategy: Strategy,
+        mac_keys: Mapping[str, bytes],
+        server_mac_key: bytes,
+        key_id: bytes,
+        min_clients: int = 1,
+        threads: int | None = None,
+    ) -> None:
+        if min_clients < 1:
+            raise ValueError("min_clients must be at least 1")
+        self.ctx, self.plan, self.strategy = ctx, plan, strategy
+        self.mac_keys = dict(mac_keys)
+        self.server_mac_key = server_mac_key
+        self.key_id = key_id
+        self.min_clients = min_clients
+        self.threads = threads
+        self._mask = plan.mask()
+        self._n_enc = int(self._mask.sum())
+        self._n_plain = int(self._mask.size - self._n_enc)
+        self._round: int | None = None
+        self._reports: list[ClientReport] = []
+        self._plain: list[np.ndarray] = []
+        self._cts: list[CiphertextBlocks] = []
+        self._summary = RoundSummary(-1, [])
+
+    def start_round(self, round_id: int) -> None:
+        """Opens round ``round_id``; updates for any other round are rejected as stale."""
+        self._round = round_id
+        self._reports, self._plain, self._cts = [], [], []
+        self._summary = RoundSummary(round_id, [])
+
+    def reject(self, client_id: str, reason: str) -> None:
+        """Records a client that is left out of the round (rejected or failed)."""
+        self._summary.rejected[client_id] = reason
+        log.warning("round %s: client %s left out: %s", self._round, client_id, reason)
+
+    def receive(self, client_id: str, data: bytes) -> ClientReport:
+        """Verifies one update and keeps it for the round.
+
+        Raises
+        ------
+        UpdateRejected
+            With the reason; the update is not kept and the round goes on.
+        """
+        try:
+            return self._receive(client_id, data)
+        except UpdateRejected as e:
+            self.reject(client_id, str(e))
+            raise
+
+    def _receive(self, client_id: str, data: bytes) -> ClientReport:
+        if self._round is None:
+            raise UpdateRejected("no-round", "no round is open")
+        key = self.mac_keys.get(client_id)
+        if key is None:
+            raise UpdateRejected("unknown-client", f"client {client_id!r} is not registered")
+        if client_id in self._summary.accepted:
+            raise UpdateRejected("duplicate", f"client {client_id!r} already sent an update this round")
+        try:
+            header, plain, ct = unpack_update(data, key, self.ctx)
+        except IntegrityError as e:
+            raise UpdateRejected("integrity", str(e)) from None
+        if header.client_id != client_id:
+            raise UpdateRejected("wrong-sender", f"update names client {header.client_id!r}")
+        if header.round_id != self._round:
+            raise UpdateRejected("stale-round", f"update is for round {header.round_id}, this is round {self._round}")
+        if header.fingerprint != self.ctx.fingerprint.hex():
+            raise UpdateRejected("wrong-context", "update was made under other CKKS parameters")
+        if header.plan != self.plan.digest().hex():
+            raise UpdateRejected("wrong-plan", "update follows another model layout or protection plan")
+        if header.n_plain != self._n_plain or header.n_encrypted != self._n_enc:
+            raise UpdateRejected("bad-shape", f"update has {header.n_plain}+{header.n_encrypted} values")
+        if self._n_enc:
+            if ct is None or ct.size != self._n_enc:
+                raise UpdateRejected("bad-shape", "encrypted part missing or of the wrong size")
+            if ct.key_id != self.key_id or header.key_id != self.key_id.hex():
+                raise UpdateRejected("wrong-key", "encrypted part is under another key")
+        elif ct is not None:
+            raise UpdateRejected("bad-shape", "unexpected encrypted part")
+        if not np.all(np.isfinite(plain)):
+            raise UpdateRejected("non-finite", "plain part contains NaN or Inf")
+        if header.num_samples <= 0 or not math.isfinite(header.loss) or header.loss < 0:
+            raise UpdateRejected("bad-metadata", "sample count must be positive and loss finite")
+        if not math.isfinite(header.bandwidth_mbps) or header.bandwidth_mbps <= 0:
+            raise UpdateRejected("bad-metadata", "bandwidth must be finite and positive")
+        report = ClientReport(client_id, header.num_samples, header.loss, header.bandwidth_mbps)
+        self._reports.append(report)
+        self._plain.append(plain)
+        if ct is not None:
+            self._cts.append(ct)
+        self._summary.accepted.append(client_id)
+        self._summary.bytes_in += len(data)
+        return report
+
+    def finish_round(self) -> tuple[bytes, RoundSummary]:
+        """Weights the kept updates and returns the authenticated aggregate message.
+
+        Raises
+        ------
+        NotEnoughClients
+            If fewer than ``min_clients`` updates were accepted.
+        """
+        if len(self._reports) < self.min_clients:
+            raise NotEnoughClients(
+                f"round {self._round}: {len(self._reports)} valid updates, at least {self.min_clients} needed"
+            )
+        t0 = time.perf_counter()
+        w = self.strategy.weights(self._reports)
+        plain = np.zeros(self._n_plain, dtype=np.float64)
+        for wk, p in zip(w, self._plain, strict=True):
+            plain += wk * p
+        agg_ct = xcloud.aggregate(self._cts, weights=list(w), threads=self.threads) if self._cts else None
+        header = AggregateHeader(
+            round_id=int(self._round if self._round is not None else -1),
+            fingerprint=self.ctx.fingerprint.hex(),
+            plan=self.plan.digest().hex(),
+            clients=[r.client_id for r in self._reports],
+            weights=[float(x) for x in w],
+            n_plain=self._n_plain,
+            n_encrypted=self._n_enc,
+        )
+        msg = pack_aggregate(header, plain.astype(np.float32), agg_ct, self.server_mac_key)
+        self._summary.weights = header.weights
+        self._summary.aggregate_seconds = time.perf_counter() - t0
+        self._summary.bytes_out = len(msg)
+        self._round = None
+        return msg, self._summary

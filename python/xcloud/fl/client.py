@@ -1,0 +1,204 @@
+"""A federated client: trains locally, protects its update, and applies the aggregate.
+
+One round, as data (DESIGN.md): model delta -> flatten -> (clip) -> split by the
+protection plan -> encrypted part: encrypt_blocks -> ciphertext bytes; plain
+part: float32 bytes -> one authenticated message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import xcloud
+from xcloud.crypto import CkksContext, KeySet
+from xcloud.errors import IntegrityError
+from xcloud.fl.errors import ClientFailure
+from xcloud.fl.layout import ParameterLayout
+from xcloud.fl.messages import AggregateHeader, UpdateHeader, pack_update, unpack_aggregate
+from xcloud.fl.protection import ProtectionPlan
+
+__all__ = ["FederatedClient", "FitStats", "flood", "open_aggregate"]
+
+
+@dataclass
+class FitStats:
+    """Measurements of one client's local round."""
+
+    client_id: str
+    loss: float
+    examples: int
+    train_seconds: float
+    encrypt_seconds: float
+    bytes_up: int
+    epsilon: float | None
+    clipped: int
+
+
+def flood(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Adds Gaussian noise of standard deviation ``sigma`` drawn from the OS CSPRNG.
+
+    Noise flooding against the Li-Micciancio key-recovery attack: a decrypted
+    CKKS result that can reach a party who also sees the ciphertext must carry
+    noise much larger than the encryption noise (here ~2^-28 by default).
+    """
+    if sigma <= 0:
+        return values
+    n = values.size
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint64).reshape(2, n)
+    u1 = ((raw[0] >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53  # (0, 1]
+    u2 = (raw[1] >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return (values.reshape(-1) + sigma * z).astype(values.dtype).reshape(values.shape)
+
+
+def open_aggregate(
+    msg: bytes,
+    *,
+    ctx: CkksContext,
+    keys: KeySet | None,
+    plan: ProtectionPlan,
+    server_mac_key: bytes,
+    round_id: int,
+    threads: int | None = None,
+) -> tuple[AggregateHeader, np.ndarray, float]:
+    """Verifies an aggregate, decrypts its encrypted part and returns (header, full delta, decrypt seconds).
+
+    Raises
+    ------
+    IntegrityError
+        Tampered or malformed message, or one for another round or plan.
+    ValueError
+        If an encrypted part is present and ``keys`` has no secret key.
+    """
+    header, plain, ct = unpack_aggregate(msg, server_mac_key, ctx)
+    if header.round_id != round_id:
+        raise IntegrityError(f"aggregate is for round {header.round_id}, expected {round_id}")
+    if header.plan != plan.digest().hex():
+        raise IntegrityError("aggregate follows another protection plan")
+    mask = plan.mask()
+    delta = np.zeros(mask.size, dtype=np.float32)
+    delta[~mask] = plain
+    seconds = 0.0
+    if mask.any():
+        if ct is None or ct.size != int(mask.sum()):
+            raise IntegrityError("aggregate's encrypted part is missing or of the wrong size")
+        if keys is None or not keys.has_secret:
+            raise ValueError("decrypting the aggregate needs the secret key")
+        t0 = time.perf_counter()
+        delta[mask] = xcloud.decrypt_blocks(keys, ct, threads=threads, dtype="float32")
+        seconds = time.perf_counter() - t0
+    return header, delta, seconds
+
+
+class FederatedClient:
+    """One cloud's participant.
+
+    Parameters
+    ----------
+    client_id : str
+    model : torch.nn.Module
+        The client's working copy of the model.
+    train_set : torch.utils.data.Dataset
+    train : callable
+        ``train(model, dataset, seed) -> stats`` with ``mean_loss``, ``examples``
+        and ``epsilon`` attributes (local training, possibly with record-level DP).
+    ctx : CkksContext
+    keys : KeySet or None
+        Full keys (shared-key mode) or public keys (public-key mode); None when
+        nothing is encrypted.
+    mac_key : bytes
+        Authenticates this client's updates towards the server.
+    layout, plan
+        The agreed flattening and protection plan.
+    bandwidth_mbps : float
+        Measured uplink bandwidth, reported for dynamic weighting.
+    threads : int, optional
+        Encryption threads.
+    update_transform : callable, optional
+        Applied to the flat delta before protection (client-level DP: clip
+        and add this client's noise share).
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        model: torch.nn.Module,
+        train_set: Any,
+        train: Any,
+        ctx: CkksContext,
+        keys: KeySet | None,
+        mac_key: bytes,
+        layout: ParameterLayout,
+        plan: ProtectionPlan,
+        bandwidth_mbps: float = 100.0,
+        threads: int | None = None,
+        update_transform: Any = None,
+    ) -> None:
+        self.client_id = client_id
+        self.model = model
+        self.train_set = train_set
+        self.train = train
+        self.ctx, self.keys, self.mac_key = ctx, keys, mac_key
+        self.layout, self.plan = layout, plan
+        self.bandwidth_mbps = bandwidth_mbps
+        self.threads = threads
+        self.update_transform = update_transform
+        self._mask = plan.mask()
+        if self._mask.any() and keys is None:
+            raise ValueError("the protection plan encrypts values but the client has no keys")
+
+    def fit(self, global_state: dict[str, torch.Tensor], round_id: int, seed: int) -> tuple[bytes, FitStats]:
+        """Trains from ``global_state`` and returns the protected update message.
+
+        Raises
+        ------
+        ClientFailure
+            If training diverges (non-finite update) or encryption fails.
+        """
+        self.model.load_state_dict(global_state, strict=False)
+        t0 = time.perf_counter()
+        stats = self.train(self.model, self.train_set, seed)
+        train_s = time.perf_counter() - t0
+        start = self.layout.flatten(global_state)
+        delta = self.layout.flatten(self.model.state_dict()) - start
+        if not np.all(np.isfinite(delta)):
+            raise ClientFailure(f"client {self.client_id}: local training produced a non-finite update")
+        if self.update_transform is not None:
+            delta = self.update_transform(delta)
+        return self._protect(delta, round_id, float(stats.mean_loss), len(self.train_set), train_s, stats.epsilon)
+
+    def _protect(
+        self, delta: np.ndarray, round_id: int, loss: float, num_samples: int, train_s: float, epsilon: float | None
+    ) -> tuple[bytes, FitStats]:
+        enc_values = delta[self._mask]
+        limit = self.ctx.max_value
+        clipped = int(np.count_nonzero(np.abs(enc_values) > limit))
+        ct = None
+        t0 = time.perf_counter()
+        if enc_values.size:
+            assert self.keys is not None
+            try:
+                ct = xcloud.encrypt_blocks(self.keys, np.clip(enc_values, -limit, limit), threads=self.threads)
+            except ValueError as e:
+                raise ClientFailure(f"client {self.client_id}: encryption failed: {e}") from e
+        enc_s = time.perf_counter() - t0
+        header = UpdateHeader(
+            client_id=self.client_id,
+            round_id=round_id,
+            fingerprint=self.ctx.fingerprint.hex(),
+            key_id=self.keys.key_id.hex() if (self.keys is not None and ct is not None) else "",
+            plan=self.plan.digest().hex(),
+            num_samples=num_samples,
+            loss=loss,
+            bandwidth_mbps=float(self.bandwidth_mbps),
+            n_plain=int(delta.size - enc_values.size),
+            n_encrypted=int(enc_values.size),
+        )
+        msg = pack_update(header, delta[~self._mask], ct, self.mac_key)
+        return msg, FitStats(self.client_id, loss, num_samples, train_s, enc_s, len(msg), epsilon, clipped)

@@ -1,0 +1,183 @@
+"""The aggregation server: verification of every update, weighted aggregate, faults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import xcloud
+import xcloud.fl.aggregator
+from xcloud.fl.client import FederatedClient, flood, open_aggregate
+from xcloud.fl.errors import ClientFailure, NotEnoughClients, UpdateRejected
+from xcloud.fl.layout import ParameterLayout
+from xcloud.fl.strategies import FedAvg, HybridEncryption
+
+SERVER_KEY = b"s" * 32
+
+
+class _Stats:
+    def __init__(self, loss: float, examples: int) -> None:
+        self.mean_loss, self.examples, self.epsilon = loss, examples, None
+
+
+class _AddModel(torch.nn.Module):
+    """A stand-in model whose 'training' adds a fixed delta to its parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wte = torch.nn.Embedding(20, 4)
+        self.mid = torch.nn.Linear(4, 4)
+        self.lm_head = torch.nn.Linear(4, 20, bias=False)
+
+
+def _trainer(delta: float):
+    def train(model, dataset, seed):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(delta)
+        return _Stats(1.0 + delta, len(dataset))
+
+    return train
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ctx = xcloud.CkksContext.insecure(log_n=8)
+    keys = ctx.keygen()
+    model = _AddModel()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    layout = ParameterLayout.from_state(state)
+    strategy = HybridEncryption(FedAvg(), fraction=0.0)
+    plan = strategy.plan(layout)
+    return ctx, keys, state, layout, plan, strategy
+
+
+def _client(setup, cid: str, delta: float, n: int = 10):
+    ctx, keys, state, layout, plan, _ = setup
+    return FederatedClient(cid, _AddModel(), list(range(n)), _trainer(delta), ctx, keys, cid.encode() * 4, layout, plan)
+
+
+def _aggregator(setup, clients, min_clients=1):
+    ctx, keys, state, layout, plan, strategy = setup
+    macs = {c.client_id: c.mac_key for c in clients}
+    return xcloud.fl.aggregator.Aggregator(ctx, plan, strategy, macs, SERVER_KEY, keys.key_id, min_clients=min_clients)
+
+
+def test_weighted_round_equals_plaintext_average(setup):
+    ctx, keys, state, layout, plan, _ = setup
+    clients = [_client(setup, "a", 0.01, n=10), _client(setup, "b", -0.03, n=30)]
+    agg = _aggregator(setup, clients)
+    agg.start_round(0)
+    for c in clients:
+        msg, _ = c.fit(state, 0, seed=0)
+        agg.receive(c.client_id, msg)
+    out, summary = agg.finish_round()
+    header, delta, _ = open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_mac_key=SERVER_KEY, round_id=0)
+    assert header.weights == pytest.approx([0.25, 0.75])
+    np.testing.assert_allclose(delta, 0.25 * 0.01 + 0.75 * -0.03, atol=2**-20)
+    assert summary.accepted == ["a", "b"]
+
+
+def _fresh_msg(setup, cid="a", round_id=0, delta=0.01):
+    ctx, keys, state, *_ = setup
+    return _client(setup, cid, delta).fit(state, round_id, seed=0)[0]
+
+
+def _rejected(agg, cid, msg, reason):
+    with pytest.raises(UpdateRejected) as e:
+        agg.receive(cid, msg)
+    assert e.value.reason == reason
+
+
+def test_tampered_and_truncated_updates_are_rejected(setup):
+    clients = [_client(setup, "a", 0.01)]
+    agg = _aggregator(setup, clients)
+    agg.start_round(0)
+    msg = bytearray(_fresh_msg(setup))
+    msg[len(msg) // 2] ^= 1
+    _rejected(agg, "a", bytes(msg), "integrity")
+    _rejected(agg, "a", bytes(msg[:100]), "integrity")
+    _rejected(agg, "a", b"", "integrity")
+
+
+def test_stale_round_unknown_client_and_duplicate(setup):
+    clients = [_client(setup, "a", 0.01)]
+    agg = _aggregator(setup, clients)
+    agg.start_round(3)
+    _rejected(agg, "a", _fresh_msg(setup, round_id=2), "stale-round")
+    _rejected(agg, "zz", _fresh_msg(setup), "unknown-client")
+    agg.receive("a", _fresh_msg(setup, round_id=3))
+    _rejected(agg, "a", _fresh_msg(setup, round_id=3), "duplicate")
+
+
+def test_update_from_another_context_or_key_is_rejected(setup):
+    ctx, keys, state, layout, plan, strategy = setup
+    other_ctx = xcloud.CkksContext.insecure(log_n=9)
+    other = FederatedClient(
+        "a", _AddModel(), list(range(10)), _trainer(0.01), other_ctx, other_ctx.keygen(), b"a" * 4, layout, plan
+    )
+    agg = _aggregator(setup, [other])
+    agg.start_round(0)
+    with pytest.raises(UpdateRejected) as e:
+        agg.receive("a", other.fit(state, 0, seed=0)[0])
+    assert e.value.reason in {"integrity", "wrong-context"}
+    other_key = FederatedClient(
+        "a", _AddModel(), list(range(10)), _trainer(0.01), ctx, ctx.keygen(), b"a" * 4, layout, plan
+    )
+    _rejected(agg, "a", other_key.fit(state, 0, seed=0)[0], "wrong-key")
+
+
+def test_nan_plain_part_is_rejected_and_round_goes_on(setup):
+    ctx, keys, state, layout, plan, _ = setup
+    good = _client(setup, "a", 0.01)
+    bad = _client(setup, "b", 0.01)
+    agg = _aggregator(setup, [good, bad])
+    agg.start_round(0)
+    delta = np.full(layout.total, 0.01, dtype=np.float32)
+    delta[~plan.mask()] = np.nan  # a client that sends NaN in its plain part
+    msg, _ = bad._protect(delta, 0, 1.0, 10, 0.0, None)
+    _rejected(agg, "b", msg, "non-finite")
+    agg.receive("a", _fresh_msg(setup))
+    out, summary = agg.finish_round()
+    assert summary.accepted == ["a"]
+    assert "b" in summary.rejected
+
+
+def test_nan_in_encrypted_part_fails_the_client_not_the_round(setup):
+    ctx, keys, state, layout, plan, _ = setup
+    client = _client(setup, "a", float("nan"))
+    with pytest.raises(ClientFailure):
+        client.fit(state, 0, seed=0)
+
+
+def test_too_few_clients_fails_the_round(setup):
+    clients = [_client(setup, "a", 0.01), _client(setup, "b", 0.01)]
+    agg = _aggregator(setup, clients, min_clients=2)
+    agg.start_round(0)
+    agg.receive("a", _fresh_msg(setup))
+    with pytest.raises(NotEnoughClients):
+        agg.finish_round()
+
+
+def test_aggregate_is_authenticated_and_bound_to_round(setup):
+    ctx, keys, state, layout, plan, _ = setup
+    clients = [_client(setup, "a", 0.01)]
+    agg = _aggregator(setup, clients)
+    agg.start_round(0)
+    agg.receive("a", _fresh_msg(setup))
+    out, _ = agg.finish_round()
+    with pytest.raises(xcloud.IntegrityError):
+        open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_mac_key=b"x" * 32, round_id=0)
+    with pytest.raises(xcloud.IntegrityError):
+        open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_mac_key=SERVER_KEY, round_id=1)
+    with pytest.raises(ValueError):
+        open_aggregate(out, ctx=ctx, keys=keys.public_only(), plan=plan, server_mac_key=SERVER_KEY, round_id=0)
+
+
+def test_flood_adds_noise_of_the_requested_size():
+    x = np.zeros(200_000, dtype=np.float64)
+    y = flood(x, 1e-3)
+    assert abs(float(y.std()) - 1e-3) < 2e-5
+    assert abs(float(y.mean())) < 2e-5
+    assert not np.array_equal(flood(x, 1e-3), y)

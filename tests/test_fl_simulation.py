@@ -1,0 +1,217 @@
+"""End-to-end federated runs on CPU: every method, encryption equivalence, resume, faults, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xcloud.cli.main import main
+from xcloud.cli.run import load_checkpoint, run_training
+from xcloud.data import DataIntegrityError
+from xcloud.fl.config import RunConfig, load_config
+from xcloud.fl.errors import ClientFailure, NotEnoughClients
+from xcloud.fl.simulation import FederatedRun
+
+TINY = RunConfig(
+    clouds=3,
+    rounds=2,
+    local_steps=2,
+    batch_size=8,
+    notes_per_hospital=30,
+    vocab_size=400,
+    block_size=32,
+    n_layer=1,
+    n_head=2,
+    n_embd=16,
+    min_clients=2,
+    dp_epsilon=50.0,
+)
+
+
+def _vec(run: FederatedRun) -> np.ndarray:
+    return run.layout.flatten(run.global_state)
+
+
+@pytest.mark.parametrize("method", ["centralized", "fedavg", "he", "dp", "xcloud"])
+def test_each_method_trains_end_to_end(method, tmp_path):
+    cfg = replace(TINY, method=method)
+    run = FederatedRun(cfg, tmp_path)
+    first = run.run_round(0)
+    second = run.run_round(1)
+    assert np.isfinite(second.val_loss)
+    assert second.val_loss < first.val_loss + 0.5  # training, not diverging
+    if method in ("dp", "xcloud"):
+        assert second.epsilon is not None and 0 < first.epsilon < second.epsilon <= cfg.dp_epsilon * 1.05
+    if method in ("he", "xcloud"):
+        assert second.encrypt_s > 0 and second.decrypt_s > 0
+    if method != "centralized":
+        assert second.bytes_up > 0 and second.accepted == cfg.clouds
+
+
+def test_encryption_does_not_change_learning(tmp_path):
+    plain = FederatedRun(replace(TINY, method="fedavg"), tmp_path / "a")
+    enc = FederatedRun(replace(TINY, method="he"), tmp_path / "b")
+    for r in range(2):
+        plain.run_round(r)
+        enc.run_round(r)
+    assert enc.plan.fraction == 1.0
+    diff = np.abs(_vec(plain) - _vec(enc)).max()
+    assert diff < 2**-16
+
+
+def test_public_key_mode_matches_within_flooding_noise(tmp_path):
+    plain = FederatedRun(replace(TINY, method="fedavg"), tmp_path / "a")
+    pk = FederatedRun(replace(TINY, method="he", key_mode="public"), tmp_path / "b")
+    plain.run_round(0)
+    pk.run_round(0)
+    assert not pk.clients[1].keys.has_secret
+    assert np.abs(_vec(plain) - _vec(pk)).max() < 2**-14
+
+
+def test_xcloud_encrypts_embedding_and_head_only(tmp_path):
+    run = FederatedRun(replace(TINY, method="xcloud"), tmp_path)
+    assert set(run.plan.encrypted) == {"wte.weight", "lm_head.weight"}
+    assert 0 < run.plan.fraction < 1
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    cfg = replace(TINY, method="fedavg", rounds=2)
+    full = run_training(cfg, tmp_path / "full", quiet=True)
+    part = run_training(replace(cfg, rounds=1), tmp_path / "part", quiet=True)
+    assert part.next_round == 1
+    resumed = run_training(cfg, tmp_path / "part", resume=True, quiet=True)
+    assert [m.round for m in resumed.metrics] == [0, 1]
+    np.testing.assert_array_equal(_vec(full), _vec(resumed))
+
+
+def _hook(kind: str):
+    seen: dict[str, bytes] = {}
+
+    def hook(r: int, cid: str, msg: bytes) -> bytes:
+        if cid != "cloud-1":
+            return msg
+        if kind == "crash":
+            raise ClientFailure("cloud-1 crashed mid-round")
+        if kind == "tamper":
+            b = bytearray(msg)
+            b[len(b) // 3] ^= 0x40
+            return bytes(b)
+        if kind == "stale":
+            old = seen.get(cid)
+            seen[cid] = msg
+            return old if old is not None else msg
+        raise AssertionError(kind)
+
+    return hook
+
+
+@pytest.mark.parametrize("kind", ["crash", "tamper", "stale"])
+def test_a_faulty_client_is_left_out_and_the_round_goes_on(kind, tmp_path):
+    run = FederatedRun(replace(TINY, method="he"), tmp_path, client_hook=_hook(kind))
+    run.run_round(0)
+    m = run.run_round(1)
+    assert "cloud-1" in m.dropped
+    assert m.accepted == 2
+    assert np.isfinite(m.val_loss)
+    if kind != "stale":
+        assert run.metrics[0].accepted == 2
+
+
+def test_round_fails_cleanly_below_the_minimum(tmp_path):
+    run = FederatedRun(replace(TINY, method="fedavg", min_clients=3), tmp_path, client_hook=_hook("crash"))
+    before = _vec(run).copy()
+    with pytest.raises(NotEnoughClients):
+        run.run_round(0)
+    np.testing.assert_array_equal(before, _vec(run))
+
+
+def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    run = FederatedRun(TINY, tmp_path / "a")
+    state = run.state_dict()
+    other = FederatedRun(replace(TINY, n_embd=32), tmp_path / "b")
+    with pytest.raises(ValueError, match="does not match"):
+        other.load_state_dict(state)
+
+
+def test_corrupt_user_data_file_gets_a_clear_error(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.jsonl").write_text('{"text": "fine note"}\n{not json\n')
+    with pytest.raises(DataIntegrityError, match="notes.jsonl"):
+        FederatedRun(replace(TINY, data=str(data)), tmp_path / "run")
+
+
+def test_user_text_directory_trains(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    words = ["pain", "fever", "stable", "improving", "oxygen", "sats", "bp", "hr", "plan", "review"]
+    (data / "a.txt").write_text("\n\n".join(" ".join(rng.choice(words, 12)) for _ in range(60)))
+    run = FederatedRun(replace(TINY, data=str(data), method="fedavg"), tmp_path / "run")
+    assert np.isfinite(run.run_round(0).val_loss)
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[xcloud]\nmethod = "he"\nrounds = 3\nbandwidths_mbps = [10, 20]\n')
+    cfg = load_config(path, {"rounds": 5})
+    assert (cfg.method, cfg.rounds, cfg.bandwidths_mbps) == ("he", 5, [10.0, 20.0])
+    path.write_text("bogus = 1\n")
+    with pytest.raises(ValueError, match="unknown configuration keys"):
+        load_config(path)
+    with pytest.raises(ValueError, match="method"):
+        load_config(None, {"method": "magic"})
+
+
+def test_cli_run_writes_a_run_directory(tmp_path, capsys):
+    args = ["run", "--method", "he", "--out", str(tmp_path), "--clouds", "3", "--rounds", "1", "--local-steps", "1"]
+    args += ["--notes-per-hospital", "20", "--n-embd", "16", "--n-layer", "1", "--n-head", "2", "--block-size", "32"]
+    assert main(args) == 0
+    (run_dir,) = tmp_path.iterdir()
+    for name in ("config.toml", "metrics.json", "metrics.csv", "loss.png", "report.md", "checkpoint.pt", "run.log"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["config"]["method"] == "he" and len(metrics["rounds"]) == 1
+    out = capsys.readouterr()
+    assert "validation perplexity" in out.out + out.err
+
+
+def test_cli_reports_bad_options(tmp_path, capsys):
+    assert main(["run", "--method", "he", "--clouds", "0", "--out", str(tmp_path)]) == 2
+    assert "clouds" in capsys.readouterr().err
+
+
+def test_checkpoint_round_trips_through_torch_load(tmp_path):
+    run = run_training(replace(TINY, rounds=1), tmp_path, quiet=True)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["next_round"] == 1
+    assert torch.equal(state["global_state"]["wte.weight"], run.global_state["wte.weight"])
+
+
+def test_client_level_dp_clips_noises_and_accounts(tmp_path):
+    cfg = replace(TINY, method="fedavg", client_dp_noise=1.0, client_clip=0.05)
+    run = FederatedRun(cfg, tmp_path)
+    start = _vec(run).copy()
+    m0 = run.run_round(0)
+    m1 = run.run_round(1)
+    assert m0.weights == pytest.approx([1 / 3] * 3)  # calibrated for uniform weights
+    assert 0 < m0.client_epsilon < m1.client_epsilon
+    step = np.linalg.norm(_vec(run) - start)
+    # Two rounds of averaged clipped updates plus noise of std z*C/K per entry.
+    noise_norm = 1.0 * 0.05 / 3 * np.sqrt(run.layout.total)
+    assert step < 2 * 0.05 + 4 * noise_norm
+    assert step > 0.5 * noise_norm  # the noise is really there
