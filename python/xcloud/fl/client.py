@@ -22,6 +22,7 @@ from xcloud.fl.errors import ClientFailure
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.messages import AggregateHeader, UpdateHeader, pack_update, unpack_aggregate
 from xcloud.fl.protection import ProtectionPlan
+from xcloud.models.hf_lora import load_trainable_state, trainable_state
 
 __all__ = ["FederatedClient", "FitStats", "flood", "open_aggregate"]
 
@@ -161,12 +162,12 @@ class FederatedClient:
         ClientFailure
             If training diverges (non-finite update) or encryption fails.
         """
-        self.model.load_state_dict(global_state, strict=False)
+        load_trainable_state(self.model, global_state)
         t0 = time.perf_counter()
         stats = self.train(self.model, self.train_set, seed)
         train_s = time.perf_counter() - t0
         start = self.layout.flatten(global_state)
-        delta = self.layout.flatten(self.model.state_dict()) - start
+        delta = self.layout.flatten(trainable_state(self.model)) - start
         if not np.all(np.isfinite(delta)):
             raise ClientFailure(f"client {self.client_id}: local training produced a non-finite update")
         if self.update_transform is not None:

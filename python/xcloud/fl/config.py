@@ -42,6 +42,14 @@ class RunConfig:
     n_layer: int = field(default=2, metadata={"help": "transformer blocks"})
     n_head: int = field(default=4, metadata={"help": "attention heads"})
     n_embd: int = field(default=64, metadata={"help": "model width"})
+    hf_model: str = field(
+        default="",
+        metadata={
+            "help": "local Hugging Face causal-LM directory (with its tokenizer) to fine-tune with LoRA; only the "
+            "adapters are federated, and all of them are encrypted (needs the [hf] extra)"
+        },
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank with --hf-model"})
     key_mode: str = field(
         default="shared",
         metadata={"help": "shared (clients share the secret key) or public (clients hold the public key only)"},

@@ -43,7 +43,18 @@ from xcloud.fl.errors import ClientFailure, NotEnoughClients, UpdateRejected
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
-from xcloud.models import GPT, SENSITIVE_PARAMETERS, GPTConfig, TrainConfig, evaluate, train_local
+from xcloud.data.hf_tokenizer import HFTokenizer
+from xcloud.models import (
+    GPT,
+    SENSITIVE_PARAMETERS,
+    GPTConfig,
+    TrainConfig,
+    evaluate,
+    load_causal_lm_with_lora,
+    load_trainable_state,
+    train_local,
+    trainable_state,
+)
 from xcloud.privacy import RecordDP, RecordDPConfig, client_level_epsilon, clip_update, make_generator, noise_share
 
 __all__ = ["FederatedRun", "RoundMetrics", "derive_seed", "make_strategy"]
@@ -76,6 +87,9 @@ def make_strategy(cfg: RunConfig) -> Strategy:
             if uniform
             else DynamicWeighting(alpha=cfg.weight_alpha, beta=cfg.weight_beta, max_share=cfg.max_share)
         )
+        if cfg.hf_model:
+            # LoRA adapters are small: encrypt all of them.
+            return HybridEncryption(base, fraction=1.0, always=())
         return HybridEncryption(base, fraction=cfg.encrypt_fraction, always=SENSITIVE_PARAMETERS)
     return UniformWeights() if uniform else FedAvg(encrypt=False)
 
@@ -147,13 +161,18 @@ class FederatedRun:
         )
         if len(parts) != cfg.clouds:
             raise ValueError(f"partition gave {len(parts)} clients, expected {cfg.clouds}")
-        # The vocabulary is agreed in advance (a shared tokenizer), built here from the corpus.
-        self.tokenizer = WordTokenizer.build(corpus.texts(), max_vocab=cfg.vocab_size)
-        shard_dirs = write_shards(self.run_dir / "shards", corpus.notes, parts, tokenizer=self.tokenizer)
+        # The vocabulary is agreed in advance (a shared tokenizer): the model's
+        # own with --hf-model, else a word vocabulary built here from the corpus.
+        self.tokenizer: Any
+        if cfg.hf_model:
+            self.tokenizer = HFTokenizer(cfg.hf_model)
+        else:
+            self.tokenizer = WordTokenizer.build(corpus.texts(), max_vocab=cfg.vocab_size)
+        shard_dirs = write_shards(self.run_dir / "shards", corpus.notes, parts)
         self.train_sets: list[NoteDataset] = []
         val_ids: list[list[int]] = []
         for k, d in enumerate(shard_dirs):
-            shard = load_shard(d, expected_vocab_hash=self.tokenizer.vocab_hash())  # checks the manifest hash
+            shard = load_shard(d)  # checks the notes against the manifest's hash
             ids = self.tokenizer.encode_batch(n.text for n in shard.notes)
             tr, va = split_train_val(np.arange(len(ids)), cfg.val_fraction, seed=derive_seed(cfg.seed, "split", k))
             self.train_sets.append(self._dataset([ids[i] for i in tr]))
@@ -165,8 +184,8 @@ class FederatedRun:
             vocab_size=self.tokenizer.vocab_size, block_size=cfg.block_size,
             n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
         )
-        self.model = GPT(self.gpt_config)
-        self.global_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model = self._new_model()
+        self.global_state = trainable_state(self.model)
         self.layout = ParameterLayout.from_state(self.global_state)
         self.train_cfg = TrainConfig(
             lr=cfg.lr, local_steps=cfg.local_steps, batch_size=cfg.batch_size, device=cfg.device
@@ -187,7 +206,20 @@ class FederatedRun:
             self._setup_federation()
 
     def _dataset(self, ids: list[list[int]]) -> NoteDataset:
+        if self.cfg.hf_model:
+            tok = self.tokenizer
+            return NoteDataset(
+                ids, self.cfg.block_size, bos_id=tok.bos_id, eos_id=tok.eos_id, pad_id=tok.pad_id,
+                vocab_size=tok.vocab_size,
+            )
         return NoteDataset(ids, self.cfg.block_size, vocab_size=self.tokenizer.vocab_size)
+
+    def _new_model(self) -> torch.nn.Module:
+        """A fresh model: the tiny GPT, or the local HF model with LoRA adapters (torch's seed fixes their init)."""
+        torch.manual_seed(derive_seed(self.cfg.seed, "init") % (2**31))
+        if self.cfg.hf_model:
+            return load_causal_lm_with_lora(self.cfg.hf_model, r=self.cfg.lora_r)
+        return GPT(self.gpt_config)
 
     def _setup_federation(self) -> None:
         cfg = self.cfg
@@ -205,7 +237,7 @@ class FederatedRun:
             bw = cfg.bandwidths_mbps[k % len(cfg.bandwidths_mbps)]
             self.clients.append(
                 FederatedClient(
-                    cid, GPT(self.gpt_config), self.train_sets[k], self._trainer(cid), self.ctx, client_keys,
+                    cid, self._new_model(), self.train_sets[k], self._trainer(cid), self.ctx, client_keys,
                     mac_keys[cid], self.layout, self.plan, bandwidth_mbps=bw, threads=cfg.threads or None,
                     update_transform=self._client_dp_transform() if cfg.client_dp_noise > 0 else None,
                 )
@@ -252,11 +284,11 @@ class FederatedRun:
         union = torch.utils.data.ConcatDataset(self.train_sets)
         cfg = copy.copy(self.train_cfg)
         cfg.local_steps = self.train_cfg.local_steps * self.cfg.clouds  # the same compute as one federated round
-        self.model.load_state_dict(self.global_state)
+        load_trainable_state(self.model, self.global_state)
         t0 = time.perf_counter()
         stats = train_local(self.model, union, cfg, seed=derive_seed(self.cfg.seed, "central", r))
         train_s = time.perf_counter() - t0
-        self.global_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.global_state = trainable_state(self.model)
         val = self._validate()
         return RoundMetrics(r, stats.mean_loss, val, math.exp(val), 0, 0, train_s, 0.0, 0.0, 0.0, 0.0, None, 1)
 
@@ -319,7 +351,7 @@ class FederatedRun:
         return delta, seconds
 
     def _validate(self) -> float:
-        self.model.load_state_dict(self.global_state)
+        load_trainable_state(self.model, self.global_state)
         return float(evaluate(self.model, self.val_set, batch_size=128))
 
     # -- checkpoints ------------------------------------------------------------
