@@ -20,13 +20,13 @@ class RunConfig:
     method: str = field(
         default="xcloud",
         metadata={
-            "help": "centralized (one model on all data), fedavg (plain updates), he (everything encrypted), "
+            "help": "centralized (one model on the pooled data, per round the same steps and examples as the clouds together), fedavg (plain updates), he (everything encrypted), "
             "dp (record-level DP-SGD, plain updates), xcloud (hybrid encryption + dynamic weights + DP)"
         },
     )
     clouds: int = field(default=4, metadata={"help": "number of clouds (federated clients)"})
-    rounds: int = field(default=5, metadata={"help": "federated rounds"})
-    local_steps: int = field(default=15, metadata={"help": "local optimizer steps per client and round"})
+    rounds: int = field(default=10, metadata={"help": "federated rounds"})
+    local_steps: int = field(default=10, metadata={"help": "local optimizer steps per client and round"})
     batch_size: int = field(default=16, metadata={"help": "sequences per local step"})
     lr: float = field(default=3e-3, metadata={"help": "AdamW learning rate of local training"})
     seed: int = field(default=0, metadata={"help": "seed of data generation, partitioning, model init and sampling"})

@@ -282,8 +282,10 @@ class FederatedRun:
 
     def _centralized_round(self, r: int) -> RoundMetrics:
         union = torch.utils.data.ConcatDataset(self.train_sets)
+        # The same examples and the same number of sequential steps as one
+        # federated round: local_steps steps of clouds x batch_size sequences.
         cfg = copy.copy(self.train_cfg)
-        cfg.local_steps = self.train_cfg.local_steps * self.cfg.clouds  # the same compute as one federated round
+        cfg.batch_size = self.train_cfg.batch_size * self.cfg.clouds
         load_trainable_state(self.model, self.global_state)
         t0 = time.perf_counter()
         stats = train_local(self.model, union, cfg, seed=derive_seed(self.cfg.seed, "central", r))
