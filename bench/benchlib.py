@@ -1,0 +1,608 @@
+"""Shared pieces of xcloud's end-to-end benchmarks: payload, implementations, metrics.
+
+``bench/test_bench_kernel.py`` (pytest-benchmark) and ``bench/compare.py``
+(plain ``time.perf_counter``) both build on this module, so they time the same
+calls on the same data.
+
+The payload is float32, uniform in [-1, 1], from ``numpy.random.default_rng``
+with a fixed seed: every implementation and every run sees the same values.
+
+Adding a peer (TenSEAL, OpenFHE, ...)
+-------------------------------------
+Subclass :class:`Implementation`, set ``name``, list its :class:`Case` objects
+in ``cases()`` (each names a ``prepare_*`` method of the class), write those
+methods (``prepare_x(n, threads) -> Prepared``), and decorate the class with
+:func:`register`. If the peer cannot be imported, raise :class:`Unavailable`
+from ``__init__``: pytest skips its cases and ``compare.py`` reports it as
+unavailable. A peer that must run out of process (the OpenFHE wheel needs
+CPython 3.10) can do so inside its ``run`` callable, or time itself and be
+added to compare.py's results directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "AGG_INPUTS",
+    "BASELINE",
+    "LARGE_SIZE",
+    "PAYLOAD_SEED",
+    "SIZES",
+    "Case",
+    "Implementation",
+    "Prepared",
+    "Unavailable",
+    "all_cases",
+    "all_threads",
+    "CpuShare",
+    "instance",
+    "memcopy_bandwidth",
+    "metrics",
+    "payload",
+    "register",
+    "release_all",
+    "size_label",
+]
+
+PAYLOAD_SEED = 20_240_917
+"""Seed of the payload generator: fixed, so every run encrypts the same values."""
+SIZES = (1_000_000, 10_000_000)
+"""Payload sizes (values) benchmarked by default."""
+LARGE_SIZE = 10_000_000
+"""Sizes at or above this are 'large' (pytest marker ``bench_large``)."""
+AGG_INPUTS = 10
+"""Ciphertexts summed by the aggregation benchmarks (each of the payload size)."""
+BASELINE = "AES-256-GCM"
+"""Implementation that ratios are taken against (same operation, same size)."""
+
+
+# -- payload -------------------------------------------------------------------
+
+_payloads: dict[int, np.ndarray] = {}
+
+
+def payload(n: int) -> np.ndarray:
+    """The benchmark payload: ``n`` float32 values uniform in [-1, 1], read-only, cached."""
+    x = _payloads.get(n)
+    if x is None:
+        x = np.random.default_rng(PAYLOAD_SEED).uniform(-1.0, 1.0, n).astype(np.float32)
+        x.flags.writeable = False
+        _payloads[n] = x
+    return x
+
+
+def size_label(n: int) -> str:
+    """1000000 -> '1M', 10000000 -> '10M', 4096 -> '4096'."""
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def all_threads() -> int:
+    """Hardware threads, as the kernel counts them for ``threads=None``."""
+    return os.cpu_count() or 1
+
+
+# -- cases and implementations -------------------------------------------------
+
+
+class Unavailable(RuntimeError):
+    """An implementation cannot run here (package missing, wrong interpreter...)."""
+
+
+@dataclass
+class Prepared:
+    """One benchmark, ready to time.
+
+    Attributes
+    ----------
+    run : callable
+        The timed call, no arguments; returns the operation's output.
+    values : int
+        Values processed per call (aggregation: values of all inputs).
+    output_bytes : callable
+        Size in bytes of ``run()``'s result as it would be sent or stored.
+    max_abs_error : callable or None
+        Max absolute error of ``run()``'s result once decrypted (float64),
+        against the exact answer; None for exact (authenticated) encryption.
+    consumed_bytes : int or None
+        Ciphertext bytes read per call (aggregation), for GB/s.
+    extra : dict
+        Anything else worth recording (JSON-serialisable).
+    """
+
+    run: Callable[[], Any]
+    values: int
+    output_bytes: Callable[[Any], int]
+    max_abs_error: Callable[[Any], float] | None = None
+    consumed_bytes: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (implementation, operation, variant, threads) combination, for any size.
+
+    ``threads=None`` means all hardware threads (the kernel's default).
+    """
+
+    impl: type[Implementation]
+    op: str  # "encrypt" | "decrypt" | "aggregate"
+    method: str  # name of the implementation's prepare_* method
+    variant: str = ""  # e.g. "secret-key", "public-key"
+    threads: int | None = 1
+    inputs: int = 1  # ciphertexts consumed per call (aggregation)
+
+    @property
+    def label(self) -> str:
+        return f"{self.impl.name} {self.variant}".strip()
+
+    @property
+    def is_baseline(self) -> bool:
+        """The reference row for ratios: the baseline implementation's plain variant."""
+        return self.impl.name == BASELINE and not self.variant
+
+    @property
+    def threads_used(self) -> int:
+        return all_threads() if self.threads is None else self.threads
+
+    def group(self, n: int) -> str:
+        """pytest-benchmark group: 'encrypt-1M', 'aggregate-10x1M', ..."""
+        if self.inputs > 1:
+            return f"{self.op}-{self.inputs}x{size_label(n)}"
+        return f"{self.op}-{size_label(n)}"
+
+    def ident(self, n: int) -> str:
+        slug = "".join(c if c.isalnum() else "_" for c in self.label.lower()).strip("_")
+        t = "tall" if self.threads is None else f"t{self.threads}"
+        return f"{self.group(n)}-{slug}-{t}"
+
+    def prepare(self, n: int) -> Prepared:
+        """Instantiates the implementation (once) and prepares this case at size ``n``.
+
+        Raises
+        ------
+        Unavailable
+            If the implementation cannot run here.
+        """
+        return getattr(instance(self.impl), self.method)(n, self.threads)
+
+
+class Implementation:
+    """Base class of a benchmarked implementation; see the module docstring."""
+
+    name: ClassVar[str] = "?"
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._cache_n: int | None = None
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        raise NotImplementedError
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        """Package versions worth recording next to the results."""
+        return {}
+
+    def cached(self, n: int, key: str, make: Callable[[], Any]) -> Any:
+        """Per-size cache of expensive inputs; switching to another size drops it."""
+        if self._cache_n != n:
+            self._cache.clear()
+            self._cache_n = n
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def release(self) -> None:
+        self._cache.clear()
+        self._cache_n = None
+
+
+REGISTRY: list[type[Implementation]] = []
+_instances: dict[type[Implementation], Implementation | Unavailable] = {}
+
+
+def register(cls: type[Implementation]) -> type[Implementation]:
+    """Class decorator: adds an implementation to every benchmark."""
+    REGISTRY.append(cls)
+    return cls
+
+
+def instance(cls: type[Implementation]) -> Implementation:
+    """The session's single instance of ``cls`` (keys made once).
+
+    Raises
+    ------
+    Unavailable
+        If ``cls`` cannot run here (remembered: not retried).
+    """
+    got = _instances.get(cls)
+    if got is None:
+        try:
+            got = cls()
+        except Unavailable as e:
+            got = e
+        _instances[cls] = got
+    if isinstance(got, Unavailable):
+        raise got
+    return got
+
+
+def release_all() -> None:
+    """Drops every implementation's cached inputs (between sizes)."""
+    for got in _instances.values():
+        if isinstance(got, Implementation):
+            got.release()
+
+
+def all_cases() -> list[Case]:
+    """Every registered case, baseline first, in a stable order."""
+    impls = sorted(REGISTRY, key=lambda c: c.name != BASELINE)
+    return [case for cls in impls for case in cls.cases()]
+
+
+def thread_counts() -> list[int | None]:
+    """1 and 'all', or just 1 on a single-thread machine."""
+    return [1] if all_threads() == 1 else [1, None]
+
+
+# -- AES-256-GCM (the `cryptography` package, OpenSSL) -------------------------
+
+
+@register
+class AesGcm(Implementation):
+    """AES-256-GCM over the payload's bytes in one call, 12-byte nonce, no associated data."""
+
+    name = BASELINE
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise Unavailable(f"cryptography is not installed: {e}") from e
+        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        cases = [
+            Case(cls, "encrypt", "prepare_encrypt", threads=1),
+            Case(cls, "decrypt", "prepare_decrypt", threads=1),
+        ]
+        if cls._has_into():
+            # Informative only (the baseline stays the plain call): encrypt() returns a fresh
+            # bytes object, and above glibc's mmap threshold (32 MiB at most) every call maps
+            # and faults in a new buffer, which dominates at 10M values.
+            cases += [
+                Case(cls, "encrypt", "prepare_encrypt_into", "into preallocated buffer", threads=1),
+                Case(cls, "decrypt", "prepare_decrypt_into", "into preallocated buffer", threads=1),
+            ]
+        return cases
+
+    @staticmethod
+    def _has_into() -> bool:
+        try:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError:
+            return False
+        return hasattr(AESGCM, "encrypt_into") and hasattr(AESGCM, "decrypt_into")
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        try:
+            import cryptography
+            from cryptography.hazmat.backends.openssl.backend import backend
+
+            return {"cryptography": cryptography.__version__, "openssl": backend.openssl_version_text()}
+        except Exception:  # pragma: no cover
+            return {}
+
+    def _check(self, n: int, plain: bytes) -> float:
+        if plain != payload(n).tobytes():
+            raise AssertionError("AES-GCM round trip changed the payload")
+        return 0.0
+
+    def prepare_encrypt(self, n: int, threads: int | None) -> Prepared:
+        data = self.cached(n, "bytes", lambda: payload(n).tobytes())
+        aead = self._aead
+        last_nonce = [b""]
+
+        def run() -> bytes:
+            nonce = os.urandom(12)  # fresh per message, as a sender would (about a microsecond)
+            last_nonce[0] = nonce
+            return aead.encrypt(nonce, data, None)
+
+        return Prepared(
+            run=run,
+            values=n,
+            output_bytes=len,  # ciphertext + 16-byte tag; the 12-byte nonce is not counted
+            max_abs_error=lambda ct: self._check(n, aead.decrypt(last_nonce[0], ct, None)),
+        )
+
+    def prepare_decrypt(self, n: int, threads: int | None) -> Prepared:
+        data = self.cached(n, "bytes", lambda: payload(n).tobytes())
+        aead = self._aead
+
+        def make() -> tuple[bytes, bytes]:
+            nonce = os.urandom(12)
+            return nonce, aead.encrypt(nonce, data, None)
+
+        nonce, ct = self.cached(n, "nonce+ct", make)
+        return Prepared(
+            run=lambda: aead.decrypt(nonce, ct, None),
+            values=n,
+            output_bytes=lambda _pt: len(ct),  # bytes on the wire for this payload
+            max_abs_error=lambda pt: self._check(n, pt),
+        )
+
+
+    def prepare_encrypt_into(self, n: int, threads: int | None) -> Prepared:
+        data = self.cached(n, "bytes", lambda: payload(n).tobytes())
+        aead = self._aead
+        buf = bytearray(len(data) + 16)
+        last_nonce = [b""]
+
+        def run() -> bytearray:
+            nonce = os.urandom(12)
+            last_nonce[0] = nonce
+            aead.encrypt_into(nonce, data, None, buf)
+            return buf
+
+        return Prepared(
+            run=run,
+            values=n,
+            output_bytes=len,
+            max_abs_error=lambda ct: self._check(n, aead.decrypt(last_nonce[0], bytes(ct), None)),
+        )
+
+    def prepare_decrypt_into(self, n: int, threads: int | None) -> Prepared:
+        prep = self.prepare_decrypt(n, threads)
+        nonce, ct = self._cache["nonce+ct"]
+        aead = self._aead
+        buf = bytearray(len(ct) - 16)
+
+        def run() -> bytearray:
+            aead.decrypt_into(nonce, ct, None, buf)
+            return buf
+
+        return Prepared(
+            run=run,
+            values=n,
+            output_bytes=prep.output_bytes,
+            max_abs_error=lambda pt: self._check(n, bytes(pt)),
+        )
+
+
+# -- xcloud --------------------------------------------------------------------
+
+
+def _ct_memory_bytes(ct: Any) -> int:
+    """Bytes of ciphertext data held in memory (cpp/src/ckks/ciphertext.h layout).
+
+    c0 is always n_blocks x L x N u64 residues; c1 is a 32-byte seed per block
+    for secret-key ciphertexts, else residues of c0's size.
+    """
+    c0 = int(ct.c0_view().nbytes)
+    return c0 + (32 * len(ct) if ct.origin == "secret-key" else c0)
+
+
+@register
+class XCloud(Implementation):
+    """xcloud's CKKS kernel at its default 128-bit parameters (N=4096, two 36-bit primes)."""
+
+    name = "xcloud"
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            import xcloud
+        except ImportError as e:  # pragma: no cover
+            raise Unavailable(f"xcloud is not installed: {e}") from e
+        self._x = xcloud
+        self.ctx = xcloud.CkksContext()
+        self.keys = self.ctx.keygen()
+        self.public = self.keys.public_only()
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        out: list[Case] = []
+        for t in thread_counts():
+            out.append(Case(cls, "encrypt", "prepare_encrypt_secret", "secret-key", t))
+        for t in thread_counts():
+            out.append(Case(cls, "encrypt", "prepare_encrypt_public", "public-key", t))
+        for t in thread_counts():
+            out.append(Case(cls, "decrypt", "prepare_decrypt", "secret-key", t))
+        for t in thread_counts():
+            out.append(Case(cls, "aggregate", "prepare_aggregate_secret", "secret-key inputs", t, AGG_INPUTS))
+        for t in thread_counts():
+            out.append(Case(cls, "aggregate", "prepare_aggregate_public", "public-key inputs", t, AGG_INPUTS))
+        return out
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        try:
+            import xcloud
+
+            return {"xcloud": xcloud.__version__, "xcloud_params": repr(xcloud.CkksContext())}
+        except Exception:  # pragma: no cover
+            return {}
+
+    # -- helpers ---------------------------------------------------------------
+    def _error(self, ct: Any, expected: np.ndarray) -> float:
+        """Max |decrypt(ct) - expected|, decrypting to float64 so float32 rounding does not hide noise."""
+        y = self._x.decrypt_blocks(self.keys, ct, dtype="float64")
+        return float(np.max(np.abs(np.asarray(y, dtype=np.float64) - expected)))
+
+    def _x64(self, n: int) -> np.ndarray:
+        return self.cached(n, "x64", lambda: payload(n).astype(np.float64))
+
+    def _extra(self, ct: Any) -> dict[str, Any]:
+        return {"ciphertext_blocks": len(ct), "origin": ct.origin, "memory_bytes": _ct_memory_bytes(ct)}
+
+    # -- cases -----------------------------------------------------------------
+    def _prepare_encrypt(self, n: int, threads: int | None, mode: str) -> Prepared:
+        x = payload(n)
+        keys = self.keys if mode == "secret" else self.public
+        enc = self._x.encrypt_blocks
+        return Prepared(
+            run=lambda: enc(keys, x, threads=threads, mode=mode),
+            values=n,
+            output_bytes=lambda ct: int(ct.nbytes),
+            max_abs_error=lambda ct: self._error(ct, self._x64(n)),
+            extra={"mode": mode},
+        )
+
+    def prepare_encrypt_secret(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare_encrypt(n, threads, "secret")
+
+    def prepare_encrypt_public(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare_encrypt(n, threads, "public")
+
+    def prepare_decrypt(self, n: int, threads: int | None) -> Prepared:
+        ct = self.cached(n, "ct-secret", lambda: self._x.encrypt_blocks(self.keys, payload(n), mode="secret"))
+        dec, keys = self._x.decrypt_blocks, self.keys
+        x64 = self._x64(n)
+        return Prepared(
+            run=lambda: dec(keys, ct, threads=threads),  # float32 out, as encrypted
+            values=n,
+            output_bytes=lambda _y: int(ct.nbytes),  # ciphertext bytes per value, as for encryption
+            max_abs_error=lambda _y: self._error(ct, x64),
+            consumed_bytes=int(ct.nbytes),
+            extra=self._extra(ct),
+        )
+
+    def _aggregate_inputs(self, n: int, mode: str) -> tuple[list[Any], np.ndarray]:
+        """AGG_INPUTS ciphertexts of rotations of the payload, and their exact mean."""
+
+        def make() -> tuple[list[Any], np.ndarray]:
+            x = payload(n)
+            keys = self.keys if mode == "secret" else self.public
+            cts, total = [], np.zeros(n, dtype=np.float64)
+            for i in range(AGG_INPUTS):
+                xi = np.roll(x, i * 7919)
+                cts.append(self._x.encrypt_blocks(keys, xi, mode=mode))
+                total += xi
+            return cts, total / AGG_INPUTS
+
+        return self.cached(n, f"agg-{mode}", make)
+
+    def _prepare_aggregate(self, n: int, threads: int | None, mode: str) -> Prepared:
+        cts, expected = self._aggregate_inputs(n, mode)
+        agg = self._x.aggregate
+        return Prepared(
+            run=lambda: agg(cts, threads=threads),  # default weights: the plain mean
+            values=n * len(cts),
+            output_bytes=lambda out: int(out.nbytes),
+            max_abs_error=lambda out: self._error(out, expected),
+            consumed_bytes=sum(int(c.nbytes) for c in cts),
+            extra={
+                "inputs": len(cts),
+                "input_origin": cts[0].origin,
+                "consumed_memory_bytes": sum(_ct_memory_bytes(c) for c in cts),
+            },
+        )
+
+    def prepare_aggregate_secret(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare_aggregate(n, threads, "secret")
+
+    def prepare_aggregate_public(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare_aggregate(n, threads, "public")
+
+
+# -- metrics -------------------------------------------------------------------
+
+
+def metrics(case: Case, prep: Prepared, n: int, seconds: float, result: Any) -> dict[str, Any]:
+    """Derived numbers for one timed case (JSON-serialisable; precision None = exact).
+
+    ``bytes_per_value`` is output bytes / n: ciphertext size per payload value
+    for encryption, and for decryption the size of the ciphertext it reads.
+    """
+    out_bytes = prep.output_bytes(result)
+    err = prep.max_abs_error(result) if prep.max_abs_error is not None else 0.0
+    m: dict[str, Any] = {
+        "seconds": seconds,
+        "values_per_s": prep.values / seconds,
+        "output_bytes": out_bytes,
+        "bytes_per_value": out_bytes / n,
+        "max_abs_error": err,
+        "precision_bits": (-math.log2(err) if err > 0 else None),
+        "log2_max_abs_error": (math.log2(err) if err > 0 else None),
+        "exact": err == 0.0,
+    }
+    if prep.consumed_bytes is not None:
+        m["consumed_bytes"] = prep.consumed_bytes
+        m["consumed_GBps"] = prep.consumed_bytes / seconds / 1e9
+    for k, v in prep.extra.items():
+        m.setdefault(k, v)
+    if "consumed_memory_bytes" in m:
+        m["consumed_memory_GBps"] = m["consumed_memory_bytes"] / seconds / 1e9
+    return m
+
+
+def memcopy_bandwidth(nbytes: int = 256 << 20, repeat: int = 5) -> dict[str, float]:
+    """Memory copy bandwidth: best ``np.copyto`` of a float64 array of ``nbytes``.
+
+    ``copy_GBps`` counts the bytes copied once (memcpy convention);
+    ``read_write_GBps`` counts read plus write (STREAM 'Copy' convention).
+    """
+    src = np.ones(nbytes // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)  # fault both arrays in
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return {"bytes": float(src.nbytes), "seconds": best, "copy_GBps": src.nbytes / best / 1e9,
+            "read_write_GBps": 2 * src.nbytes / best / 1e9}
+
+
+class CpuShare:
+    """CPU time used by other processes while a benchmark ran, in cores (Linux /proc/stat).
+
+    Other work on the machine (builds, test runs) distorts timings and thread
+    scaling; this records how much there was, so contaminated rows can be told
+    apart. ``other_cores`` is (busy CPU time of the whole machine - this
+    process's CPU time) / wall time: 0 on an idle machine, up to ``cores``.
+    Returns None where /proc/stat is unavailable.
+    """
+
+    def __init__(self) -> None:
+        self._start = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        # cpu user nice system idle iowait irq softirq steal ...
+        ticks = [int(v) for v in fields[1:9]]
+        busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+        hz = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return time.perf_counter(), busy / hz, t.user + t.system
+
+    def other_cores(self) -> float | None:
+        end = self._snapshot()
+        if self._start is None or end is None:
+            return None
+        wall = end[0] - self._start[0]
+        if wall <= 0:
+            return None
+        other = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return max(0.0, other / wall)
