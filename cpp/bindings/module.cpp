@@ -14,6 +14,7 @@
 #include "ring/chacha20.h"
 #include "ring/sampler.h"
 #include "ring/sha256.h"
+#include "ring/simd.h"
 
 namespace py = pybind11;
 using namespace xcloud;
@@ -197,6 +198,11 @@ void bind_testing(py::module_& t) {
   t.def("aggregate_weight_bits", [](const std::vector<BatchPtr>& inputs, const std::vector<double>& weights) {
     return aggregate_weight_bits(raw_inputs(inputs), weights);
   });
+  // Scalar vs SIMD dispatch (ring/simd.h), for differential tests.
+  t.def("simd_supported", &simd_supported, "True if this build has the AVX2 + FMA kernels and the CPU runs them.");
+  t.def("simd_enabled", &simd_enabled, "True if the kernels currently take the SIMD path.");
+  t.def("set_force_scalar", &set_force_scalar, py::arg("force"),
+        "Forces the scalar reference kernels (True) or allows SIMD again (False); returns the previous setting.");
 }
 
 }  // namespace

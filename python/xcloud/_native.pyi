@@ -135,3 +135,12 @@ class testing:  # submodule
     def secret_key_coefficients(keys: KeySet) -> npt.NDArray[np.int8]: ...
     @staticmethod
     def aggregate_weight_bits(inputs: list[CiphertextBatch], weights: list[float]) -> int: ...
+    @staticmethod
+    def simd_supported() -> bool:
+        """Whether this CPU has the AVX2 + FMA paths."""
+    @staticmethod
+    def simd_enabled() -> bool:
+        """Whether the AVX2 paths are in use (false with XCLOUD_FORCE_SCALAR=1)."""
+    @staticmethod
+    def set_force_scalar(force: bool) -> bool:
+        """Forces the scalar reference paths on or off; returns the previous setting."""

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "parallel/memory.h"
 #include "parallel/parallel_for.h"
 #include "ring/poly_ops.h"
 
@@ -113,8 +114,9 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
   out.scale = std::ldexp(first.scale, k);
   out.bound = bound_after(inputs, w, k);
   out.seeded = false;
-  out.c0.resize(first.c0.size());
-  out.c1.resize(first.c0.size());
+  const int threads = effective_threads(threads_req, out.n_blocks);
+  // Both outputs sized (zeroed, huge pages) concurrently when threads allow.
+  parallel_for(2, threads, [&](size_t i, int) { resize_zeroed(i == 0 ? out.c0 : out.c1, first.c0.size()); });
 
   // Weights as residues, with Shoup companions: w_res[i * L + j].
   std::vector<u64> w_res(K * L), w_shoup(K * L);
@@ -125,32 +127,44 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
       w_shoup[i * L + j] = shoup_precompute(w_res[i * L + j], q);
     }
   }
-  const int threads = effective_threads(threads_req, out.n_blocks);
+  // Per prime, the weights of all inputs side by side: wj[j * K + i].
+  std::vector<u64> wj(K * L), wj_shoup(K * L);
+  for (size_t i = 0; i < K; ++i) {
+    for (size_t j = 0; j < L; ++j) {
+      wj[j * K + i] = w_res[i * L + j];
+      wj_shoup[j * K + i] = w_shoup[i * L + j];
+    }
+  }
+  // Per worker: room for the expanded uniform halves of kChunk seeded inputs.
+  constexpr size_t kChunk = 8;
   std::vector<std::vector<u64>> scratch(static_cast<size_t>(threads));
 
-  // One block at a time: accumulate every input's c0 and c1 for the block,
-  // reducing after each product (values stay in [0, q)).
+  // One block at a time, one prime at a time: the weighted sums of the
+  // inputs' c0 and c1 residues, kChunk inputs per pass (seeded inputs have
+  // their c1 expanded into the worker's scratch first). Outputs in [0, q).
   parallel_for(out.n_blocks, threads, [&](size_t b, int worker) {
     auto& a = scratch[static_cast<size_t>(worker)];
-    if (a.empty()) a.resize(n);
-    u64* c0 = out.c0.data() + b * L * n;
-    u64* c1 = out.c1.data() + b * L * n;
-    std::fill(c0, c0 + L * n, 0);
-    std::fill(c1, c1 + L * n, 0);
-    for (size_t i = 0; i < K; ++i) {
-      const CiphertextBatch& in = *inputs[i];
-      for (size_t j = 0; j < L; ++j) {
-        const u64 q = params.primes()[j];
-        const u64 wr = w_res[i * L + j], ws = w_shoup[i * L + j];
-        poly_scalar_mul_add(c0 + j * n, in.c0.data() + (b * L + j) * n, wr, ws, n, q);
-        const u64* x1;
-        if (in.seeded) {
-          expand_uniform_prime(params, in.seeds[b], j, a.data());
-          x1 = a.data();
-        } else {
-          x1 = in.c1.data() + (b * L + j) * n;
+    if (a.empty()) a.resize(kChunk * n);
+    const u64* p0[kChunk];
+    const u64* p1[kChunk];
+    for (size_t j = 0; j < L; ++j) {
+      const u64 q = params.primes()[j];
+      u64* c0 = out.c0.data() + (b * L + j) * n;
+      u64* c1 = out.c1.data() + (b * L + j) * n;
+      for (size_t i0 = 0; i0 < K; i0 += kChunk) {
+        const size_t m = K - i0 < kChunk ? K - i0 : kChunk;
+        for (size_t k = 0; k < m; ++k) {
+          const CiphertextBatch& in = *inputs[i0 + k];
+          p0[k] = in.c0.data() + (b * L + j) * n;
+          if (in.seeded) {
+            expand_uniform_prime(params, in.seeds[b], j, a.data() + k * n);
+            p1[k] = a.data() + k * n;
+          } else {
+            p1[k] = in.c1.data() + (b * L + j) * n;
+          }
         }
-        poly_scalar_mul_add(c1 + j * n, x1, wr, ws, n, q);
+        poly_weighted_sum(c0, p0, wj.data() + j * K + i0, wj_shoup.data() + j * K + i0, m, n, q, i0 > 0);
+        poly_weighted_sum(c1, p1, wj.data() + j * K + i0, wj_shoup.data() + j * K + i0, m, n, q, i0 > 0);
       }
     }
   });

@@ -6,6 +6,7 @@
 
 #include "ckks/crt.h"
 #include "ckks/streams.h"
+#include "parallel/memory.h"
 #include "parallel/parallel_for.h"
 #include "ring/poly_ops.h"
 #include "ring/sampler.h"
@@ -55,19 +56,17 @@ void check_request(const CkksParams& params, const EncryptRequest& req) {
 template <typename T>
 void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t count, Scratch& s) {
   const double maxv = params.max_value();
-  for (size_t i = 0; i < count; ++i) {
-    const double v = static_cast<double>(x[i]);
-    if (!(std::fabs(v) <= maxv)) {
-      std::ostringstream os;
-      os << "input value " << v << " at flat index " << (begin + i)
-         << (std::isfinite(v) ? " is outside [-max_value, max_value] = [-" : " is not finite; the range is [-") << maxv
-         << ", " << maxv << "]; clip or rescale the update first";
-      throw std::invalid_argument(os.str());
-    }
+  const size_t bad = find_out_of_range(x, count, maxv);
+  if (bad < count) {
+    const double v = static_cast<double>(x[bad]);
+    std::ostringstream os;
+    os << "input value " << v << " at flat index " << (begin + bad)
+       << (std::isfinite(v) ? " is outside [-max_value, max_value] = [-" : " is not finite; the range is [-") << maxv
+       << ", " << maxv << "]; clip or rescale the update first";
+    throw std::invalid_argument(os.str());
   }
   params.encoder().encode(x, count, s.m.data(), s.z.data());
-  const double delta = params.scale();
-  for (size_t i = 0; i < params.n(); ++i) s.mi[i] = static_cast<int64_t>(std::nearbyint(s.m[i] * delta));
+  round_scaled(s.mi.data(), s.m.data(), params.scale(), params.n());
 }
 
 CiphertextBatch make_batch(const KeySet& keys, const EncryptRequest& req, Origin origin) {
@@ -82,8 +81,20 @@ CiphertextBatch make_batch(const KeySet& keys, const EncryptRequest& req, Origin
   ct.n_blocks = static_cast<uint32_t>(blocks_for(req.count, params.n()));
   ct.scale = params.scale();
   ct.bound = params.max_value();
-  ct.c0.resize(static_cast<size_t>(ct.n_blocks) * ct.poly_words());
   return ct;
+}
+
+// Sizes the output polynomials (c0, and c1 when `with_c1`): zeroed, with
+// huge pages (parallel/memory.h). With two or more threads the two vectors
+// are value-initialised concurrently, which halves that serial part of a
+// public-key encryption.
+void allocate_outputs(CiphertextBatch& ct, bool with_c1, int threads) {
+  const size_t words = static_cast<size_t>(ct.n_blocks) * ct.poly_words();
+  if (!with_c1) {
+    resize_zeroed(ct.c0, words);
+    return;
+  }
+  parallel_for(2, threads, [&](size_t i, int) { resize_zeroed(i == 0 ? ct.c0 : ct.c1, words); });
 }
 
 template <typename T, bool kPublic>
@@ -94,18 +105,15 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
   const size_t n = params.n(), L = params.num_primes();
   CiphertextBatch ct = make_batch(keys, req, kPublic ? Origin::kPublicKey : Origin::kSecretKey);
   ct.seeded = !kPublic;
-  if (kPublic) {
-    ct.c1.resize(ct.c0.size());
-  } else {
-    ct.seeds.resize(ct.n_blocks);
-  }
+  const int threads = effective_threads(req.threads, ct.n_blocks);
+  allocate_outputs(ct, kPublic, threads);
+  if (!kPublic) ct.seeds.resize(ct.n_blocks);
   Seed master;
   if (req.seed) {
     master = *req.seed;
   } else {
     os_random_bytes(master.data(), master.size());
   }
-  const int threads = effective_threads(req.threads, ct.n_blocks);
   std::vector<std::unique_ptr<Scratch>> scratch(static_cast<size_t>(threads));
   const T* x = static_cast<const T*>(req.data);
 
@@ -130,8 +138,7 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
         const u64 q = params.primes()[j];
         expand_uniform_prime(params, ct.seeds[b], j, s.t.data());
         const size_t off = j * n;
-        poly_mul(s.t.data(), s.t.data(), sk.ntt.data() + off, sk.ntt_shoup.data() + off, n, q);
-        params.ntt(j).inverse(s.t.data());
+        params.ntt(j).inverse_mul(s.t.data(), s.t.data(), sk.ntt.data() + off, sk.ntt_shoup.data() + off);
         poly_signed_minus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
       }
     } else {
@@ -147,8 +154,7 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
         const size_t off = j * n;
         poly_from_int8(s.t2.data(), s.u.data(), n, q);
         ntt.forward(s.t2.data());  // u in evaluation form
-        poly_mul(s.t.data(), s.t2.data(), pk.b.data() + off, pk.b_shoup.data() + off, n, q);
-        ntt.inverse(s.t.data());
+        ntt.inverse_mul(s.t.data(), s.t2.data(), pk.b.data() + off, pk.b_shoup.data() + off);
         poly_signed_plus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
         u64* c1j = c1 + off;
         poly_from_int32(c1j, s.e1.data(), n, q);
@@ -188,8 +194,7 @@ void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int thr
       } else {
         c1j = ct.c1.data() + (b * L + j) * n;
       }
-      poly_mul(t, c1j, sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n, n, q);
-      params.ntt(j).inverse(t);
+      params.ntt(j).inverse_mul(t, c1j, sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
       poly_add(r + j * n, c0 + j * n, t, n, q);
     }
     crt.centered_doubles(r, n, 1.0 / ct.scale, s.m.data());
@@ -210,6 +215,8 @@ CiphertextBatch encrypt_public(const KeySet& keys, const EncryptRequest& req) {
 }
 
 void decrypt(const KeySet& keys, const CiphertextBatch& ct, void* out, DType out_dtype, int threads) {
+  // The workers write the output for the first time: fewer, larger page faults.
+  advise_huge_pages(out, static_cast<size_t>(ct.n_values) * (out_dtype == DType::kFloat32 ? 4 : 8));
   if (out_dtype == DType::kFloat32) {
     decrypt_impl(keys, ct, static_cast<float*>(out), threads);
   } else {

@@ -8,7 +8,16 @@
 // per-worker scratch. If any call throws, remaining indices are skipped and
 // the exception of the smallest failing index is rethrown in the caller,
 // unchanged, after all workers have stopped.
-// Thread safety: fn is called concurrently from several threads.
+//
+// Workers 1.. are threads of a persistent pool, started on first use and
+// kept (idle, blocked on a condition variable) for the life of the process,
+// so a call costs a wake-up instead of thread creation. A call made while
+// the pool is busy (a concurrent call from another thread, or a nested call
+// from inside fn) starts threads of its own for that call, as does one that
+// needs more than 63 helper threads. After fork(), the child starts a fresh
+// pool on first use.
+// Thread safety: fn is called concurrently from several threads;
+// parallel_for itself may be called from any number of threads at once.
 #include <cstddef>
 #include <functional>
 

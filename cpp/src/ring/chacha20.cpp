@@ -1,9 +1,12 @@
 // ChaCha20 block function and keystream reader, written from RFC 8439.
 #include "ring/chacha20.h"
 
+#include <cstring>
 #include <stdexcept>
 
+#include "ring/chacha20_avx2.h"
 #include "ring/secure.h"
+#include "ring/simd.h"
 
 namespace xcloud {
 
@@ -101,7 +104,25 @@ ChaCha20Stream::~ChaCha20Stream() {
   secure_zero(buf_.data(), buf_.size());
 }
 
-// Produces up to four fresh blocks. Normally all four fill the buffer; near
+void ChaCha20Stream::generate(uint8_t* out, size_t blocks) {
+  uint32_t st[16];
+  init_state(st, key_.data(), static_cast<uint32_t>(counter_), nonce_.data());
+  size_t b = 0;
+#ifdef XCLOUD_HAVE_AVX2
+  if (blocks >= 8 && simd_enabled()) {
+    b = blocks & ~size_t{7};
+    detail::chacha20_blocks8_avx2(st, out, b / 8);
+  }
+#endif
+  for (; b < blocks; ++b) {
+    st[12] = static_cast<uint32_t>(counter_ + b);
+    block_from_state(st, out + 64 * b);
+  }
+  secure_zero(st, sizeof(st));
+  counter_ += blocks;
+}
+
+// Produces up to eight fresh blocks. Normally all eight fill the buffer; near
 // the end of the counter space only the remaining k blocks are generated and
 // they are placed at the tail of buf_, with pos_ pointing at the first one,
 // so the consumer never sees bytes from a wrapped counter.
@@ -110,15 +131,8 @@ void ChaCha20Stream::refill() {
   const uint64_t remaining = kCounterLimit - counter_;
   const size_t k = remaining < kBlocks ? static_cast<size_t>(remaining) : kBlocks;
   if (k == 0) throw std::length_error("ChaCha20Stream: block counter exhausted");
-  uint32_t st[16];
-  init_state(st, key_.data(), static_cast<uint32_t>(counter_), nonce_.data());
   const size_t start = (kBlocks - k) * 64;
-  for (size_t b = 0; b < k; ++b) {
-    st[12] = static_cast<uint32_t>(counter_ + b);
-    block_from_state(st, buf_.data() + start + 64 * b);
-  }
-  secure_zero(st, sizeof(st));
-  counter_ += k;
+  generate(buf_.data() + start, k);
   pos_ = start;
 }
 
@@ -132,10 +146,20 @@ void ChaCha20Stream::fill(uint8_t* out, size_t n) {
   }
   size_t done = 0;
   while (done < n) {
-    if (pos_ == buf_.size()) refill();
+    if (pos_ == buf_.size()) {
+      // Whole blocks go straight to the output (the check above guarantees
+      // they stay below the counter limit); the rest through the buffer.
+      const size_t direct = (n - done) / 64;
+      if (direct > 0) {
+        generate(out + done, direct);
+        done += 64 * direct;
+        continue;
+      }
+      refill();
+    }
     size_t take = buf_.size() - pos_;
     if (take > n - done) take = n - done;
-    for (size_t i = 0; i < take; ++i) out[done + i] = buf_[pos_ + i];
+    std::memcpy(out + done, buf_.data() + pos_, take);
     pos_ += take;
     done += take;
   }

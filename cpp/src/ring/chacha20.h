@@ -18,6 +18,9 @@ void chacha20_block(const uint8_t key[32], uint32_t counter, const uint8_t nonce
 
 // A keystream reader: successive calls return successive keystream bytes of
 // ChaCha20(key, nonce) starting at block counter `counter`.
+// Blocks are generated eight at a time (AVX2, see simd.h) or one at a time
+// (the scalar reference); the bytes are the same. fill() writes whole blocks
+// straight into the caller's buffer when it can.
 // The key material is zeroed on destruction.
 class ChaCha20Stream {
  public:
@@ -34,10 +37,13 @@ class ChaCha20Stream {
 
  private:
   void refill();
+  // Writes `blocks` blocks starting at counter_ to out and advances counter_;
+  // the caller has checked that they do not pass counter 2^32 - 1.
+  void generate(uint8_t* out, size_t blocks);
   std::array<uint8_t, 32> key_;
   std::array<uint8_t, 12> nonce_;
   uint64_t counter_;  // next block to generate (kept 64-bit to detect wrap)
-  std::array<uint8_t, 64 * 4> buf_;
+  std::array<uint8_t, 64 * 8> buf_;
   size_t pos_;
 };
 

@@ -1,6 +1,8 @@
 #include "ring/ntt.h"
 
 #include <stdexcept>
+
+#include "ring/simd.h"
 #include <string>
 
 namespace xcloud {
@@ -35,58 +37,96 @@ NttTables::NttTables(u64 q, size_t n) : q_(q), n_(n) {
   }
   n_inv_ = inv_mod(n % q, q);
   n_inv_shoup_ = shoup_precompute(n_inv_, q);
+  build_simd_tables();
 }
 
-void NttTables::forward(u64* a) const { forward_scalar(a); }
-void NttTables::inverse(u64* a) const { inverse_scalar(a); }
-
-// Cooley-Tukey, decimation in time: at stage m (m = 1, 2, 4, ... n/2) the
-// array holds m independent sub-transforms of length 2t; each butterfly maps
-// (x, y) -> (x + w y, x - w y) with w = psi^br(m + i).
-// Input in [0, q), every intermediate value kept in [0, q), output in [0, q).
-void NttTables::forward_scalar(u64* a) const {
-  const u64 q = q_;
-  size_t t = n_;
-  for (size_t m = 1; m < n_; m <<= 1) {
-    t >>= 1;
-    for (size_t i = 0; i < m; ++i) {
-      const u64 w = root_pow_[m + i];
-      const u64 ws = root_pow_shoup_[m + i];
-      u64* x = a + 2 * i * t;
-      u64* y = x + t;
-      for (size_t j = 0; j < t; ++j) {
-        const u64 u = x[j];
-        const u64 v = mul_shoup(y[j], w, ws, q);
-        x[j] = add_mod(u, v, q);
-        y[j] = sub_mod(u, v, q);
+// Layout (see ntt_avx2.h), n >= 8, each w/q the double nearest to it:
+//   [0, n/2)        fwd_reg: {w_k, w_k/q} for k in [0, n/4), w_k = root_pow_[k]
+//   [n/2, n)        inv_reg: likewise from inv_root_pow_
+//   [n, 2n)         fwd_t2: for c in [0, n/8), with m = n/4: lanes
+//                   {w(m+2c), w(m+2c), w(m+2c+1), w(m+2c+1)}, then their w/q
+//   [2n, 3n)        fwd_t1: for c in [0, n/8), with m = n/2: lanes
+//                   {w(m+4c), w(m+4c+2), w(m+4c+1), w(m+4c+3)}, then their w/q
+//   [3n, 4n)        inv_t2, [4n, 5n) inv_t1: as fwd_* from inv_root_pow_
+void NttTables::build_simd_tables() {
+  if (n_ < 8) return;
+  const size_t n = n_;
+  const double qd = static_cast<double>(q_);
+  simd_tab_.assign(5 * n, 0.0);
+  auto put = [&](double* dst, u64 w) {
+    dst[0] = static_cast<double>(w);
+    dst[4] = static_cast<double>(w) / qd;
+  };
+  for (size_t k = 0; k < n / 4; ++k) {
+    simd_tab_[2 * k] = static_cast<double>(root_pow_[k]);
+    simd_tab_[2 * k + 1] = static_cast<double>(root_pow_[k]) / qd;
+    simd_tab_[n / 2 + 2 * k] = static_cast<double>(inv_root_pow_[k]);
+    simd_tab_[n / 2 + 2 * k + 1] = static_cast<double>(inv_root_pow_[k]) / qd;
+  }
+  static const size_t kT2Lane[4] = {0, 0, 1, 1};
+  static const size_t kT1Lane[4] = {0, 2, 1, 3};
+  for (int inv = 0; inv < 2; ++inv) {
+    const std::vector<u64>& w = inv ? inv_root_pow_ : root_pow_;
+    double* t2 = simd_tab_.data() + (inv ? 3 * n : n);
+    double* t1 = simd_tab_.data() + (inv ? 4 * n : 2 * n);
+    for (size_t c = 0; c < n / 8; ++c) {
+      for (size_t lane = 0; lane < 4; ++lane) {
+        put(t2 + 8 * c + lane, w[n / 4 + 2 * c + kT2Lane[lane]]);
+        put(t1 + 8 * c + lane, w[n / 2 + 4 * c + kT1Lane[lane]]);
       }
     }
   }
+  const u64 wn = mul_mod_slow(inv_root_pow_[1], n_inv_, q_);
+  simd_inv_last_[0] = static_cast<double>(n_inv_);
+  simd_inv_last_[1] = static_cast<double>(n_inv_) / qd;
+  simd_inv_last_[2] = static_cast<double>(wn);
+  simd_inv_last_[3] = static_cast<double>(wn) / qd;
 }
 
-// Gentleman-Sande, decimation in frequency: the stages of forward_scalar in
-// reverse, each butterfly (x, y) -> (x + y, (x - y) w^-1), then a final
-// multiplication by n^-1. Input in [0, q), output in [0, q).
-void NttTables::inverse_scalar(u64* a) const {
-  const u64 q = q_;
-  size_t t = 1;
-  for (size_t m = n_; m > 1; m >>= 1) {
-    const size_t h = m >> 1;
-    for (size_t i = 0; i < h; ++i) {
-      const u64 w = inv_root_pow_[h + i];
-      const u64 ws = inv_root_pow_shoup_[h + i];
-      u64* x = a + 2 * i * t;
-      u64* y = x + t;
-      for (size_t j = 0; j < t; ++j) {
-        const u64 u = x[j];
-        const u64 v = y[j];
-        x[j] = add_mod(u, v, q);
-        y[j] = mul_shoup(u + q - v, w, ws, q);
-      }
-    }
-    t <<= 1;
+detail::NttSimdView NttTables::simd_view() const {
+  detail::NttSimdView v;
+  const double* t = simd_tab_.data();
+  v.n = n_;
+  v.q = q_;
+  v.fwd_reg = t;
+  v.inv_reg = t + n_ / 2;
+  v.fwd_t2 = t + n_;
+  v.fwd_t1 = t + 2 * n_;
+  v.inv_t2 = t + 3 * n_;
+  v.inv_t1 = t + 4 * n_;
+  for (int i = 0; i < 4; ++i) v.inv_last[i] = simd_inv_last_[i];
+  return v;
+}
+
+void NttTables::forward(u64* a) const {
+#ifdef XCLOUD_HAVE_AVX2
+  if (n_ >= 8 && simd_enabled()) {
+    detail::ntt_forward_avx2(simd_view(), a);
+    return;
   }
-  for (size_t j = 0; j < n_; ++j) a[j] = mul_shoup(a[j], n_inv_, n_inv_shoup_, q);
+#endif
+  forward_scalar(a);
+}
+
+void NttTables::inverse_mul(u64* out, const u64* a, const u64* b, const u64* b_shoup) const {
+#ifdef XCLOUD_HAVE_AVX2
+  if (n_ >= 8 && simd_enabled()) {
+    detail::ntt_inverse_mul_avx2(simd_view(), out, a, b);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n_; ++i) out[i] = mul_shoup(a[i], b[i], b_shoup[i], q_);
+  inverse_scalar(out);
+}
+
+void NttTables::inverse(u64* a) const {
+#ifdef XCLOUD_HAVE_AVX2
+  if (n_ >= 8 && simd_enabled()) {
+    detail::ntt_inverse_avx2(simd_view(), a);
+    return;
+  }
+#endif
+  inverse_scalar(a);
 }
 
 }  // namespace xcloud

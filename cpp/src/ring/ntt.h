@@ -6,7 +6,9 @@
 // inverse(): evaluation form in, coefficients out (scaled by N^-1).
 // Every entry of the input must be in [0, q); every entry of the output is in [0, q).
 //
-// This file is the dispatcher; ntt_scalar.cpp holds the portable reference.
+// forward() and inverse() dispatch (see simd.h): the AVX2 + FMA kernels of
+// ntt_avx2.cpp for n >= 8 when enabled, else the portable reference of
+// ntt_scalar.cpp. Both give the same output, bit for bit.
 // Thread safety: an NttTables object is immutable after construction and may
 // be shared by any number of threads transforming distinct arrays.
 #include <cstddef>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "ring/modarith.h"
+#include "ring/ntt_avx2.h"
 
 namespace xcloud {
 
@@ -27,11 +30,17 @@ class NttTables {
   size_t degree() const { return n_; }
   u64 psi() const { return psi_; }
 
+  // In place. Input: every entry in [0, q). Output: every entry in [0, q).
   void forward(u64* a) const;
   void inverse(u64* a) const;
 
+  // out = inverse(a * b), the pointwise product mod q then the inverse
+  // transform (fused in the SIMD kernel). a, b in [0, q), b_shoup[i] =
+  // shoup_precompute(b[i], q) (for the scalar path); out in [0, q), may alias a.
+  void inverse_mul(u64* out, const u64* a, const u64* b, const u64* b_shoup) const;
+
   // Reference kernels (always the portable code), kept callable so tests can
-  // compare any faster path against them.
+  // compare any faster path against them. Same ranges as forward/inverse.
   void forward_scalar(u64* a) const;
   void inverse_scalar(u64* a) const;
 
@@ -46,6 +55,12 @@ class NttTables {
   // psi^-br(k) likewise, for the inverse transform.
   std::vector<u64> inv_root_pow_, inv_root_pow_shoup_;
   u64 n_inv_, n_inv_shoup_;
+  // The twiddles as doubles for the AVX2 kernels, in the layout of
+  // detail::NttSimdView (built from the tables above; empty for n < 8).
+  std::vector<double> simd_tab_;
+  double simd_inv_last_[4] = {0, 0, 0, 0};
+  detail::NttSimdView simd_view() const;
+  void build_simd_tables();
 };
 
 // The bit reversal of the low `bits` bits of x.

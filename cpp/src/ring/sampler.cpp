@@ -1,9 +1,42 @@
 #include "ring/sampler.h"
 
+#include <cstring>
+
+#include "ring/sampler_avx2.h"
+#include "ring/secure.h"
+#include "ring/simd.h"
 
 namespace xcloud {
 
-void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
+namespace {
+
+// Words drawn per bulk fill (2 KiB of keystream, on the stack).
+constexpr size_t kChunkWords = 256;
+
+inline u64 load_le64(const uint8_t* p) {
+  u64 v;
+  std::memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
+}
+
+inline int32_t cbd_of(u64 r) {
+  constexpr u64 mask = (u64{1} << kCbdEta) - 1;
+  return __builtin_popcountll(r & mask) - __builtin_popcountll((r >> kCbdEta) & mask);
+}
+
+inline int8_t ternary_of(u64 r) {
+  const u64 v = static_cast<u64>(((u128)r * 3) >> 64);  // in {0, 1, 2}
+  return static_cast<int8_t>(static_cast<int>(v) - 1);
+}
+
+}  // namespace
+
+namespace detail {
+
+void sample_uniform_mod_scalar(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
   const int bits = 64 - __builtin_clzll(q);
   const u64 mask = bits >= 64 ? ~u64{0} : (u64{1} << bits) - 1;
   // Acceptance probability q / 2^bits > 1/2, so the expected draws are < 2n.
@@ -15,22 +48,61 @@ void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
   }
 }
 
-void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    const u64 r = rng.next_u64();
-    const u64 v = static_cast<u64>(((u128)r * 3) >> 64);  // in {0, 1, 2}
-    out[i] = static_cast<int8_t>(static_cast<int>(v) - 1);
+void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = ternary_of(rng.next_u64());
+}
+
+void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = cbd_of(rng.next_u64());
+}
+
+}  // namespace detail
+
+void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
+  if (!simd_enabled()) return detail::sample_uniform_mod_scalar(rng, q, out, n);
+  const int bits = 64 - __builtin_clzll(q);
+  const u64 mask = bits >= 64 ? ~u64{0} : (u64{1} << bits) - 1;
+  uint8_t buf[8 * kChunkWords];
+  size_t i = 0;
+  while (i < n) {
+    // At most n - i draws: each accepts at most one value, so this never
+    // draws a word the one-at-a-time loop would not have drawn.
+    const size_t draws = n - i < kChunkWords ? n - i : kChunkWords;
+    rng.fill(buf, 8 * draws);
+    for (size_t k = 0; k < draws; ++k) {
+      const u64 r = load_le64(buf + 8 * k) & mask;
+      out[i] = r;        // i < n here: at most `draws` increments from i
+      i += (r < q);
+    }
   }
+  // The words are public randomness (the uniform half of a ciphertext or key).
+}
+
+void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {
+  if (!simd_enabled()) return detail::sample_ternary_scalar(rng, out, n);
+  uint8_t buf[8 * kChunkWords];
+  for (size_t i = 0; i < n; i += kChunkWords) {
+    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
+    rng.fill(buf, 8 * m);
+    for (size_t k = 0; k < m; ++k) out[i + k] = ternary_of(load_le64(buf + 8 * k));
+  }
+  secure_zero(buf, sizeof(buf));  // the words determine a secret
 }
 
 void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n) {
-  constexpr u64 mask = (u64{1} << kCbdEta) - 1;
-  for (size_t i = 0; i < n; ++i) {
-    const u64 r = rng.next_u64();
-    const int a = __builtin_popcountll(r & mask);
-    const int b = __builtin_popcountll((r >> kCbdEta) & mask);
-    out[i] = a - b;
+  if (!simd_enabled()) return detail::sample_cbd_scalar(rng, out, n);
+  uint8_t buf[8 * kChunkWords];
+  for (size_t i = 0; i < n; i += kChunkWords) {
+    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
+    rng.fill(buf, 8 * m);
+    size_t k = 0;
+#ifdef XCLOUD_HAVE_AVX2
+    k = m & ~size_t{3};
+    detail::cbd_from_words_avx2(buf, out + i, k);
+#endif
+    for (; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + 8 * k));
   }
+  secure_zero(buf, sizeof(buf));  // the words determine the secret noise
 }
 
 }  // namespace xcloud

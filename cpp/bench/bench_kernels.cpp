@@ -1,0 +1,346 @@
+// Micro-benchmarks of the kernel: scalar reference vs SIMD path, per area.
+//
+//   cmake -S . -B build-bench -G Ninja -DXCLOUD_BUILD_BENCH=ON && ninja -C build-bench bench_kernels
+//   ./build-bench/bench_kernels            # all
+//   ./build-bench/bench_kernels ntt chacha # selected areas
+//
+// Plain std::chrono, best of N repetitions (the minimum is the least noisy
+// estimate on a shared machine). Each SIMD result is checked against the
+// scalar one before it is timed; a mismatch exits with status 1.
+// Benchmarks are not tests: nothing here asserts a time.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ckks/crt.h"
+#include "ckks/encoder.h"
+#include "ckks/encryptor.h"
+#include "ckks/keys.h"
+#include "ckks/params.h"
+#include "parallel/memory.h"
+#include "parallel/parallel_for.h"
+#include "ring/chacha20.h"
+#include "ring/ntt.h"
+#include "ring/poly_ops.h"
+#include "ring/sampler.h"
+#include "ring/simd.h"
+
+using namespace xcloud;
+
+namespace {
+
+double best_ns(const std::function<void()>& f, int reps) {
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    const auto t1 = std::chrono::steady_clock::now();
+    const double ns = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    if (ns < best) best = ns;
+  }
+  return best;
+}
+
+// Times f on the scalar path and on the SIMD path (if supported).
+struct Pair {
+  double scalar, simd;
+};
+Pair both(const std::function<void()>& f, int reps) {
+  const bool before = set_force_scalar(true);
+  Pair p;
+  p.scalar = best_ns(f, reps);
+  set_force_scalar(false);
+  p.simd = simd_supported() ? best_ns(f, reps) : p.scalar;
+  set_force_scalar(before);
+  return p;
+}
+
+template <typename T>
+std::vector<T> run_path(bool scalar, const std::function<std::vector<T>()>& f) {
+  const bool before = set_force_scalar(scalar);
+  auto r = f();
+  set_force_scalar(before);
+  return r;
+}
+
+int g_mismatch = 0;
+template <typename T>
+void check_same(const char* what, const std::function<std::vector<T>()>& f) {
+  if (run_path<T>(true, f) != run_path<T>(false, f)) {
+    std::printf("MISMATCH scalar vs SIMD: %s\n", what);
+    ++g_mismatch;
+  }
+}
+
+bool want(int argc, char** argv, const char* area) {
+  if (argc < 2) return true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], area) == 0) return true;
+  }
+  return false;
+}
+
+void bench_ntt() {
+  std::mt19937_64 g(1);
+  for (size_t n : {4096, 8192}) {
+    for (int bits : {36, 50}) {
+      const u64 q = generate_ntt_primes(bits, 2 * n, 1, {})[0];
+      const NttTables t(q, n);
+      std::vector<u64> a(n), b(n);
+      for (auto& x : a) x = g() % q;
+      check_same<u64>("ntt forward", [&] { auto v = a; t.forward(v.data()); return v; });
+      check_same<u64>("ntt inverse", [&] { auto v = a; t.inverse(v.data()); return v; });
+      const double bf = static_cast<double>(n / 2) * __builtin_ctzll(n);
+      const Pair f = both([&] { std::memcpy(b.data(), a.data(), n * 8); t.forward(b.data()); }, 300);
+      const Pair i = both([&] { std::memcpy(b.data(), a.data(), n * 8); t.inverse(b.data()); }, 300);
+      std::printf("ntt    N=%5zu q %d bits  forward: scalar %.3f ns/bfly (%6.1f us)  simd %.3f ns/bfly (%5.1f us)  x%.1f\n",
+                  n, bits, f.scalar / bf, f.scalar / 1e3, f.simd / bf, f.simd / 1e3, f.scalar / f.simd);
+      std::printf("ntt    N=%5zu q %d bits  inverse: scalar %.3f ns/bfly (%6.1f us)  simd %.3f ns/bfly (%5.1f us)  x%.1f\n",
+                  n, bits, i.scalar / bf, i.scalar / 1e3, i.simd / bf, i.simd / 1e3, i.scalar / i.simd);
+      std::vector<u64> w(n), ws(n);
+      for (size_t k = 0; k < n; ++k) {
+        w[k] = g() % q;
+        ws[k] = shoup_precompute(w[k], q);
+      }
+      check_same<u64>("ntt inverse_mul", [&] { std::vector<u64> o(n); t.inverse_mul(o.data(), a.data(), w.data(), ws.data()); return o; });
+      const Pair im = both([&] { t.inverse_mul(b.data(), a.data(), w.data(), ws.data()); }, 300);
+      const Pair sep = both([&] { poly_mul(b.data(), a.data(), w.data(), ws.data(), n, q); t.inverse(b.data()); }, 300);
+      std::printf("ntt    N=%5zu q %d bits  inverse(a*b): separate simd %5.1f us, fused simd %5.1f us (scalar %5.1f us)\n", n,
+                  bits, sep.simd / 1e3, im.simd / 1e3, im.scalar / 1e3);
+    }
+  }
+}
+
+void bench_poly() {
+  std::mt19937_64 g(2);
+  const size_t n = 4096;
+  const u64 q = generate_ntt_primes(36, 2 * n, 1, {})[0];
+  std::vector<u64> a(n), b(n), bs(n), out(n);
+  std::vector<int64_t> m(n);
+  std::vector<int32_t> e(n);
+  for (size_t i = 0; i < n; ++i) {
+    a[i] = g() % q;
+    b[i] = g() % q;
+    bs[i] = shoup_precompute(b[i], q);
+    m[i] = static_cast<int64_t>(g() % (u64{1} << 40)) - (int64_t{1} << 39);
+    e[i] = static_cast<int32_t>(g() % 43) - 21;
+  }
+  check_same<u64>("poly_mul", [&] { std::vector<u64> o(n); poly_mul(o.data(), a.data(), b.data(), bs.data(), n, q); return o; });
+  check_same<u64>("poly_signed_minus", [&] { std::vector<u64> o(n); poly_signed_minus(o.data(), m.data(), e.data(), a.data(), n, q); return o; });
+  std::vector<double> md(n);
+  for (auto& v : md) v = static_cast<double>(static_cast<int64_t>(g() % 2000001) - 1000000) * 1e-6;
+  check_same<int64_t>("round_scaled", [&] { std::vector<int64_t> o(n); round_scaled(o.data(), md.data(), 274877906944.0, n); return o; });
+  const u64 w = g() % q, ws = shoup_precompute(w, q);
+  Pair p = both([&] { poly_mul(out.data(), a.data(), b.data(), bs.data(), n, q); }, 2000);
+  std::printf("poly   N=%zu mul (a*b, Shoup ref)        scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  p = both([&] { poly_mul_add(out.data(), a.data(), b.data(), bs.data(), n, q); }, 2000);
+  std::printf("poly   N=%zu mul_add (out += a*b)        scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  p = both([&] { poly_scalar_mul_add(out.data(), a.data(), w, ws, n, q); }, 2000);
+  std::printf("poly   N=%zu scalar_mul_add (out += a*w) scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  {
+    // Aggregation: the weighted sum of 10 inputs (each N residues).
+    constexpr size_t K = 10;
+    std::vector<std::vector<u64>> ins(K, std::vector<u64>(n));
+    std::vector<const u64*> ptrs(K);
+    std::vector<u64> wk(K), wks(K);
+    for (size_t k = 0; k < K; ++k) {
+      for (auto& v : ins[k]) v = g() % q;
+      ptrs[k] = ins[k].data();
+      wk[k] = g() % q;
+      wks[k] = shoup_precompute(wk[k], q);
+    }
+    {
+      // 16 terms modulo a prime just below 2^50: the lazy sum must reduce
+      // in between (every 9 terms there).
+      const u64 q50 = generate_ntt_primes(50, 2 * n, 1, {})[0];
+      std::vector<std::vector<u64>> big(16, std::vector<u64>(n));
+      std::vector<const u64*> bp(16);
+      std::vector<u64> bw(16), bws(16);
+      for (size_t k = 0; k < 16; ++k) {
+        for (auto& v : big[k]) v = q50 - 1 - g() % 1000;
+        bp[k] = big[k].data();
+        bw[k] = q50 - 1 - k;
+        bws[k] = shoup_precompute(bw[k], q50);
+      }
+      check_same<u64>("poly_weighted_sum 50-bit", [&] { std::vector<u64> o(n, q50 - 1); poly_weighted_sum(o.data(), bp.data(), bw.data(), bws.data(), 16, n, q50, true); return o; });
+    }
+    check_same<u64>("poly_weighted_sum", [&] { std::vector<u64> o(n); poly_weighted_sum(o.data(), ptrs.data(), wk.data(), wks.data(), K, n, q, false); return o; });
+    const Pair ws10 = both([&] { poly_weighted_sum(out.data(), ptrs.data(), wk.data(), wks.data(), K, n, q, false); }, 1000);
+    std::printf("poly   N=%zu weighted_sum of %zu inputs     scalar %.3f ns/coef/input  simd %.3f ns/coef/input  x%.1f\n", n, K,
+                ws10.scalar / n / K, ws10.simd / n / K, ws10.scalar / ws10.simd);
+  }
+  p = both([&] { poly_add(out.data(), a.data(), b.data(), n, q); }, 2000);
+  std::printf("poly   N=%zu add                         scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  p = both([&] { poly_signed_minus(out.data(), m.data(), e.data(), a.data(), n, q); }, 2000);
+  std::printf("poly   N=%zu signed_minus (m+e-t, Barrett) scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  p = both([&] { round_scaled(m.data(), md.data(), 274877906944.0, n); }, 2000);
+  std::printf("real   N=%zu round_scaled (nearbyint)      scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  std::vector<float> xf(n, 0.5f);
+  size_t sink = 0;
+  p = both([&] { sink += find_out_of_range(xf.data(), n, 1.0); }, 2000);
+  std::printf("real   N=%zu range check (float32)        scalar %.3f ns/value simd %.3f ns/value x%.1f\n", n, p.scalar / n, p.simd / n, p.scalar / p.simd);
+  if (sink != 4000 * n) std::printf("unexpected range check result\n");
+}
+
+void bench_random() {
+  uint8_t key[32] = {1}, nonce[12] = {2};
+  std::vector<uint8_t> buf(1 << 16);
+  check_same<uint8_t>("chacha20 fill", [&] {
+    std::vector<uint8_t> o(100003);
+    ChaCha20Stream s(key, nonce, 7);
+    s.fill(o.data(), 5);
+    s.fill(o.data() + 5, o.size() - 5);
+    return o;
+  });
+  Pair p = both([&] { ChaCha20Stream s(key, nonce); s.fill(buf.data(), buf.size()); }, 200);
+  std::printf("chacha20 fill 64 KiB            scalar %.3f GB/s  simd %.3f GB/s  x%.1f\n", buf.size() / p.scalar,
+              buf.size() / p.simd, p.scalar / p.simd);
+  const size_t n = 4096;
+  for (int bits : {36, 50}) {
+    const u64 q = generate_ntt_primes(bits, 2 * n, 1, {})[0];
+    std::vector<u64> u(n);
+    check_same<u64>("uniform", [&] { std::vector<u64> o(n); ChaCha20Stream s(key, nonce); sample_uniform_mod(s, q, o.data(), n); return o; });
+    p = both([&] { ChaCha20Stream s(key, nonce); sample_uniform_mod(s, q, u.data(), n); }, 300);
+    std::printf("uniform mod %d-bit q (N=%zu)     scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", bits, n, p.scalar / n,
+                p.simd / n, p.scalar / p.simd);
+  }
+  std::vector<int32_t> e(n);
+  check_same<int32_t>("cbd", [&] { std::vector<int32_t> o(n); ChaCha20Stream s(key, nonce); sample_cbd(s, o.data(), n); return o; });
+  p = both([&] { ChaCha20Stream s(key, nonce); sample_cbd(s, e.data(), n); }, 300);
+  std::printf("cbd eta=21 (N=%zu)               scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", n, p.scalar / n, p.simd / n,
+              p.scalar / p.simd);
+  std::vector<int8_t> t(n);
+  check_same<int8_t>("ternary", [&] { std::vector<int8_t> o(n); ChaCha20Stream s(key, nonce); sample_ternary(s, o.data(), n); return o; });
+  p = both([&] { ChaCha20Stream s(key, nonce); sample_ternary(s, t.data(), n); }, 300);
+  std::printf("ternary (N=%zu)                  scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", n, p.scalar / n, p.simd / n,
+              p.scalar / p.simd);
+}
+
+void bench_encoder() {
+  std::mt19937_64 g(3);
+  for (size_t n : {4096, 8192}) {
+    const Encoder enc(n);
+    std::vector<float> x(n);
+    for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+    std::vector<double> m(n);
+    std::vector<cplx> z(n / 2);
+    const double e = best_ns([&] { enc.encode(x.data(), n, m.data(), z.data()); }, 300);
+    const double d = best_ns([&] { enc.decode(m.data(), x.data(), n, z.data()); }, 300);
+    std::printf("encoder N=%5zu (no SIMD path)   encode %.1f us  decode %.1f us\n", n, e / 1e3, d / 1e3);
+  }
+}
+
+void bench_crt() {
+  CkksParametersLiteral lit;
+  const auto params = CkksParams::create(lit);
+  const size_t n = params->n(), L = params->num_primes();
+  const CrtReconstructor crt(*params);
+  std::mt19937_64 g(4);
+  // Residues of what a decryption sees: Delta * m + noise, |x| < 2^40.
+  std::vector<u64> r(L * n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t x = static_cast<int64_t>(g() % (u64{1} << 41)) - (int64_t{1} << 40);
+    for (size_t j = 0; j < L; ++j) r[j * n + i] = signed_to_residue(x, params->primes()[j]);
+  }
+  std::vector<double> out(n);
+  check_same<double>("crt", [&] { std::vector<double> o(n); crt.centered_doubles(r.data(), n, 1.0 / 1024, o.data()); return o; });
+  const Pair p = both([&] { crt.centered_doubles(r.data(), n, 1.0 / 1024, out.data()); }, 1000);
+  std::printf("crt    L=%zu N=%zu                 scalar %.3f ns/coef  simd %.3f ns/coef  x%.1f\n", L, n, p.scalar / n,
+              p.simd / n, p.scalar / p.simd);
+}
+
+// Per-block cost of the whole operations at the default parameters, one thread.
+void bench_e2e() {
+  CkksParametersLiteral lit;
+  const auto params = CkksParams::create(lit);
+  Seed seed{};
+  seed[0] = 9;
+  const auto keys = KeySet::generate_derand(params, seed);
+  const size_t n_values = 256 * params->n();
+  std::vector<float> x(n_values);
+  std::mt19937_64 g(5);
+  for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+  EncryptRequest req;
+  req.data = x.data();
+  req.dtype = DType::kFloat32;
+  req.count = n_values;
+  req.shape = {static_cast<int64_t>(n_values)};
+  req.threads = 1;
+  req.seed = seed;
+  std::vector<float> y(n_values);
+  for (int mode = 0; mode < 2; ++mode) {
+    CiphertextBatch ct;
+    const Pair e = both([&] { ct = mode == 0 ? encrypt_secret(*keys, req) : encrypt_public(*keys, req); }, 5);
+    const Pair d = both([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, 1); }, 5);
+    std::printf("e2e %s encrypt (1 thread)    scalar %6.2f M values/s  simd %6.2f M values/s  x%.1f\n",
+                mode == 0 ? "secret-key" : "public-key", n_values / e.scalar * 1e3, n_values / e.simd * 1e3, e.scalar / e.simd);
+    std::printf("e2e decrypt of %s (1 thread) scalar %6.2f M values/s  simd %6.2f M values/s  x%.1f\n",
+                mode == 0 ? "secret-key" : "public-key", n_values / d.scalar * 1e3, n_values / d.simd * 1e3, d.scalar / d.simd);
+  }
+}
+
+// Thread scaling of the whole operations (SIMD path), and the fixed cost of a
+// small parallel call (what the persistent pool saves over starting threads).
+void bench_threads() {
+  CkksParametersLiteral lit;
+  const auto params = CkksParams::create(lit);
+  Seed seed{};
+  seed[0] = 7;
+  const auto keys = KeySet::generate_derand(params, seed);
+  const size_t n_values = 512 * params->n();
+  std::vector<float> x(n_values), y(n_values);
+  std::mt19937_64 g(6);
+  for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+  EncryptRequest req;
+  req.data = x.data();
+  req.dtype = DType::kFloat32;
+  req.count = n_values;
+  req.shape = {static_cast<int64_t>(n_values)};
+  req.seed = seed;
+  CiphertextBatch ct = encrypt_secret(*keys, req);
+  // Excludes the allocation of the output batch (timed separately below).
+  for (int t : {1, 2}) {
+    req.threads = t;
+    const double e = best_ns([&] { ct = encrypt_secret(*keys, req); }, 7);
+    const double d = best_ns([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, t); }, 7);
+    std::printf("threads=%d  secret-key encrypt %6.2f M values/s   decrypt %6.2f M values/s\n", t, n_values / e * 1e3,
+                n_values / d * 1e3);
+  }
+  const double alloc = best_ns([&] { std::vector<u64> v(n_values * params->num_primes()); v[0] = 1; }, 7);
+  const double alloc_huge = best_ns([&] { std::vector<u64> v; resize_zeroed(v, n_values * params->num_primes()); v[0] = 1; }, 7);
+  std::printf("output allocation of L words per value: std::vector %.2f ns/value, resize_zeroed (THP) %.2f ns/value\n",
+              alloc / n_values, alloc_huge / n_values);
+  std::atomic<int> sink{0};
+  const double small = best_ns([&] { parallel_for(2, 2, [&](size_t i, int) { sink += static_cast<int>(i); }); }, 2000);
+  // What the previous implementation paid per call: start and join a thread.
+  const double spawn = best_ns([&] {
+    std::thread th([&] { sink += 1; });
+    sink += 0;
+    th.join();
+  }, 2000);
+  std::printf("parallel_for(2 indices, 2 threads) fixed cost: %.1f us with the pool (starting a thread per call: %.1f us)\n",
+              small / 1e3, spawn / 1e3);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::printf("SIMD (AVX2 + FMA) kernels: %s; the \"simd\" columns below are %s\n",
+              simd_supported() ? "built and supported by this CPU" : "not available in this build or on this CPU",
+              simd_supported() ? "the AVX2 path" : "the scalar path again");
+  if (want(argc, argv, "ntt")) bench_ntt();
+  if (want(argc, argv, "poly")) bench_poly();
+  if (want(argc, argv, "random")) bench_random();
+  if (want(argc, argv, "encoder")) bench_encoder();
+  if (want(argc, argv, "crt")) bench_crt();
+  if (want(argc, argv, "e2e")) bench_e2e();
+  if (want(argc, argv, "threads")) bench_threads();
+  if (g_mismatch) std::printf("%d scalar/SIMD mismatches\n", g_mismatch);
+  return g_mismatch ? 1 : 0;
+}

@@ -1,0 +1,40 @@
+// Centred binomial noise from keystream words, four at a time with AVX2:
+// per-byte popcounts from a 16-entry nibble table (vpshufb), summed per
+// 64-bit lane with vpsadbw.
+#include "ring/sampler_avx2.h"
+
+#ifndef __AVX2__
+#error "sampler_avx2.cpp needs -mavx2"
+#endif
+#include <immintrin.h>
+
+namespace xcloud {
+namespace detail {
+
+namespace {
+
+inline __m256i popcount64(__m256i x) {
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2,
+                                         2, 3, 2, 3, 3, 4);
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(x, nib));
+  const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi64(x, 4), nib));
+  return _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256());
+}
+
+}  // namespace
+
+void cbd_from_words_avx2(const uint8_t* words, int32_t* out, size_t n) {
+  const __m256i mask = _mm256_set1_epi64x((int64_t{1} << 21) - 1);
+  const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    const __m256i r = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 * i));
+    const __m256i a = popcount64(_mm256_and_si256(r, mask));
+    const __m256i b = popcount64(_mm256_and_si256(_mm256_srli_epi64(r, 21), mask));
+    const __m256i d = _mm256_permutevar8x32_epi32(_mm256_sub_epi64(a, b), pick);  // low 32 bits of each lane
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(d));
+  }
+}
+
+}  // namespace detail
+}  // namespace xcloud

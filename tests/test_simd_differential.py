@@ -1,0 +1,294 @@
+"""Differential tests: the AVX2 + FMA kernels against the scalar references.
+
+Every SIMD kernel must give the scalar reference's output bit for bit (HEXL's
+practice): the NTT on its own, the ChaCha20 keystream and the samplers, and
+whole derandomised ciphertexts, aggregates and decryptions, both in process
+(``_native.testing.set_force_scalar``) and across processes (the
+``XCLOUD_FORCE_SCALAR=1`` environment variable, read once at start-up).
+
+On a CPU or build without the SIMD kernels both paths are the scalar one; the
+tests that compare them are then skipped, with a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import xcloud
+from xcloud import _native
+
+T = _native.testing
+
+needs_simd = pytest.mark.skipif(
+    not T.simd_supported(), reason="this build or CPU has no AVX2 + FMA kernels: nothing to compare against"
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_dispatch() -> Iterator[None]:
+    before = T.set_force_scalar(False)  # read the current setting...
+    T.set_force_scalar(before)  # ...and put it back
+    yield
+    T.set_force_scalar(before)
+
+
+def both_paths(fn: Callable[[], Any]) -> tuple[Any, Any]:
+    """(scalar result, SIMD result) of fn()."""
+    before = T.set_force_scalar(True)
+    try:
+        scalar = fn()
+        T.set_force_scalar(False)
+        simd = fn()
+    finally:
+        T.set_force_scalar(before)
+    return scalar, simd
+
+
+def prime(bits: int, n: int, which: int = 0) -> int | None:
+    """The which-th largest NTT prime of `bits` bits for degree n, or None."""
+    try:
+        return int(T.generate_ntt_primes(bits, 2 * n, which + 1)[which])
+    except ValueError:
+        return None
+
+
+# -- NTT ----------------------------------------------------------------------
+
+DEGREES = [4, 8, 16, 32, 64, 128, 1024, 4096, 8192, 16384]
+BITS = [20, 24, 30, 36, 40, 45, 48, 49, 50]
+
+
+def edge_inputs(n: int, q: int, rng: np.random.Generator) -> list[np.ndarray]:
+    zeros = np.zeros(n, dtype=np.uint64)
+    top = np.full(n, q - 1, dtype=np.uint64)
+    alternating = np.where(np.arange(n) % 2 == 0, 0, q - 1).astype(np.uint64)
+    impulse = zeros.copy()
+    impulse[n // 2 + 1 if n > 2 else 0] = q - 1
+    small = rng.integers(0, 3, n, dtype=np.uint64)
+    near_top = (q - 1 - rng.integers(0, 3, n, dtype=np.uint64)).astype(np.uint64)
+    return [zeros, top, alternating, impulse, small, near_top, rng.integers(0, q, n, dtype=np.uint64)]
+
+
+@needs_simd
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("n", DEGREES)
+def test_ntt_simd_matches_scalar(n: int, bits: int) -> None:
+    # Prepare: the largest prime of this size (the tightest case for the
+    # double-precision bounds), and the smallest one found below it.
+    rng = np.random.default_rng(n * 100 + bits)
+    for which in (0, 3):
+        q = prime(bits, n, which)
+        if q is None:
+            continue
+        for a in edge_inputs(n, q, rng):
+            # Execute
+            fwd_ref = T.ntt_forward(q, n, a, scalar=True)
+            fwd = T.ntt_forward(q, n, a)
+            inv_ref = T.ntt_inverse(q, n, a, scalar=True)
+            inv = T.ntt_inverse(q, n, a)
+            # Assert: identical, canonical, and a round trip
+            assert np.array_equal(fwd, fwd_ref), (n, q)
+            assert np.array_equal(inv, inv_ref), (n, q)
+            assert int(fwd.max()) < q and int(inv.max()) < q
+            assert np.array_equal(T.ntt_inverse(q, n, fwd), a)
+
+
+@needs_simd
+def test_ntt_largest_allowed_prime() -> None:
+    # The largest prime below 2^50 that is 1 mod 2N, the edge of the SIMD
+    # kernel's range, with every input at q - 1 and at random.
+    n = 8192
+    q = prime(50, n)
+    assert q is not None and q < 2**50
+    rng = np.random.default_rng(1)
+    for a in (np.full(n, q - 1, dtype=np.uint64), rng.integers(q - 2**20, q, n, dtype=np.uint64)):
+        assert np.array_equal(T.ntt_forward(q, n, a), T.ntt_forward(q, n, a, scalar=True))
+        assert np.array_equal(T.ntt_inverse(q, n, a), T.ntt_inverse(q, n, a, scalar=True))
+
+
+@needs_simd
+@settings(max_examples=60, deadline=None)
+@given(
+    log_n=st.integers(min_value=2, max_value=12),
+    bits=st.integers(min_value=20, max_value=50),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_ntt_simd_matches_scalar_property(log_n: int, bits: int, seed: int) -> None:
+    n = 1 << log_n
+    q = prime(bits, n)
+    if q is None:
+        return
+    a = np.random.default_rng(seed).integers(0, q, n, dtype=np.uint64)
+    assert np.array_equal(T.ntt_forward(q, n, a), T.ntt_forward(q, n, a, scalar=True))
+    assert np.array_equal(T.ntt_inverse(q, n, a), T.ntt_inverse(q, n, a, scalar=True))
+
+
+# -- randomness -----------------------------------------------------------------
+
+KEY = bytes(range(32))
+NONCE = bytes(range(100, 112))
+
+
+@needs_simd
+@pytest.mark.parametrize("n", [0, 1, 8, 63, 64, 65, 511, 512, 513, 4096, 100_003])
+@pytest.mark.parametrize("counter", [0, 1, 7, 2**31 + 3])
+def test_chacha20_simd_matches_scalar(n: int, counter: int) -> None:
+    scalar, simd = both_paths(lambda: T.chacha20_stream(KEY, NONCE, counter, n))
+    assert scalar == simd
+    assert len(simd) == n
+
+
+@needs_simd
+@pytest.mark.parametrize("blocks_left", [1, 7, 8, 9, 16, 17])
+def test_chacha20_simd_at_counter_end(blocks_left: int) -> None:
+    # The last blocks before the 32-bit counter would wrap: generated eight
+    # at a time where possible, and never past the end.
+    counter = 2**32 - blocks_left
+    scalar, simd = both_paths(lambda: T.chacha20_stream(KEY, NONCE, counter, 64 * blocks_left))
+    assert scalar == simd
+    assert simd[-64:] == T.chacha20_block(KEY, 2**32 - 1, NONCE)
+    with pytest.raises((ValueError, OverflowError, RuntimeError)):
+        T.chacha20_stream(KEY, NONCE, counter, 64 * blocks_left + 1)
+
+
+@needs_simd
+@pytest.mark.parametrize("n", [1, 3, 4, 255, 256, 257, 4096, 10_007])
+def test_samplers_simd_match_scalar(n: int) -> None:
+    seed = bytes(32 * [n % 251])
+    for q in (3, 12289, 2**36 - 2**20 + 1, 2**49 + 1, 2**50 - 27, 2**63 + 29):
+        s, v = both_paths(lambda q=q: T.sample_uniform_mod(seed, q, n))
+        assert np.array_equal(s, v), q
+    s, v = both_paths(lambda: T.sample_cbd(seed, n))
+    assert np.array_equal(s, v)
+    s, v = both_paths(lambda: T.sample_ternary(seed, n))
+    assert np.array_equal(s, v)
+
+
+# -- whole ciphertexts ------------------------------------------------------------
+
+CONTEXTS = [
+    {"log_n": 12, "prime_bits": (36, 36)},  # the default set, secure
+    {"log_n": 10, "prime_bits": (36, 36)},
+    {"log_n": 11, "prime_bits": (50,)},
+    {"log_n": 12, "prime_bits": (20, 50)},
+    {"log_n": 13, "prime_bits": (50, 50)},
+    {"log_n": 13, "prime_bits": (40, 40, 40)},
+    {"log_n": 14, "prime_bits": (30, 30, 30, 30)},
+]
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def run_everything(spec: dict[str, Any], threads: int) -> dict[str, str]:
+    """Digests of derandomised keys, ciphertexts, an aggregate and decryptions."""
+    ctx = xcloud.CkksContext.insecure(log_n=spec["log_n"], prime_bits=spec["prime_bits"])
+    keys = ctx.keygen_derand(bytes(32 * [3]))
+    rng = np.random.default_rng(spec["log_n"])
+    x = rng.uniform(-1, 1, 3 * ctx.n + 5).astype(np.float32)
+    x[:4] = [1.0, -1.0, 0.0, np.float32(1e-30)]
+    out = {"public_key": digest(keys.public_bytes())}
+    cts = []
+    for mode in ("secret", "public"):
+        ct = xcloud.encrypt_blocks_derand(keys, x, seed=bytes(32 * [9]), threads=threads, mode=mode)
+        cts.append(ct)
+        out[f"{mode}_ct"] = digest(ct.to_bytes())
+        for dtype in ("float32", "float64"):
+            y = np.asarray(xcloud.decrypt_blocks(keys, ct, threads=threads, dtype=dtype))
+            out[f"{mode}_dec_{dtype}"] = digest(y.tobytes())
+    agg = xcloud.aggregate(cts, weights=[0.25, 0.75], threads=threads)
+    out["aggregate"] = digest(agg.to_bytes())
+    out["aggregate_dec"] = digest(np.asarray(xcloud.decrypt_blocks(keys, agg, dtype="float64")).tobytes())
+    return out
+
+
+@needs_simd
+@pytest.mark.parametrize("spec", CONTEXTS, ids=lambda s: f"N{2 ** s['log_n']}-{'-'.join(map(str, s['prime_bits']))}")
+def test_ciphertexts_simd_match_scalar(spec: dict[str, Any]) -> None:
+    scalar, simd = both_paths(lambda: run_everything(spec, threads=2))
+    assert scalar == simd
+
+
+@needs_simd
+@pytest.mark.parametrize("prime_bits", [(36, 36), (50, 50)])
+def test_aggregate_of_many_inputs_simd_matches_scalar(prime_bits: tuple[int, ...]) -> None:
+    # Prepare: 19 inputs (more than one pass of the lazy weighted sum), secret-
+    # and public-key mixed, weights of both signs.
+    ctx = xcloud.CkksContext.insecure(log_n=10, prime_bits=prime_bits)
+    keys = ctx.keygen_derand(bytes(32 * [4]))
+    x = np.random.default_rng(4).uniform(-1, 1, 2 * ctx.n + 1)
+    cts = [
+        xcloud.encrypt_blocks_derand(keys, x, bytes([i]) * 32, mode="secret" if i % 3 else "public") for i in range(19)
+    ]
+    weights = [((-1) ** i) * (i + 1) / 32 for i in range(19)]
+    # Execute
+    scalar, simd = both_paths(lambda: xcloud.aggregate(cts, weights=weights, threads=2).to_bytes())
+    # Assert
+    assert scalar == simd
+
+
+@needs_simd
+def test_threads_and_paths_agree() -> None:
+    spec = CONTEXTS[0]
+    scalar_1, simd_2 = both_paths(lambda: (run_everything(spec, 1), run_everything(spec, 2)))
+    assert scalar_1[0] == simd_2[1]
+
+
+_CHILD = """
+import hashlib, json, sys
+import numpy as np
+import xcloud
+from xcloud import _native
+ctx = xcloud.CkksContext()
+keys = ctx.keygen_derand(bytes(range(32)))
+x = np.linspace(-1.0, 1.0, 9000).astype(np.float32)
+out = {"simd_enabled": _native.testing.simd_enabled()}
+for mode in ("secret", "public"):
+    ct = xcloud.encrypt_blocks_derand(keys, x, seed=bytes(32 * [7]), threads=2, mode=mode)
+    out[mode] = hashlib.sha256(ct.to_bytes()).hexdigest()
+    out[mode + "_dec"] = hashlib.sha256(np.asarray(xcloud.decrypt_blocks(keys, ct)).tobytes()).hexdigest()
+json.dump(out, sys.stdout)
+"""
+
+
+def run_child(force_scalar: str | None) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.pop("XCLOUD_FORCE_SCALAR", None)
+    if force_scalar is not None:
+        env["XCLOUD_FORCE_SCALAR"] = force_scalar
+    done = subprocess.run([sys.executable, "-c", _CHILD], check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_force_scalar_environment_variable() -> None:
+    # Prepare / Execute: the same derandomised encryption in three processes.
+    default = run_child(None)
+    forced = run_child("1")
+    zero = run_child("0")
+    # Assert: the variable selects the path, and the bytes do not depend on it.
+    assert forced["simd_enabled"] is False
+    assert default["simd_enabled"] is T.simd_supported()
+    assert zero["simd_enabled"] is T.simd_supported()
+    for key in ("secret", "public", "secret_dec", "public_dec"):
+        assert default[key] == forced[key] == zero[key], key
+
+
+def test_set_force_scalar_round_trip() -> None:
+    before = T.set_force_scalar(True)
+    assert T.simd_enabled() is False
+    assert T.set_force_scalar(False) is True
+    assert T.simd_enabled() is T.simd_supported()
+    T.set_force_scalar(before)
