@@ -80,7 +80,7 @@ def test_xcloud_encrypts_embedding_and_head_only(tmp_path):
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
-    cfg = replace(TINY, method="fedavg", rounds=2)
+    cfg = replace(TINY, method="fedavg", rounds=2, server_momentum=0.5)  # the momentum buffer is checkpointed too
     full = run_training(cfg, tmp_path / "full", quiet=True)
     part = run_training(replace(cfg, rounds=1), tmp_path / "part", quiet=True)
     assert part.next_round == 1
@@ -215,3 +215,14 @@ def test_client_level_dp_clips_noises_and_accounts(tmp_path):
     noise_norm = 1.0 * 0.05 / 3 * np.sqrt(run.layout.total)
     assert step < 2 * 0.05 + 4 * noise_norm
     assert step > 0.5 * noise_norm  # the noise is really there
+
+
+def test_server_momentum_changes_the_global_step(tmp_path):
+    plain = FederatedRun(replace(TINY, method="fedavg"), tmp_path / "a")
+    moment = FederatedRun(replace(TINY, method="fedavg", server_momentum=0.9), tmp_path / "b")
+    for r in range(2):
+        plain.run_round(r)
+        moment.run_round(r)
+    assert np.abs(_vec(plain) - _vec(moment)).max() > 1e-4
+    with pytest.raises(ValueError, match="server_momentum"):
+        load_config(None, {"server_momentum": 1.0})

@@ -76,6 +76,16 @@ class RunConfig:
         default_factory=lambda: [1000.0, 500.0, 100.0, 50.0],
         metadata={"help": "uplink bandwidth of each cloud in Mbit/s (cycled when there are more clouds)"},
     )
+    server_lr: float = field(
+        default=1.0, metadata={"help": "global step size applied to the decrypted aggregate (FedAvgM's eta)"}
+    )
+    server_momentum: float = field(
+        default=0.0,
+        metadata={
+            "help": "momentum of the global update (FedAvgM's beta; 0: plain FedAvg); applied identically by every "
+            "cloud after decryption, so the server never needs the plaintext"
+        },
+    )
     min_clients: int = field(default=2, metadata={"help": "a round needs at least this many valid updates"})
     threads: int = field(default=0, metadata={"help": "CKKS worker threads (0: all cores)"})
     device: str = field(default="auto", metadata={"help": "training device: auto, cpu, cuda"})
@@ -100,6 +110,8 @@ class RunConfig:
             raise ValueError("bandwidths_mbps must list positive numbers")
         if self.client_dp_noise < 0 or self.client_clip <= 0:
             raise ValueError("client_dp_noise must be >= 0 and client_clip > 0")
+        if not self.server_lr > 0 or not 0.0 <= self.server_momentum < 1.0:
+            raise ValueError("server_lr must be > 0 and server_momentum in [0, 1)")
         if self.threads < 0:
             raise ValueError("threads must be >= 0")
 

@@ -187,6 +187,7 @@ class FederatedRun:
         self.model = self._new_model()
         self.global_state = trainable_state(self.model)
         self.layout = ParameterLayout.from_state(self.global_state)
+        self.velocity = np.zeros(self.layout.total, dtype=np.float32)  # FedAvgM momentum buffer
         self.train_cfg = TrainConfig(
             lr=cfg.lr, local_steps=cfg.local_steps, batch_size=cfg.batch_size, device=cfg.device
         )
@@ -317,7 +318,10 @@ class FederatedRun:
             log.error("round %d failed: not enough clients; the global model is unchanged", r)
             raise
         delta, decrypt_s = self._release(agg_msg, r)
-        new_vec = self.layout.flatten(self.global_state) + delta
+        # The global step (FedAvgM, Hsu et al. 2019): every cloud holds the same
+        # decrypted delta and applies the same rule, so they stay in sync.
+        self.velocity = self.cfg.server_momentum * self.velocity + delta
+        new_vec = self.layout.flatten(self.global_state) + self.cfg.server_lr * self.velocity
         self.global_state.update(self.layout.unflatten(new_vec, self.global_state))
         val = self._validate()
         accepted = [f for f in fits if f.client_id in summary.accepted]
@@ -363,6 +367,7 @@ class FederatedRun:
             "format": 1,
             "next_round": self.next_round,
             "global_state": self.global_state,
+            "velocity": torch.from_numpy(self.velocity.copy()),
             "metrics": [m.__dict__ for m in self.metrics],
             "dp": {cid: dp.state_dict() for cid, dp in self.dp.items()},
             "keys": self.keys.secret_bytes() if getattr(self, "keys", None) is not None else None,
@@ -381,6 +386,7 @@ class FederatedRun:
             raise ValueError("checkpoint does not match this run's model or format")
         self.next_round = int(state["next_round"])
         self.global_state = state["global_state"]
+        self.velocity = state["velocity"].numpy().astype(np.float32)
         self.metrics = [RoundMetrics(**m) for m in state["metrics"]]
         for cid, s in state["dp"].items():
             self.dp[cid].load_state_dict(s)
