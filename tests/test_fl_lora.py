@@ -20,7 +20,14 @@ from xcloud.fl.config import RunConfig  # noqa: E402
 from xcloud.fl.simulation import FederatedRun  # noqa: E402
 
 CFG = RunConfig(
-    clouds=3, rounds=2, local_steps=2, batch_size=4, notes_per_hospital=20, block_size=48, min_clients=2, dp_epsilon=50.0
+    clouds=3,
+    rounds=2,
+    local_steps=2,
+    batch_size=4,
+    notes_per_hospital=20,
+    block_size=48,
+    min_clients=2,
+    dp_epsilon=50.0,
 )
 
 

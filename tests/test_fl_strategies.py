@@ -13,7 +13,8 @@ from xcloud.fl.strategies import ClientReport, DynamicWeighting, FedAvg, HybridE
 
 def _reports(samples, losses, bandwidths):
     return [
-        ClientReport(f"c{i}", n, loss, b) for i, (n, loss, b) in enumerate(zip(samples, losses, bandwidths, strict=True))
+        ClientReport(f"c{i}", n, loss, b)
+        for i, (n, loss, b) in enumerate(zip(samples, losses, bandwidths, strict=True))
     ]
 
 

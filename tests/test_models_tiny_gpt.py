@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+
 from xcloud.models import GPT, IGNORE_INDEX, SENSITIVE_PARAMETERS, GPTConfig, TrainConfig, evaluate, train_local
 
 SMALL = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+
 from xcloud.models import (
     GPT,
     IGNORE_INDEX,

@@ -191,7 +191,7 @@ def test_round_trip_of_fixed_shapes_in_default_context(default_ctx, default_keys
 
 def _encrypt_rows(keys: xcloud.KeySet, xs: np.ndarray, modes: list[str]) -> list[xcloud.CiphertextBlocks]:
     public = keys.public_only()
-    return [xcloud.encrypt_blocks(keys if m == "secret" else public, row) for row, m in zip(xs, modes)]
+    return [xcloud.encrypt_blocks(keys if m == "secret" else public, row) for row, m in zip(xs, modes, strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -350,8 +350,9 @@ def test_deserialised_ciphertext_decrypts_identically(default_ctx, default_keys,
     # Prepare
     x = rng.uniform(-1.0, 1.0, size=(2, 5000)).astype(np.float32)
     if kind == "aggregate":
-        ct = xcloud.aggregate([encrypt_in_mode(default_keys, x, "secret"), encrypt_in_mode(default_keys, x, "public")],
-                              [0.25, 0.75])
+        ct = xcloud.aggregate(
+            [encrypt_in_mode(default_keys, x, "secret"), encrypt_in_mode(default_keys, x, "public")], [0.25, 0.75]
+        )
     else:
         ct = encrypt_in_mode(default_keys, x, kind)
     # Execute

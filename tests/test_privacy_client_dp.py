@@ -10,6 +10,7 @@ import torch
 from dp_accounting import dp_event, rdp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from xcloud.privacy import client_level_epsilon, clip_update, make_generator, noise_multiplier_for, noise_share
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from opacus.accountants import RDPAccountant
+
 from xcloud.models import GPT, GPTConfig, TrainConfig, train_local
 from xcloud.privacy import RecordDP, RecordDPConfig
 

@@ -268,7 +268,9 @@ def run_child(force_scalar: str | None) -> dict[str, Any]:
     env.pop("XCLOUD_FORCE_SCALAR", None)
     if force_scalar is not None:
         env["XCLOUD_FORCE_SCALAR"] = force_scalar
-    done = subprocess.run([sys.executable, "-c", _CHILD], check=False, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -172,7 +172,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def run_training(cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, quiet: bool = False) -> FederatedRun:
+def run_training(
+    cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, quiet: bool = False
+) -> FederatedRun:
     """Runs (or resumes) a whole training run and writes its outputs."""
     if run_dir is None:
         run_dir = _new_run_dir(cfg)
@@ -197,8 +199,9 @@ def run_training(cfg: RunConfig, run_dir: Path | None = None, resume: bool = Fal
         rounds = range(run.next_round, cfg.rounds)
         with tqdm(total=cfg.rounds, initial=run.next_round, desc=f"{cfg.method} rounds", disable=quiet) as bar:
             for r in rounds:
-                with tqdm(total=len(getattr(run, "clients", [])) or 1, desc=f"round {r}", leave=False,
-                          disable=quiet) as inner:
+                with tqdm(
+                    total=len(getattr(run, "clients", [])) or 1, desc=f"round {r}", leave=False, disable=quiet
+                ) as inner:
                     m = run.run_round(r, on_client=lambda cid: inner.update(1))
                 say(_table_row(m))
                 torch.save(run.state_dict(), run_dir / CHECKPOINT)

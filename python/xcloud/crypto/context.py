@@ -61,7 +61,9 @@ class CkksContext:
         *,
         _insecure: bool = False,
     ) -> None:
-        self.literal = CkksLiteral(log_n, tuple(int(b) for b in prime_bits), scale_bits, float(max_value), security_bits)
+        self.literal = CkksLiteral(
+            log_n, tuple(int(b) for b in prime_bits), scale_bits, float(max_value), security_bits
+        )
         self._params = _native.make_params(
             int(log_n), list(self.literal.prime_bits), int(scale_bits), float(max_value), int(security_bits), _insecure
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 __all__ = ["METHODS", "RunConfig", "load_config"]
 
@@ -20,7 +21,8 @@ class RunConfig:
     method: str = field(
         default="xcloud",
         metadata={
-            "help": "centralized (one model on the pooled data, per round the same steps and examples as the clouds together), fedavg (plain updates), he (everything encrypted), "
+            "help": "centralized (one model on the pooled data; per round the same steps and examples as the "
+            "clouds together), fedavg (plain updates), he (everything encrypted), "
             "dp (record-level DP-SGD, plain updates), xcloud (hybrid encryption + dynamic weights + DP)"
         },
     )
@@ -38,7 +40,9 @@ class RunConfig:
     dirichlet_alpha: float = field(default=0.5, metadata={"help": "concentration of the dirichlet/quantity splits"})
     val_fraction: float = field(default=0.15, metadata={"help": "fraction of each client's notes held out"})
     vocab_size: int = field(default=2000, metadata={"help": "largest word vocabulary"})
-    block_size: int = field(default=128, metadata={"help": "tokens per training example (one note each; notes are cut beyond it)"})
+    block_size: int = field(
+        default=128, metadata={"help": "tokens per training example (one note each; notes are cut beyond it)"}
+    )
     n_layer: int = field(default=2, metadata={"help": "transformer blocks"})
     n_head: int = field(default=4, metadata={"help": "attention heads"})
     n_embd: int = field(default=64, metadata={"help": "model width"})

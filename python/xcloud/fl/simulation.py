@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import xcloud
 from xcloud.crypto import CkksContext, KeySet
 from xcloud.data import (
     Corpus,
@@ -36,6 +35,7 @@ from xcloud.data import (
     write_shards,
 )
 from xcloud.data.dataset import NoteDataset
+from xcloud.data.hf_tokenizer import HFTokenizer
 from xcloud.fl.aggregator import Aggregator
 from xcloud.fl.client import FederatedClient, FitStats, flood, open_aggregate
 from xcloud.fl.config import RunConfig
@@ -43,7 +43,6 @@ from xcloud.fl.errors import ClientFailure, NotEnoughClients, UpdateRejected
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
-from xcloud.data.hf_tokenizer import HFTokenizer
 from xcloud.models import (
     GPT,
     SENSITIVE_PARAMETERS,
@@ -145,7 +144,9 @@ class FederatedRun:
     def _corpus(self) -> Corpus:
         if self.cfg.data:
             return load_text_dir(self.cfg.data)
-        return generate_corpus(hospitals=self.cfg.clouds, notes_per_hospital=self.cfg.notes_per_hospital, seed=self.cfg.seed)
+        return generate_corpus(
+            hospitals=self.cfg.clouds, notes_per_hospital=self.cfg.notes_per_hospital, seed=self.cfg.seed
+        )
 
     def _setup(self) -> None:
         cfg = self.cfg
@@ -156,8 +157,11 @@ class FederatedRun:
             scheme = "iid"  # the user's files carry no hospital labels
             log.info("--data has no hospital labels: partitioning iid")
         parts = partition(
-            scheme, corpus.hospital_labels(), None if scheme == "natural" else cfg.clouds,
-            alpha=cfg.dirichlet_alpha, seed=cfg.seed,
+            scheme,
+            corpus.hospital_labels(),
+            None if scheme == "natural" else cfg.clouds,
+            alpha=cfg.dirichlet_alpha,
+            seed=cfg.seed,
         )
         if len(parts) != cfg.clouds:
             raise ValueError(f"partition gave {len(parts)} clients, expected {cfg.clouds}")
@@ -181,8 +185,11 @@ class FederatedRun:
 
         torch.manual_seed(derive_seed(cfg.seed, "init") % (2**31))
         self.gpt_config = GPTConfig(
-            vocab_size=self.tokenizer.vocab_size, block_size=cfg.block_size,
-            n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+            vocab_size=self.tokenizer.vocab_size,
+            block_size=cfg.block_size,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_embd=cfg.n_embd,
         )
         self.model = self._new_model()
         self.global_state = trainable_state(self.model)
@@ -199,9 +206,13 @@ class FederatedRun:
         if cfg.method in ("dp", "xcloud"):
             for cid, ds in zip(self.client_ids, self.train_sets, strict=True):
                 self.dp[cid] = RecordDP(
-                    RecordDPConfig(target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm),
-                    dataset_size=len(ds), batch_size=cfg.batch_size,
-                    steps_per_round=cfg.local_steps, total_rounds=cfg.rounds,
+                    RecordDPConfig(
+                        target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm
+                    ),
+                    dataset_size=len(ds),
+                    batch_size=cfg.batch_size,
+                    steps_per_round=cfg.local_steps,
+                    total_rounds=cfg.rounds,
                 )
         if cfg.method != "centralized":
             self._setup_federation()
@@ -210,7 +221,11 @@ class FederatedRun:
         if self.cfg.hf_model:
             tok = self.tokenizer
             return NoteDataset(
-                ids, self.cfg.block_size, bos_id=tok.bos_id, eos_id=tok.eos_id, pad_id=tok.pad_id,
+                ids,
+                self.cfg.block_size,
+                bos_id=tok.bos_id,
+                eos_id=tok.eos_id,
+                pad_id=tok.pad_id,
                 vocab_size=tok.vocab_size,
             )
         return NoteDataset(ids, self.cfg.block_size, vocab_size=self.tokenizer.vocab_size)
@@ -238,14 +253,28 @@ class FederatedRun:
             bw = cfg.bandwidths_mbps[k % len(cfg.bandwidths_mbps)]
             self.clients.append(
                 FederatedClient(
-                    cid, self._new_model(), self.train_sets[k], self._trainer(cid), self.ctx, client_keys,
-                    mac_keys[cid], self.layout, self.plan, bandwidth_mbps=bw, threads=cfg.threads or None,
+                    cid,
+                    self._new_model(),
+                    self.train_sets[k],
+                    self._trainer(cid),
+                    self.ctx,
+                    client_keys,
+                    mac_keys[cid],
+                    self.layout,
+                    self.plan,
+                    bandwidth_mbps=bw,
+                    threads=cfg.threads or None,
                     update_transform=self._client_dp_transform() if cfg.client_dp_noise > 0 else None,
                 )
             )
         self.server = Aggregator(
-            self.ctx, self.plan, self.strategy, mac_keys, self.server_mac_key,
-            self.keys.key_id if self.keys is not None else b"", min_clients=cfg.min_clients,
+            self.ctx,
+            self.plan,
+            self.strategy,
+            mac_keys,
+            self.server_mac_key,
+            self.keys.key_id if self.keys is not None else b"",
+            min_clients=cfg.min_clients,
             threads=cfg.threads or None,
         )
 
@@ -301,7 +330,9 @@ class FederatedRun:
         dropped: list[str] = []
         for client in self.clients:
             try:
-                msg, st = client.fit(self.global_state, r, seed=derive_seed(self.cfg.seed, "train", r, client.client_id))
+                msg, st = client.fit(
+                    self.global_state, r, seed=derive_seed(self.cfg.seed, "train", r, client.client_id)
+                )
                 if self.client_hook is not None:
                     msg = self.client_hook(r, client.client_id, msg)
                 self.server.receive(client.client_id, msg)
@@ -330,11 +361,20 @@ class FederatedRun:
         eps = [f.epsilon for f in accepted if f.epsilon is not None]
         receivers = len(self.clients)
         return RoundMetrics(
-            round=r, train_loss=train_loss, val_loss=val, val_ppl=math.exp(val),
-            bytes_up=summary.bytes_in, bytes_down=summary.bytes_out * receivers,
-            train_s=sum(f.train_seconds for f in fits), encrypt_s=sum(f.encrypt_seconds for f in fits),
-            aggregate_s=summary.aggregate_seconds, decrypt_s=decrypt_s, round_s=0.0,
-            epsilon=max(eps) if eps else None, accepted=len(summary.accepted), dropped=dropped,
+            round=r,
+            train_loss=train_loss,
+            val_loss=val,
+            val_ppl=math.exp(val),
+            bytes_up=summary.bytes_in,
+            bytes_down=summary.bytes_out * receivers,
+            train_s=sum(f.train_seconds for f in fits),
+            encrypt_s=sum(f.encrypt_seconds for f in fits),
+            aggregate_s=summary.aggregate_seconds,
+            decrypt_s=decrypt_s,
+            round_s=0.0,
+            epsilon=max(eps) if eps else None,
+            accepted=len(summary.accepted),
+            dropped=dropped,
             weights=summary.weights,
             client_epsilon=(
                 client_level_epsilon(self.cfg.client_dp_noise, r + 1, self.cfg.dp_delta)
@@ -347,8 +387,13 @@ class FederatedRun:
         """Decrypts the aggregate as the clients would; every client obtains the same delta."""
         holder = self.keys  # shared-key mode: any client; public-key mode: the key holder (cloud-0)
         _, delta, seconds = open_aggregate(
-            agg_msg, ctx=self.ctx, keys=holder, plan=self.plan, server_mac_key=self.server_mac_key,
-            round_id=r, threads=self.cfg.threads or None,
+            agg_msg,
+            ctx=self.ctx,
+            keys=holder,
+            plan=self.plan,
+            server_mac_key=self.server_mac_key,
+            round_id=r,
+            threads=self.cfg.threads or None,
         )
         if self.cfg.key_mode == "public" and self.plan.encrypted:
             # The key holder releases the decrypted part to clients without the key.
