@@ -198,6 +198,7 @@ def test_checkpoint_round_trips_through_torch_load(tmp_path):
     run = run_training(replace(TINY, rounds=1), tmp_path, quiet=True)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["next_round"] == 1
+    assert (tmp_path / "checkpoint.pt").stat().st_mode & 0o777 == 0o600  # it holds the secret key
     assert torch.equal(state["global_state"]["wte.weight"], run.global_state["wte.weight"])
 
 

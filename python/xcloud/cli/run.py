@@ -11,7 +11,7 @@ import argparse
 import csv
 import json
 import logging
-import math
+import os
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -159,6 +159,16 @@ def _new_run_dir(cfg: RunConfig) -> Path:
     raise RuntimeError(f"cannot create a run directory under {root}")
 
 
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Writes a checkpoint atomically, readable by its owner only (it holds the simulated clouds' secret key)."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        torch.save(state, f)
+    os.replace(tmp, path)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Reads a checkpoint, raising ValueError with a clear message if it is missing or corrupt."""
     if not path.is_file():
@@ -204,7 +214,7 @@ def run_training(
                 ) as inner:
                     m = run.run_round(r, on_client=lambda cid: inner.update(1))
                 say(_table_row(m))
-                torch.save(run.state_dict(), run_dir / CHECKPOINT)
+                save_checkpoint(run.state_dict(), run_dir / CHECKPOINT)
                 bar.update(1)
         wall = time.perf_counter() - t0
         _write_outputs(run, run_dir, wall)
@@ -230,7 +240,3 @@ def run_from_args(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, _overrides(args))
         run_training(cfg)
     return 0
-
-
-def _fmt(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.3f}"

@@ -311,7 +311,7 @@ class FederatedRun:
         return m
 
     def _centralized_round(self, r: int) -> RoundMetrics:
-        union = torch.utils.data.ConcatDataset(self.train_sets)
+        union: torch.utils.data.ConcatDataset[Any] = torch.utils.data.ConcatDataset(self.train_sets)
         # The same examples and the same number of sequential steps as one
         # federated round: local_steps steps of clouds x batch_size sequences.
         cfg = copy.copy(self.train_cfg)
@@ -415,7 +415,9 @@ class FederatedRun:
             "velocity": torch.from_numpy(self.velocity.copy()),
             "metrics": [m.__dict__ for m in self.metrics],
             "dp": {cid: dp.state_dict() for cid, dp in self.dp.items()},
-            "keys": self.keys.secret_bytes() if getattr(self, "keys", None) is not None else None,
+            # The simulation plays every cloud, so its checkpoint holds their shared
+            # secret key; run_training writes it readable by the owner only.
+            "keys": keys.secret_bytes() if (keys := getattr(self, "keys", None)) is not None else None,
             "layout_digest": self.layout.digest().hex(),
         }
 
@@ -443,11 +445,13 @@ class FederatedRun:
         """Rebuilds clients and server around restored keys (the MAC keys are fresh)."""
         dp_state = {cid: dp.state_dict() for cid, dp in self.dp.items()}
         keys = self.keys
+        if keys is None:
+            return
         self._setup_federation()
         self.keys = keys
         for c in self.clients:
             if c.keys is not None:
                 c.keys = keys if self.cfg.key_mode == "shared" else keys.public_only()
-        self.server.key_id = keys.key_id if keys is not None else b""
+        self.server.key_id = keys.key_id
         for cid, s in dp_state.items():
             self.dp[cid].load_state_dict(s)
