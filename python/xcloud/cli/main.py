@@ -27,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
             "aggregates ciphertexts it cannot read, and the clouds decrypt the aggregate. Prints a per-round "
             "table and writes a run directory (config.toml, metrics.json/.csv, loss.png, report.md, checkpoint.pt)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run.add_arguments(p_run)
     p_demo = sub.add_parser(
