@@ -127,6 +127,11 @@ class Prepared:
     max_abs_error: Callable[[Any], float] | None = None
     consumed_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    """Self-reported time of one call (out-of-process peers that time themselves, or a
+    time measured on a smaller size and scaled): used instead of the harness's timing."""
+    times_s: list[float] | None = None
+    """The self-reported individual timings, when ``seconds`` is set."""
 
 
 @dataclass(frozen=True)
@@ -347,7 +352,6 @@ class AesGcm(Implementation):
             max_abs_error=lambda pt: self._check(n, pt),
         )
 
-
     def prepare_encrypt_into(self, n: int, threads: int | None) -> Prepared:
         data = self.cached(n, "bytes", lambda: payload(n).tobytes())
         aead = self._aead
@@ -521,6 +525,301 @@ class XCloud(Implementation):
         return self._prepare_aggregate(n, threads, "public")
 
 
+# -- xcloud, scalar reference paths ---------------------------------------------
+
+
+@register
+class XCloudScalar(XCloud):
+    """xcloud with the scalar reference kernels forced (no SIMD), single thread.
+
+    ``xcloud._native.testing.set_force_scalar(True)`` is set around each timed
+    call only, and the previous setting restored afterwards.
+    """
+
+    name = "xcloud scalar"
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            from xcloud._native import testing
+        except ImportError as e:  # pragma: no cover
+            raise Unavailable(f"xcloud._native.testing is not available: {e}") from e
+        self._force = testing.set_force_scalar
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        return [
+            Case(cls, "encrypt", "prepare_encrypt_secret", "secret-key", 1),
+            Case(cls, "decrypt", "prepare_decrypt", "secret-key", 1),
+        ]
+
+    def _scalar(self, prep: Prepared) -> Prepared:
+        inner, force = prep.run, self._force
+
+        def run() -> Any:
+            prev = force(True)
+            try:
+                return inner()
+            finally:
+                force(prev)
+
+        prep.run = run
+        prep.extra["forced_scalar"] = True
+        return prep
+
+    def prepare_encrypt_secret(self, n: int, threads: int | None) -> Prepared:
+        return self._scalar(super().prepare_encrypt_secret(n, 1))
+
+    def prepare_decrypt(self, n: int, threads: int | None) -> Prepared:
+        return self._scalar(super().prepare_decrypt(n, 1))
+
+
+# -- TenSEAL (Microsoft SEAL), in process ---------------------------------------
+
+
+class _TenSealBase(Implementation):
+    """TenSEAL CKKS vectors over the payload, one ``ckks_vector`` per ``slots`` values, single thread.
+
+    Encryption times ``ts.ckks_vector`` per chunk (public key: TenSEAL's default,
+    as NVFlare uses it; secret key: ``ENCRYPTION_TYPE.SYMMETRIC``). Bytes per value
+    are the ``serialize()`` bytes of all vectors (not timed) over the payload size.
+    Decryption times ``vector.decrypt()`` per chunk (TenSEAL returns Python lists).
+    """
+
+    poly_modulus_degree: ClassVar[int] = 8192
+    coeff_mod_bit_sizes: ClassVar[tuple[int, ...]] = (60, 40, 40)
+    scale_bits: ClassVar[int] = 40
+
+    def __init__(self) -> None:
+        super().__init__()
+        try:
+            import tenseal as ts
+        except ImportError as e:
+            raise Unavailable(f"tenseal is not installed (pip install tenseal): {e}") from e
+        self._ts = ts
+        self.slots = self.poly_modulus_degree // 2
+        self.ctx = {kind: self._context(kind) for kind in ("public", "secret")}
+
+    def _context(self, kind: str) -> Any:
+        ts = self._ts
+        enc = ts.ENCRYPTION_TYPE.ASYMMETRIC if kind == "public" else ts.ENCRYPTION_TYPE.SYMMETRIC
+        ctx = ts.context(
+            ts.SCHEME_TYPE.CKKS,
+            poly_modulus_degree=self.poly_modulus_degree,
+            coeff_mod_bit_sizes=list(self.coeff_mod_bit_sizes),
+            encryption_type=enc,
+            n_threads=1,
+        )
+        ctx.global_scale = 2.0**self.scale_bits
+        return ctx
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        return [
+            Case(cls, "encrypt", "prepare_encrypt_public", "public-key", 1),
+            Case(cls, "encrypt", "prepare_encrypt_secret", "secret-key", 1),
+            Case(cls, "decrypt", "prepare_decrypt", "secret-key", 1),
+        ]
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        try:
+            import tenseal
+
+            return {"tenseal": tenseal.__version__}
+        except Exception:
+            return {}
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "poly_modulus_degree": self.poly_modulus_degree,
+            "coeff_mod_bit_sizes": list(self.coeff_mod_bit_sizes),
+            "scale_bits": self.scale_bits,
+            "slots": self.slots,
+        }
+
+    def _chunks(self, n: int) -> list[np.ndarray]:
+        x, s = payload(n), self.slots
+        return self.cached(n, "chunks", lambda: [x[i : i + s] for i in range(0, n, s)])
+
+    def _error(self, n: int, decrypted: list[list[float]]) -> float:
+        y = np.concatenate([np.asarray(v, dtype=np.float64) for v in decrypted])
+        return float(np.max(np.abs(y - payload(n).astype(np.float64))))
+
+    @staticmethod
+    def _serialized(vectors: list[Any]) -> int:
+        return sum(len(v.serialize()) for v in vectors)
+
+    def _prepare_encrypt(self, n: int, kind: str) -> Prepared:
+        chunks, ctx, vec = self._chunks(n), self.ctx[kind], self._ts.ckks_vector
+        return Prepared(
+            run=lambda: [vec(ctx, c) for c in chunks],
+            values=n,
+            output_bytes=self._serialized,
+            max_abs_error=lambda vs: self._error(n, [v.decrypt() for v in vs]),
+            extra={**self._params(), "ciphertexts": len(chunks), "mode": kind},
+        )
+
+    def prepare_encrypt_public(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare_encrypt(n, "public")
+
+    def prepare_encrypt_secret(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare_encrypt(n, "secret")
+
+    def prepare_decrypt(self, n: int, threads: int | None) -> Prepared:
+        ctx, vec = self.ctx["secret"], self._ts.ckks_vector
+        chunks = self._chunks(n)
+        vs = self.cached(n, "vectors", lambda: [vec(ctx, c) for c in chunks])
+        nbytes = self.cached(n, "vector-bytes", lambda: self._serialized(vs))
+        return Prepared(
+            run=lambda: [v.decrypt() for v in vs],
+            values=n,
+            output_bytes=lambda _y: nbytes,
+            max_abs_error=lambda y: self._error(n, y),
+            extra={**self._params(), "ciphertexts": len(vs)},
+        )
+
+
+@register
+class TenSealNVFlare(_TenSealBase):
+    """NVFlare's TenSEAL parameters: N=8192, coeff_mod_bit_sizes [60, 40, 40], scale 2^40.
+
+    128-bit secure: log2(q) = 140 <= 218 (HE standard, N=8192, classical).
+    """
+
+    name = "TenSEAL (NVFlare set)"
+
+
+@register
+class TenSealFast(_TenSealBase):
+    """TenSEAL's fastest 128-bit set keeping >= 17 bits: N=4096, [40, 40], scale 2^32.
+
+    128-bit secure: log2(q) = 80 <= 109 (HE standard, N=4096, classical). SEAL
+    uses the last prime as the key-switching prime, so data sits at one 40-bit
+    prime: the fewest residues there can be (N=2048 allows only 54 bits, too few
+    for a 2^32 scale plus a special prime). Measured ~19-20 bits at 1M values.
+    """
+
+    name = "TenSEAL (N=4096 set)"
+    poly_modulus_degree = 4096
+    coeff_mod_bit_sizes = (40, 40)
+    scale_bits = 32
+
+
+# -- OpenFHE, out of process (CPython 3.10) --------------------------------------
+
+OPENFHE_PYTHON_ENV = "XCLOUD_OPENFHE_PYTHON"
+"""Environment variable naming the CPython 3.10 interpreter that has ``openfhe`` installed."""
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def openfhe_python() -> str:
+    """$XCLOUD_OPENFHE_PYTHON, else bench/.venv310/bin/python if present, else /tmp/venv310/bin/python."""
+    env = os.environ.get(OPENFHE_PYTHON_ENV)
+    if env:
+        return env
+    local = os.path.join(_HERE, ".venv310", "bin", "python")
+    return local if os.path.exists(local) else "/tmp/venv310/bin/python"
+
+
+@register
+class OpenFhe(Implementation):
+    """OpenFHE CKKS (bench/peers/openfhe_bench.py under CPython 3.10), public-key encryption, 1 thread.
+
+    The subprocess builds the same payload (numpy default_rng(PAYLOAD_SEED)), times
+    encryption and decryption itself (best of its runs) and reports JSON; its
+    times are used as is (``Prepared.seconds``). Parameters: HEStd_128_classic,
+    multiplicative depth 0, first modulus 60 bits, scaling modulus 40 bits
+    (FIXEDMANUAL): OpenFHE chooses ring dimension 8192 and refuses 4096 at
+    128-bit security (its check counts the key-switching modulus too).
+    """
+
+    name = "OpenFHE"
+    script = os.path.join(_HERE, "peers", "openfhe_bench.py")
+    repeat = 5
+    timeout_s = 900
+
+    def __init__(self) -> None:
+        super().__init__()
+        import subprocess
+
+        self._sp = subprocess
+        self.python = openfhe_python()
+        if not os.path.exists(self.python):
+            raise Unavailable(
+                f"no CPython 3.10 with openfhe at {self.python} (set {OPENFHE_PYTHON_ENV}; see bench/peers/README.md)"
+            )
+        probe = subprocess.run(
+            [self.python, "-c", "import openfhe, numpy"], capture_output=True, text=True, timeout=120
+        )
+        if probe.returncode != 0:
+            last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            raise Unavailable(f"{self.python} cannot import openfhe: {last}")
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        return [
+            Case(cls, "encrypt", "prepare_encrypt", "public-key", 1),
+            Case(cls, "decrypt", "prepare_decrypt", "secret-key", 1),
+        ]
+
+    @classmethod
+    def versions(cls) -> dict[str, str]:
+        return {"openfhe_python": openfhe_python()}
+
+    def _report(self, n: int) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            import json
+
+            env = dict(os.environ, OMP_NUM_THREADS="1")
+            cmd = [
+                self.python,
+                self.script,
+                "--size",
+                str(n),
+                "--seed",
+                str(PAYLOAD_SEED),
+                "--repeat",
+                str(self.repeat),
+            ]
+            out = self._sp.run(cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env)
+            if out.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr[-2000:]}")
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
+        return self.cached(n, "report", make)
+
+    def _prepare(self, n: int, op: str) -> Prepared:
+        rep = self._report(n)
+        keep = (
+            "openfhe_version",
+            "ring_dim",
+            "slots",
+            "ciphertexts",
+            "multiplicative_depth",
+            "scaling_mod_size",
+            "first_mod_size",
+            "scaling_technique",
+            "security_level",
+            "log2_q",
+        )
+        return Prepared(
+            run=lambda: rep,  # timed by the subprocess
+            values=n,
+            output_bytes=lambda r: int(r["serialized_bytes"]),
+            max_abs_error=lambda r: float(r["max_abs_error"]),
+            extra={k: rep.get(k) for k in keep},
+            seconds=float(rep[f"{op}_s"]),
+            times_s=list(rep[f"{op}_times_s"]),
+        )
+
+    def prepare_encrypt(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare(n, "encrypt")
+
+    def prepare_decrypt(self, n: int, threads: int | None) -> Prepared:
+        return self._prepare(n, "decrypt")
+
+
 # -- metrics -------------------------------------------------------------------
 
 
@@ -530,10 +829,13 @@ def metrics(case: Case, prep: Prepared, n: int, seconds: float, result: Any) -> 
     ``bytes_per_value`` is output bytes / n: ciphertext size per payload value
     for encryption, and for decryption the size of the ciphertext it reads.
     """
+    if prep.seconds is not None:
+        seconds = prep.seconds
     out_bytes = prep.output_bytes(result)
     err = prep.max_abs_error(result) if prep.max_abs_error is not None else 0.0
     m: dict[str, Any] = {
         "seconds": seconds,
+        "self_timed": prep.seconds is not None,
         "values_per_s": prep.values / seconds,
         "output_bytes": out_bytes,
         "bytes_per_value": out_bytes / n,
@@ -566,8 +868,12 @@ def memcopy_bandwidth(nbytes: int = 256 << 20, repeat: int = 5) -> dict[str, flo
         t0 = time.perf_counter()
         np.copyto(dst, src)
         best = min(best, time.perf_counter() - t0)
-    return {"bytes": float(src.nbytes), "seconds": best, "copy_GBps": src.nbytes / best / 1e9,
-            "read_write_GBps": 2 * src.nbytes / best / 1e9}
+    return {
+        "bytes": float(src.nbytes),
+        "seconds": best,
+        "copy_GBps": src.nbytes / best / 1e9,
+        "read_write_GBps": 2 * src.nbytes / best / 1e9,
+    }
 
 
 class CpuShare:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""xcloud against AES-256-GCM (and later TenSEAL / OpenFHE): one table, one JSON, one chart.
+"""xcloud against AES-256-GCM, xcloud scalar, TenSEAL and OpenFHE: one table, one JSON, one chart.
 
 Usage::
 
@@ -127,7 +127,9 @@ def machine_info() -> dict[str, Any]:
 # -- timing --------------------------------------------------------------------
 
 
-def time_call(prep: bl.Prepared, repeat: int, min_time: float, max_repeat: int = 1000) -> tuple[float, list[float], Any]:
+def time_call(
+    prep: bl.Prepared, repeat: int, min_time: float, max_repeat: int = 1000
+) -> tuple[float, list[float], Any]:
     """One warm-up call, then at least ``repeat`` timed calls (until ``min_time`` s). Returns best, all, last result."""
     result = prep.run()
     times: list[float] = []
@@ -152,7 +154,11 @@ def run_all(sizes: list[int], repeat: int, min_time: float, only: list[str] | No
                     unavailable.append({"implementation": case.impl.name, "reason": str(e)})
                 continue
             share = bl.CpuShare()
-            best, times, result = time_call(prep, repeat, min_time)
+            if prep.seconds is not None:  # the peer timed itself (out of process)
+                result = prep.run()
+                best, times = prep.seconds, list(prep.times_s or [prep.seconds])
+            else:
+                best, times, result = time_call(prep, repeat, min_time)
             other = share.other_cores()
             m = bl.metrics(case, prep, n, best, result)
             del result
@@ -180,8 +186,13 @@ def run_all(sizes: list[int], repeat: int, min_time: float, only: list[str] | No
         bl.release_all()
     # Side by side: per size, encrypt / decrypt / aggregate, baseline first, then run order.
     order = {op: i for i, op in enumerate(("encrypt", "decrypt", "aggregate"))}
-    rows = [r for _, r in sorted(enumerate(rows), key=lambda ir: (
-        ir[1]["size"], order.get(ir[1]["operation"], 9), not ir[1]["baseline"], ir[0]))]
+    rows = [
+        r
+        for _, r in sorted(
+            enumerate(rows),
+            key=lambda ir: (ir[1]["size"], order.get(ir[1]["operation"], 9), not ir[1]["baseline"], ir[0]),
+        )
+    ]
     # Ratios against the baseline, same operation and size.
     base = {(r["operation"], r["size"]): r["values_per_s"] for r in rows if r["baseline"]}
     for r in rows:
@@ -219,8 +230,10 @@ def markdown_table(rows: list[dict], bandwidth: dict[str, float]) -> str:
                 gbps += f" / {mem:.2f} ({mem / bandwidth['copy_GBps']:.2f}×)"
         busy = r.get("other_cpu_cores")
         flag = f" ⚠{busy:.1f}" if busy is not None and busy > BUSY_CORES else ""
+        mark = " †" if r.get("self_timed") else ""
         lines.append(
-            f"| {r['group']} | {r['implementation']} | {r['threads']} | {_fmt_rate(r['values_per_s'])}{flag} | {ratio} "
+            f"| {r['group']} | {r['implementation']}{mark} | {r['threads']} "
+            f"| {_fmt_rate(r['values_per_s'])}{flag} | {ratio} "
             f"| {r['bytes_per_value']:.2f} | {prec} | {gbps} |"
         )
     foot = (
@@ -228,8 +241,10 @@ def markdown_table(rows: list[dict], bandwidth: dict[str, float]) -> str:
         f"{bandwidth['copy_GBps']:.2f} GB/s copied ({bandwidth['read_write_GBps']:.2f} GB/s read+write).\n"
         "values/s: payload values per second (aggregation: values of all inputs). bytes/value: ciphertext bytes "
         "per payload value (decryption: of the ciphertext read; aggregation: of the output). precision bits: "
-        "-log2(max abs error) of a float64 decryption. ct GB/s: bytes of the input ciphertexts read per second, counted at their wire size and at "
+        "-log2(max abs error) of a float64 decryption. ct GB/s: bytes of the input ciphertexts read per second, "
+        "counted at their wire size and at "
         "their in-memory size (u64 residues; seeds for secret-key c1), against the copy bandwidth.\n"
+        "†: timed by the peer itself, in its own process (OpenFHE under CPython 3.10), best of its runs.\n"
         f"⚠x: while this row was timed, other processes used x cores on average (flagged above {BUSY_CORES}).\n"
     )
     return head + "\n".join(lines) + "\n" + foot
@@ -248,20 +263,27 @@ def bar_chart(rows: list[dict], machine: dict[str, Any], path: Path) -> None:
     colour = {name: cmap(i % 10) for i, name in enumerate(impls)}
     fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.8))
     y = np.arange(len(rows))[::-1]
-    ax.barh(y, values, color=[colour[r["implementation"]] for r in rows],
-            edgecolor=["black" if r["threads"] > 1 else "none" for r in rows])
+    ax.barh(
+        y,
+        values,
+        color=[colour[r["implementation"]] for r in rows],
+        edgecolor=["black" if r["threads"] > 1 else "none" for r in rows],
+    )
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("values per second (log scale; outlined bars: all threads)")
-    for yi, r in zip(y, rows):
+    for yi, r in zip(y, rows, strict=True):
         txt = f"{r['values_per_s'] / 1e6:.3g} M/s"
         if r.get("ratio_to_aes") and not r["baseline"]:
             txt += f"  ({r['ratio_to_aes']:.3g}× AES)"
         ax.text(r["values_per_s"] * 1.05, yi, txt, va="center", fontsize=6)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour[name]) for name in impls]
     ax.legend(handles, impls, fontsize=7, loc="lower right")
-    ax.set_title(f"xcloud vs AES-256-GCM, float32 payload — {machine.get('cpu_model', '?')}, {machine.get('cores')} cores",
-                 fontsize=9)
+    ax.set_title(
+        f"xcloud vs AES-256-GCM and peers, float32 payload — {machine.get('cpu_model', '?')}, "
+        f"{machine.get('cores')} cores",
+        fontsize=9,
+    )
     ax.set_xlim(min(values) / 2, max(values) * 20)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -290,8 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-time", type=float, default=0.5, help="keep timing fast cases until this many seconds")
     ap.add_argument("--only", nargs="+", help="implementation names to run (default all registered)")
     ap.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
-    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
-                    help=f"first wait up to S seconds for 10 s in which other processes use under {BUSY_CORES} cores")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help=f"first wait up to S seconds for 10 s in which other processes use under {BUSY_CORES} cores",
+    )
     args = ap.parse_args(argv)
     if any(n < 1 for n in args.sizes) or args.repeat < 1:
         ap.error("sizes and --repeat must be positive")
@@ -301,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"waited {waited:.0f} s for an idle machine", file=sys.stderr)
     machine = machine_info()
     load_before = os.getloadavg()
-    print(f"machine: {machine.get('cpu_model')}, {machine.get('cores')} cores, load {load_before[0]:.2f}",
-          file=sys.stderr)
+    print(
+        f"machine: {machine.get('cpu_model')}, {machine.get('cores')} cores, load {load_before[0]:.2f}", file=sys.stderr
+    )
     bw_before = bl.memcopy_bandwidth()
     t_start = time.perf_counter()
     run_share = bl.CpuShare()

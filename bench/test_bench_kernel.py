@@ -1,4 +1,4 @@
-"""End-to-end kernel benchmarks: xcloud against AES-256-GCM on the same float32 payload.
+"""End-to-end kernel benchmarks: xcloud against AES-256-GCM, TenSEAL and OpenFHE on the same float32 payload.
 
 One pytest-benchmark group per operation and size ("encrypt-1M", "decrypt-10M",
 "aggregate-10x1M", ...), so ``--benchmark-group-by=group`` (the default) puts
@@ -12,9 +12,8 @@ how to run them; bench/compare.py gives the same numbers as one table.
 
 from __future__ import annotations
 
-import pytest
-
 import benchlib as bl
+import pytest
 
 ROUNDS = 3
 WARMUP_ROUNDS = 1
@@ -57,6 +56,7 @@ def test_kernel(benchmark, case: bl.Case, n: int) -> None:
             "bytes_per_value": m["bytes_per_value"],
             "log2_max_abs_error": m["log2_max_abs_error"],
             "precision_bits": m["precision_bits"],
+            "self_timed": m["self_timed"],  # True: values_per_s is the peer's own timing (out of process)
             "other_cpu_cores": other_cores,  # CPU used by other processes meanwhile (contention)
         }
     )

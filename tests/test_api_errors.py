@@ -375,3 +375,11 @@ def test_torch_cuda_tensor_round_trip_returns_a_cuda_tensor(small_keys, tdtype):
     assert isinstance(y, torch.Tensor)
     assert y.device == x.device and y.dtype == tdtype and tuple(y.shape) == tuple(x.shape)
     assert (y.double() - x.double()).abs().max().item() <= 2.0**-20 + torch.finfo(tdtype).eps / 2
+
+
+def test_native_encrypt_rejects_a_shape_whose_product_overflows() -> None:
+    from xcloud import _native
+
+    keys = xcloud.CkksContext.insecure(log_n=8).keygen()
+    with pytest.raises(ValueError, match="2\\^40"):
+        _native.encrypt(keys._native, np.zeros(1, np.float32), [7, 0x6DB6DB6DB6DB6DB7], "secret", 1)

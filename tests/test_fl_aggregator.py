@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import xcloud
 import xcloud.fl.aggregator
@@ -13,7 +14,8 @@ from xcloud.fl.errors import ClientFailure, NotEnoughClients, UpdateRejected
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.strategies import FedAvg, HybridEncryption
 
-SERVER_KEY = b"s" * 32
+SERVER_KEY = Ed25519PrivateKey.generate()
+SERVER_PUB = SERVER_KEY.public_key()
 
 
 class _Stats:
@@ -73,7 +75,7 @@ def test_weighted_round_equals_plaintext_average(setup):
         msg, _ = c.fit(state, 0, seed=0)
         agg.receive(c.client_id, msg)
     out, summary = agg.finish_round()
-    header, delta, _ = open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_mac_key=SERVER_KEY, round_id=0)
+    header, delta, _ = open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_key=SERVER_PUB, round_id=0)
     assert header.weights == pytest.approx([0.25, 0.75])
     np.testing.assert_allclose(delta, 0.25 * 0.01 + 0.75 * -0.03, atol=2**-20)
     assert summary.accepted == ["a", "b"]
@@ -168,11 +170,13 @@ def test_aggregate_is_authenticated_and_bound_to_round(setup):
     agg.receive("a", _fresh_msg(setup))
     out, _ = agg.finish_round()
     with pytest.raises(xcloud.IntegrityError):
-        open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_mac_key=b"x" * 32, round_id=0)
+        open_aggregate(
+            out, ctx=ctx, keys=keys, plan=plan, server_key=Ed25519PrivateKey.generate().public_key(), round_id=0
+        )
     with pytest.raises(xcloud.IntegrityError):
-        open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_mac_key=SERVER_KEY, round_id=1)
+        open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_key=SERVER_PUB, round_id=1)
     with pytest.raises(ValueError):
-        open_aggregate(out, ctx=ctx, keys=keys.public_only(), plan=plan, server_mac_key=SERVER_KEY, round_id=0)
+        open_aggregate(out, ctx=ctx, keys=keys.public_only(), plan=plan, server_key=SERVER_PUB, round_id=0)
 
 
 def test_flood_adds_noise_of_the_requested_size():
@@ -181,3 +185,76 @@ def test_flood_adds_noise_of_the_requested_size():
     assert abs(float(y.std()) - 1e-3) < 2e-5
     assert abs(float(y.mean())) < 2e-5
     assert not np.array_equal(flood(x, 1e-3), y)
+
+
+def _forge(setup, cid, *, header_changes=None, ct=None, n_enc=None):
+    """An update authenticated with the client's own MAC key but with chosen contents."""
+    from dataclasses import asdict
+
+    from xcloud.fl.envelope import seal_envelope
+    from xcloud.fl.messages import UPDATE_KIND, UpdateHeader
+
+    ctx, keys, state, layout, plan, _ = setup
+    mask = plan.mask()
+    header = UpdateHeader(
+        client_id=cid,
+        round_id=0,
+        fingerprint=ctx.fingerprint.hex(),
+        key_id=keys.key_id.hex(),
+        plan=plan.digest().hex(),
+        num_samples=10,
+        loss=1.0,
+        bandwidth_mbps=100.0,
+        n_plain=int((~mask).sum()),
+        n_encrypted=int(mask.sum()),
+    )
+    raw = asdict(header)
+    raw.update(header_changes or {})
+    if ct is None:
+        ct = xcloud.encrypt_blocks(keys, np.zeros(int(mask.sum()), np.float32))
+    plain = np.zeros(int((~mask).sum()), "<f4").tobytes()
+    return seal_envelope(UPDATE_KIND, raw, [plain, ct.to_bytes()], cid.encode() * 4)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"num_samples": "5"}, {"loss": "1"}, {"num_samples": 10**400}, {"round_id": True}, {"loss": None}],
+)
+def test_mistyped_header_fields_are_rejected_not_crashing(setup, changes):
+    agg = _aggregator(setup, [_client(setup, "a", 0.01)])
+    agg.start_round(0)
+    _rejected(agg, "a", _forge(setup, "a", header_changes=changes), "integrity")
+
+
+@pytest.mark.parametrize("loss", [0.0, 1e-320, 1e9])
+def test_implausible_loss_is_rejected(setup, loss):
+    agg = _aggregator(setup, [_client(setup, "a", 0.01)])
+    agg.start_round(0)
+    _rejected(agg, "a", _forge(setup, "a", header_changes={"loss": loss}), "bad-metadata")
+
+
+def test_ciphertext_of_another_shape_or_an_aggregate_is_rejected(setup):
+    ctx, keys, state, layout, plan, _ = setup
+    n = int(plan.mask().sum())
+    agg = _aggregator(setup, [_client(setup, "a", 0.01), _client(setup, "b", 0.01)])
+    agg.start_round(0)
+    reshaped = xcloud.encrypt_blocks(keys, np.zeros((2, n // 2), np.float32))
+    _rejected(agg, "a", _forge(setup, "a", ct=reshaped), "bad-ciphertext")
+    fresh = xcloud.encrypt_blocks(keys, np.zeros(n, np.float32))
+    _rejected(agg, "b", _forge(setup, "b", ct=xcloud.aggregate([fresh], [0.5])), "bad-ciphertext")
+    agg.receive("a", _fresh_msg(setup))
+    out, summary = agg.finish_round()  # the round still completes
+    assert summary.accepted == ["a"]
+
+
+def test_a_client_cannot_forge_the_aggregate(setup):
+    """Clients hold only the server's public key, so no client can sign an aggregate."""
+    ctx, keys, state, layout, plan, _ = setup
+    agg = _aggregator(setup, [_client(setup, "a", 0.01)])
+    agg.start_round(0)
+    agg.receive("a", _fresh_msg(setup))
+    out, _ = agg.finish_round()
+    forged = bytearray(out)
+    forged[-70] ^= 1
+    with pytest.raises(xcloud.IntegrityError, match="signature"):
+        open_aggregate(bytes(forged), ctx=ctx, keys=keys, plan=plan, server_key=SERVER_PUB, round_id=0)

@@ -43,6 +43,9 @@ void check_request(const CkksParams& params, const EncryptRequest& req) {
   uint64_t prod = 1;
   for (int64_t d : req.shape) {
     if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    if (d > 0 && prod > (uint64_t{1} << 40) / static_cast<uint64_t>(d)) {
+      throw std::invalid_argument("shape has more than 2^40 values");
+    }
     prod *= static_cast<uint64_t>(d);
   }
   if (prod != req.count) throw std::invalid_argument("shape does not match the number of values");

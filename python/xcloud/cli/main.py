@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from xcloud.cli import demo, run
+from xcloud.fl.errors import RoundFailed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"xcloud: error: {e}", file=sys.stderr)
         return 2
+    except RoundFailed as e:
+        print(f"xcloud: round failed: {e} (the last checkpoint is kept; see run.log)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import xcloud
 from xcloud.crypto import CiphertextBlocks, CkksContext
 from xcloud.errors import IntegrityError
-from xcloud.fl.errors import NotEnoughClients, UpdateRejected
+from xcloud.fl.errors import NotEnoughClients, RoundFailed, UpdateRejected
 from xcloud.fl.messages import AggregateHeader, pack_aggregate, unpack_update
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies.base import ClientReport, Strategy
@@ -25,6 +26,12 @@ from xcloud.fl.strategies.base import ClientReport, Strategy
 __all__ = ["Aggregator", "RoundSummary"]
 
 log = logging.getLogger("xcloud.aggregator")
+
+# Plausible ranges of the reported metadata: outside them an update is
+# rejected (a zero or tiny loss, say, would break loss-based weighting).
+MAX_SAMPLES = 1 << 40
+MIN_LOSS, MAX_LOSS = 1e-6, 1e6
+MAX_BANDWIDTH_MBPS = 1e7
 
 
 @dataclass
@@ -53,8 +60,8 @@ class Aggregator:
     mac_keys : mapping of client id to bytes
         Per-client keys authenticating updates (in deployment these come
         with node authentication).
-    server_mac_key : bytes
-        Authenticates the aggregate towards the clients.
+    signing_key : Ed25519PrivateKey
+        Signs the aggregate; clients verify it with the matching public key.
     key_id : bytes
         Id of the key the clients encrypt under ("" if nothing is encrypted).
     min_clients : int
@@ -69,7 +76,7 @@ class Aggregator:
         plan: ProtectionPlan,
         strategy: Strategy,
         mac_keys: Mapping[str, bytes],
-        server_mac_key: bytes,
+        signing_key: Ed25519PrivateKey,
         key_id: bytes,
         min_clients: int = 1,
         threads: int | None = None,
@@ -78,7 +85,7 @@ class Aggregator:
             raise ValueError("min_clients must be at least 1")
         self.ctx, self.plan, self.strategy = ctx, plan, strategy
         self.mac_keys = dict(mac_keys)
-        self.server_mac_key = server_mac_key
+        self.signing_key = signing_key
         self.key_id = key_id
         self.min_clients = min_clients
         self.threads = threads
@@ -143,14 +150,26 @@ class Aggregator:
                 raise UpdateRejected("bad-shape", "encrypted part missing or of the wrong size")
             if ct.key_id != self.key_id or header.key_id != self.key_id.hex():
                 raise UpdateRejected("wrong-key", "encrypted part is under another key")
+            # A fresh encryption of a flat vector, as the plan says: anything else
+            # (another shape or scale, an aggregate, a forged bound) would make
+            # the whole round's aggregation fail later.
+            if (
+                ct.shape != (self._n_enc,)
+                or ct.scale != self.ctx.scale
+                or ct.origin not in ("secret-key", "public-key")
+                or not 0 < ct.bound <= self.ctx.max_value
+            ):
+                raise UpdateRejected("bad-ciphertext", "encrypted part is not a fresh encryption of the planned values")
         elif ct is not None:
             raise UpdateRejected("bad-shape", "unexpected encrypted part")
         if not np.all(np.isfinite(plain)):
             raise UpdateRejected("non-finite", "plain part contains NaN or Inf")
-        if header.num_samples <= 0 or not math.isfinite(header.loss) or header.loss < 0:
-            raise UpdateRejected("bad-metadata", "sample count must be positive and loss finite")
-        if not math.isfinite(header.bandwidth_mbps) or header.bandwidth_mbps <= 0:
-            raise UpdateRejected("bad-metadata", "bandwidth must be finite and positive")
+        if not 0 < header.num_samples <= MAX_SAMPLES:
+            raise UpdateRejected("bad-metadata", f"sample count must be in [1, {MAX_SAMPLES}]")
+        if not (math.isfinite(header.loss) and MIN_LOSS <= header.loss <= MAX_LOSS):
+            raise UpdateRejected("bad-metadata", f"loss must be in [{MIN_LOSS}, {MAX_LOSS}]")
+        if not (math.isfinite(header.bandwidth_mbps) and 0 < header.bandwidth_mbps <= MAX_BANDWIDTH_MBPS):
+            raise UpdateRejected("bad-metadata", f"bandwidth must be in (0, {MAX_BANDWIDTH_MBPS}] Mbit/s")
         report = ClientReport(client_id, header.num_samples, header.loss, header.bandwidth_mbps)
         self._reports.append(report)
         self._plain.append(plain)
@@ -173,11 +192,15 @@ class Aggregator:
                 f"round {self._round}: {len(self._reports)} valid updates, at least {self.min_clients} needed"
             )
         t0 = time.perf_counter()
-        w = self.strategy.weights(self._reports)
-        plain = np.zeros(self._n_plain, dtype=np.float64)
-        for wk, p in zip(w, self._plain, strict=True):
-            plain += wk * p
-        agg_ct = xcloud.aggregate(self._cts, weights=list(w), threads=self.threads) if self._cts else None
+        try:
+            w = self.strategy.weights(self._reports)
+            plain = np.zeros(self._n_plain, dtype=np.float64)
+            for wk, p in zip(w, self._plain, strict=True):
+                plain += wk * p
+            agg_ct = xcloud.aggregate(self._cts, weights=list(w), threads=self.threads) if self._cts else None
+        except (ValueError, OverflowError) as e:
+            # Every update was validated on receipt, so this is a server-side fault.
+            raise RoundFailed(f"round {self._round}: aggregation failed: {e}") from e
         header = AggregateHeader(
             round_id=int(self._round if self._round is not None else -1),
             fingerprint=self.ctx.fingerprint.hex(),
@@ -187,7 +210,7 @@ class Aggregator:
             n_plain=self._n_plain,
             n_encrypted=self._n_enc,
         )
-        msg = pack_aggregate(header, plain.astype(np.float32), agg_ct, self.server_mac_key)
+        msg = pack_aggregate(header, plain.astype(np.float32), agg_ct, self.signing_key)
         self._summary.weights = header.weights
         self._summary.aggregate_seconds = time.perf_counter() - t0
         self._summary.bytes_out = len(msg)

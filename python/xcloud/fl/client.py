@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import xcloud
 from xcloud.crypto import CkksContext, KeySet
@@ -64,7 +65,7 @@ def open_aggregate(
     ctx: CkksContext,
     keys: KeySet | None,
     plan: ProtectionPlan,
-    server_mac_key: bytes,
+    server_key: Ed25519PublicKey,
     round_id: int,
     threads: int | None = None,
 ) -> tuple[AggregateHeader, np.ndarray, float]:
@@ -77,12 +78,14 @@ def open_aggregate(
     ValueError
         If an encrypted part is present and ``keys`` has no secret key.
     """
-    header, plain, ct = unpack_aggregate(msg, server_mac_key, ctx)
+    header, plain, ct = unpack_aggregate(msg, server_key, ctx)
     if header.round_id != round_id:
         raise IntegrityError(f"aggregate is for round {header.round_id}, expected {round_id}")
-    if header.plan != plan.digest().hex():
-        raise IntegrityError("aggregate follows another protection plan")
+    if header.plan != plan.digest().hex() or header.fingerprint != ctx.fingerprint.hex():
+        raise IntegrityError("aggregate follows another protection plan or CKKS context")
     mask = plan.mask()
+    if header.n_plain != int((~mask).sum()) or header.n_encrypted != int(mask.sum()):
+        raise IntegrityError("aggregate sizes do not match the protection plan")
     delta = np.zeros(mask.size, dtype=np.float32)
     delta[~mask] = plain
     seconds = 0.0

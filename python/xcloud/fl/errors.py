@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ClientFailure", "NotEnoughClients", "UpdateRejected"]
+__all__ = ["ClientFailure", "NotEnoughClients", "RoundFailed", "UpdateRejected"]
 
 
 class UpdateRejected(ValueError):
@@ -16,7 +16,11 @@ class UpdateRejected(ValueError):
         self.reason = reason
 
 
-class NotEnoughClients(RuntimeError):
+class RoundFailed(RuntimeError):
+    """A round produced no aggregate; the global model is unchanged."""
+
+
+class NotEnoughClients(RoundFailed):
     """Fewer valid updates than the configured minimum arrived in a round."""
 
 

@@ -8,14 +8,16 @@ fingerprint, the key id and the protection plan.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from xcloud.crypto import CiphertextBlocks, CkksContext
 from xcloud.errors import IntegrityError
-from xcloud.fl.envelope import open_envelope, seal_envelope
+from xcloud.fl.envelope import open_envelope, open_signed, seal_envelope, seal_signed
 
 __all__ = ["AggregateHeader", "UpdateHeader", "pack_aggregate", "pack_update", "unpack_aggregate", "unpack_update"]
 
@@ -61,11 +63,42 @@ def pack_update(header: UpdateHeader, plain: np.ndarray, ct: CiphertextBlocks | 
     return seal_envelope(UPDATE_KIND, asdict(header), blobs, mac_key)
 
 
+_MAX_COUNT = 1 << 40
+
+
 def _header(cls: type, raw: dict[str, Any]) -> Any:
-    try:
-        return cls(**raw)
-    except TypeError as e:
-        raise IntegrityError(f"malformed message header: {e}") from None
+    """Builds a header dataclass, checking every field's type and range (an authenticated
+    sender can still send nonsense, which must be rejected, not crash the receiver)."""
+    names = {f.name: f.type for f in fields(cls)}
+    if set(raw) != set(names):
+        raise IntegrityError(f"malformed message header: fields {sorted(raw)}")
+    for name, want in names.items():
+        v = raw[name]
+        try:
+            ok = _valid(v, str(want))
+        except OverflowError:  # an integer too large for a float
+            ok = False
+        if not ok:
+            raise IntegrityError(f"malformed message header: {name}={v!r:.80} is not a valid {want}")
+    return cls(**raw)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _valid(v: Any, want: str) -> bool:
+    if want == "int":
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _MAX_COUNT
+    if want == "float":
+        return _is_number(v)
+    if want == "str":
+        return isinstance(v, str) and len(v) <= 256
+    if want == "list[str]":
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if want == "list[float]":
+        return isinstance(v, list) and all(_is_number(x) for x in v)
+    return False
 
 
 def unpack_update(
@@ -90,18 +123,20 @@ def unpack_update(
     return header, plain, ct
 
 
-def pack_aggregate(header: AggregateHeader, plain: np.ndarray, ct: CiphertextBlocks | None, mac_key: bytes) -> bytes:
-    """Serialises and authenticates a round's aggregate (sent to the clients)."""
+def pack_aggregate(
+    header: AggregateHeader, plain: np.ndarray, ct: CiphertextBlocks | None, signing_key: Ed25519PrivateKey
+) -> bytes:
+    """Serialises a round's aggregate and signs it with the server's Ed25519 key."""
     plain = np.ascontiguousarray(plain, dtype="<f4")
     blobs = [plain.tobytes(), ct.to_bytes() if ct is not None else b""]
-    return seal_envelope(AGGREGATE_KIND, asdict(header), blobs, mac_key)
+    return seal_signed(AGGREGATE_KIND, asdict(header), blobs, signing_key)
 
 
 def unpack_aggregate(
-    data: bytes, mac_key: bytes, ctx: CkksContext
+    data: bytes, server_key: Ed25519PublicKey, ctx: CkksContext
 ) -> tuple[AggregateHeader, np.ndarray, CiphertextBlocks | None]:
-    """Verifies and parses an aggregate. Raises IntegrityError."""
-    raw, blobs = open_envelope(AGGREGATE_KIND, data, mac_key)
+    """Verifies the server's signature and parses an aggregate. Raises IntegrityError."""
+    raw, blobs = open_signed(AGGREGATE_KIND, data, server_key)
     header: AggregateHeader = _header(AggregateHeader, raw)
     if len(blobs) != 2 or len(blobs[0]) != 4 * header.n_plain:
         raise IntegrityError("aggregate parts do not match the header")

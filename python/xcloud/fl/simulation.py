@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from xcloud.crypto import CkksContext, KeySet
 from xcloud.data import (
@@ -39,7 +40,7 @@ from xcloud.data.hf_tokenizer import HFTokenizer
 from xcloud.fl.aggregator import Aggregator
 from xcloud.fl.client import FederatedClient, FitStats, flood, open_aggregate
 from xcloud.fl.config import RunConfig
-from xcloud.fl.errors import ClientFailure, NotEnoughClients, UpdateRejected
+from xcloud.fl.errors import ClientFailure, RoundFailed, UpdateRejected
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
@@ -62,6 +63,9 @@ log = logging.getLogger("xcloud.run")
 
 # Standard deviation of the noise a key holder adds before releasing a
 # decrypted aggregate to parties without the secret key (public-key mode).
+# It is 2^8 times the fresh encryption noise (~2^-28): a heuristic margin, not
+# the 2^(s/2) statistical flooding a proof for s-bit security needs, which
+# would cost the update far more precision. See the README's known limits.
 FLOOD_SIGMA = 2.0**-20
 
 
@@ -243,7 +247,7 @@ class FederatedRun:
         # Shared-key mode: every client holds the key set, the server none.
         # Public-key mode: clients hold the public key; cloud-0 is the key holder.
         self.keys: KeySet | None = self.ctx.keygen() if encrypted else None
-        self.server_mac_key = os.urandom(32)
+        self.server_signing_key = Ed25519PrivateKey.generate()  # clients hold only its public key
         mac_keys = {cid: os.urandom(32) for cid in self.client_ids}
         self.clients: list[FederatedClient] = []
         for k, cid in enumerate(self.client_ids):
@@ -272,7 +276,7 @@ class FederatedRun:
             self.plan,
             self.strategy,
             mac_keys,
-            self.server_mac_key,
+            self.server_signing_key,
             self.keys.key_id if self.keys is not None else b"",
             min_clients=cfg.min_clients,
             threads=cfg.threads or None,
@@ -345,8 +349,8 @@ class FederatedRun:
                 on_client(client.client_id)
         try:
             agg_msg, summary = self.server.finish_round()
-        except NotEnoughClients:
-            log.error("round %d failed: not enough clients; the global model is unchanged", r)
+        except RoundFailed as e:
+            log.error("%s; the global model is unchanged", e)
             raise
         delta, decrypt_s = self._release(agg_msg, r)
         # The global step (FedAvgM, Hsu et al. 2019): every cloud holds the same
@@ -391,7 +395,7 @@ class FederatedRun:
             ctx=self.ctx,
             keys=holder,
             plan=self.plan,
-            server_mac_key=self.server_mac_key,
+            server_key=self.server_signing_key.public_key(),
             round_id=r,
             threads=self.cfg.threads or None,
         )
