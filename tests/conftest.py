@@ -12,6 +12,7 @@ sharing keeps the suite fast and lets tests combine ciphertexts.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -44,3 +45,14 @@ def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A numpy generator seeded from the test's name: reproducible, distinct per test."""
     seed = int.from_bytes(hashlib.sha256(request.node.nodeid.encode()).digest()[:8], "little")
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Runs a module's tiny models on one torch thread (fastest, and no stalls on a busy 2-core machine)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
