@@ -28,6 +28,7 @@ import xcloud
 
 KEY_SEED = bytes(range(32))
 ENC_SEED = bytes(32 * [7])
+ENC_SEED2 = bytes(32 * [8])
 
 # SHA-256 of CkksContext().canonical_bytes(): the parameter fingerprint.
 FINGERPRINT = "55a5742c8133269efa42079349a52f093dc4c4415641a5882287fda5fe53f9a5"
@@ -36,8 +37,12 @@ PUBLIC_KEY_SHA256 = "caea150ee9b283ef12b4dfb5e214d62fbac309b975521c80d1ee9527724
 SECRET_KEY_SHA256 = "da37c8acf56210887b8c30e76446aae31f7bfcb8eed3c9f3ff7c75ea6003f52f"
 SECRET_MODE_CT_SHA256 = "f50c4600c8b328dfbbd2049b540d5d9bc1dad5878db0ca12432e9be03cd7dab0"
 PUBLIC_MODE_CT_SHA256 = "bec0bf23fa25b6f59b8313ab900aa7b89aad02c65f763c85a20a93d7bf102986"
-# aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75])
+# aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75]): full c1 (a public-key input)
 AGGREGATE_SHA256 = "a28016c44fff242713c0bb64c621127b86a7ebfadfc1b0cc2b6cfbc7e64ee9b9"
+# aggregate([secret-mode ct, second secret-mode ct], weights=[0.25, -0.75]), the second
+# encrypting x[::-1] ** 3 with seed bytes(32 * [8]): compact (seeded-sum) and full c1
+COMPACT_AGGREGATE_SHA256 = "a9fe5e7b0bdf830724743f6e6a1e0a45b495fb1ad8945b4004fe0d8ce762fbe9"
+SEEDED_FULL_AGGREGATE_SHA256 = "7e0cc17334dac4a50834fd4113c7c7a354b541044962d377ac00cc030c03c3d5"
 
 # Sizes in bytes (header 92 + 8 per dimension, checksum 32; default context:
 # one packed polynomial is 2 primes x 4096 x 36 bits = 36,864 bytes).
@@ -45,6 +50,8 @@ PUBLIC_KEY_SIZE = 4 + 2 + 1 + 1 + 32 + 16 + 32 + 36_864 + 32  # 36,984
 SECRET_KEY_SIZE = PUBLIC_KEY_SIZE + 4096 * 2 // 8  # 38,008
 SECRET_MODE_CT_SIZE = 100 + 2 * (36_864 + 32) + 32  # 73,924
 PUBLIC_MODE_CT_SIZE = 100 + 2 * (2 * 36_864) + 32  # 147,588
+# K = 2 seeds per block: u32 K and 2 x 2 u64 weights after the shape, two seeds per block
+COMPACT_AGGREGATE_SIZE = 100 + 4 + 2 * 2 * 8 + 2 * (36_864 + 2 * 32) + 32  # 74,024
 
 
 def sha256_hex(data: bytes) -> str:
@@ -58,6 +65,8 @@ def kat() -> dict[str, object]:
     x = np.linspace(-1.0, 1.0, 5000)
     secret_ct = xcloud.encrypt_blocks_derand(keys, x, seed=ENC_SEED)
     public_ct = xcloud.encrypt_blocks_derand(keys.public_only(), x, seed=ENC_SEED, mode="public")
+    x2 = x[::-1] ** 3
+    secret_ct2 = xcloud.encrypt_blocks_derand(keys, x2, seed=ENC_SEED2)
     return {
         "ctx": ctx,
         "keys": keys,
@@ -65,6 +74,9 @@ def kat() -> dict[str, object]:
         "secret_ct": secret_ct,
         "public_ct": public_ct,
         "aggregate": xcloud.aggregate([secret_ct, public_ct], [0.25, 0.75]),
+        "compact_expected": 0.25 * x - 0.75 * x2,
+        "compact": xcloud.aggregate([secret_ct, secret_ct2], [0.25, -0.75]),
+        "seeded_full": xcloud.aggregate([secret_ct, secret_ct2], [0.25, -0.75], compact=False),
     }
 
 
@@ -104,6 +116,20 @@ def test_aggregate_ciphertext_bytes(kat):
     assert sha256_hex(data) == AGGREGATE_SHA256
 
 
+def test_compact_aggregate_ciphertext_bytes(kat):
+    data = kat["compact"].to_bytes()
+    assert kat["compact"].c1_form == "seeded-sum"
+    assert len(data) == COMPACT_AGGREGATE_SIZE
+    assert sha256_hex(data) == COMPACT_AGGREGATE_SHA256
+
+
+def test_full_aggregate_of_seeded_inputs_bytes(kat):
+    data = kat["seeded_full"].to_bytes()
+    assert kat["seeded_full"].c1_form == "full"
+    assert len(data) == PUBLIC_MODE_CT_SIZE
+    assert sha256_hex(data) == SEEDED_FULL_AGGREGATE_SHA256
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_known_answers_do_not_depend_on_threads(kat, threads):
     keys, x = kat["keys"], kat["x"]
@@ -111,6 +137,9 @@ def test_known_answers_do_not_depend_on_threads(kat, threads):
     assert sha256_hex(secret.to_bytes()) == SECRET_MODE_CT_SHA256
     public = xcloud.encrypt_blocks_derand(keys, x, ENC_SEED, threads=threads, mode="public")
     assert sha256_hex(public.to_bytes()) == PUBLIC_MODE_CT_SHA256
+    second = xcloud.encrypt_blocks_derand(keys, x[::-1] ** 3, ENC_SEED2, threads=threads)
+    compact = xcloud.aggregate([secret, second], [0.25, -0.75], threads=threads)
+    assert sha256_hex(compact.to_bytes()) == COMPACT_AGGREGATE_SHA256
 
 
 def test_known_answer_objects_survive_a_reload(kat):
@@ -119,7 +148,11 @@ def test_known_answer_objects_survive_a_reload(kat):
     keys = xcloud.KeySet.from_bytes(ctx, kat["keys"].secret_bytes())
     assert sha256_hex(keys.public_bytes()) == PUBLIC_KEY_SHA256
     assert sha256_hex(keys.secret_bytes()) == SECRET_KEY_SHA256
-    for name, digest in [("secret_ct", SECRET_MODE_CT_SHA256), ("aggregate", AGGREGATE_SHA256)]:
+    for name, digest in [
+        ("secret_ct", SECRET_MODE_CT_SHA256),
+        ("aggregate", AGGREGATE_SHA256),
+        ("compact", COMPACT_AGGREGATE_SHA256),
+    ]:
         back = xcloud.CiphertextBlocks.from_bytes(ctx, kat[name].to_bytes())
         assert sha256_hex(back.to_bytes()) == digest
 
@@ -130,3 +163,6 @@ def test_known_answer_ciphertexts_decrypt_to_their_input(kat):
     for name in ("secret_ct", "public_ct", "aggregate"):
         y = xcloud.decrypt_blocks(keys, kat[name])
         assert np.max(np.abs(y - x)) <= 2.0**-20, name
+    y = xcloud.decrypt_blocks(keys, kat["compact"])
+    assert y.tobytes() == xcloud.decrypt_blocks(keys, kat["seeded_full"]).tobytes()
+    assert np.max(np.abs(y - kat["compact_expected"])) <= 2.0**-19

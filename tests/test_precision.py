@@ -5,7 +5,9 @@ The claims (from the issue, for the DEFAULT context, inputs in [-1, 1]):
 - a fresh ciphertext decrypts with max abs error <= 2^-20, in secret-key mode
   and in public-key mode (``keys.public_only()`` encrypts in public-key mode);
 - the weighted aggregate of 1,000 such inputs with weights summing to 1 has
-  max abs error <= 2^-16 against numpy's weighted sum.
+  max abs error <= 2^-16 against numpy's weighted sum; so does the compact
+  ('seeded-sum') aggregate of up to MAX_SEEDS_PER_BLOCK secret-key inputs,
+  which decrypts to the same bits as the full one.
 
 Property tests over shapes and dtypes use the small insecure context
 (N = 1024) to stay fast; the precision claims use ``CkksContext()``.
@@ -363,3 +365,35 @@ def test_deserialised_ciphertext_decrypts_identically(default_ctx, default_keys,
     assert y1.shape == x.shape and y1.dtype == x.dtype
     assert y0.tobytes() == y1.tobytes()
     assert max_abs_error(y1, x) <= FRESH_BOUND
+
+
+# -- compact (seeded-sum) aggregates, default context ---------------------------
+
+
+@pytest.mark.parametrize("concentration", [0.01, 1.0, 100.0])
+def test_compact_aggregate_of_the_most_seeds_meets_the_bound(default_keys, thousand_inputs, rng, concentration):
+    # Prepare: as many secret-key inputs as one compact block may carry
+    k = xcloud.crypto.blocks.MAX_SEEDS_PER_BLOCK
+    xs, cts = thousand_inputs("uniform_random", "secret")
+    xs, cts = xs[:k], cts[:k]
+    weights = rng.dirichlet(np.full(k, concentration))
+    # Execute
+    total = xcloud.aggregate(cts, weights)
+    y = xcloud.decrypt_blocks(default_keys, total)
+    # Assert
+    assert (total.c1_form, total.seeds_per_block) == ("seeded-sum", k)
+    assert max_abs_error(y, np.tensordot(weights, xs, axes=1)) <= AGGREGATE_BOUND
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compact_aggregate_of_ten_200k_inputs_meets_the_bound(default_keys, rng, dtype):
+    # Prepare
+    xs = rng.uniform(-1.0, 1.0, size=(10, 200_003)).astype(dtype)
+    cts = [xcloud.encrypt_blocks(default_keys, row) for row in xs]
+    weights = rng.dirichlet(np.ones(10)) * np.where(np.arange(10) % 3 == 0, -1.0, 1.0)
+    # Execute
+    total = xcloud.aggregate(cts, weights)
+    y = xcloud.decrypt_blocks(default_keys, total)
+    # Assert
+    assert total.c1_form == "seeded-sum" and y.dtype == dtype
+    assert max_abs_error(y, np.tensordot(weights, xs.astype(np.float64), axes=1)) <= AGGREGATE_BOUND

@@ -211,6 +211,15 @@ def run_everything(spec: dict[str, Any], threads: int) -> dict[str, str]:
     agg = xcloud.aggregate(cts, weights=[0.25, 0.75], threads=threads)
     out["aggregate"] = digest(agg.to_bytes())
     out["aggregate_dec"] = digest(np.asarray(xcloud.decrypt_blocks(keys, agg, dtype="float64")).tobytes())
+    # Two secret-key inputs: the compact (seeded-sum) and the full aggregate decrypt alike.
+    second = xcloud.encrypt_blocks_derand(keys, x[::-1], seed=bytes(32 * [10]), threads=threads)
+    for compact in (True, False):
+        agg = xcloud.aggregate([cts[0], second], weights=[0.25, -0.75], threads=threads, compact=compact)
+        assert agg.c1_form == ("seeded-sum" if compact else "full")
+        out[f"seeded_aggregate_{agg.c1_form}"] = digest(agg.to_bytes())
+        y = np.asarray(xcloud.decrypt_blocks(keys, agg, threads=threads, dtype="float64"))
+        out[f"seeded_aggregate_dec_{agg.c1_form}"] = digest(y.tobytes())
+    assert out["seeded_aggregate_dec_seeded-sum"] == out["seeded_aggregate_dec_full"]
     return out
 
 
@@ -240,6 +249,30 @@ def test_aggregate_of_many_inputs_simd_matches_scalar(prime_bits: tuple[int, ...
 
 
 @needs_simd
+def test_compact_aggregate_of_many_inputs_simd_matches_scalar() -> None:
+    """19 secret-key inputs: the seeded-sum weighted sum at decryption takes more than two passes."""
+    # Prepare
+    ctx = xcloud.CkksContext.insecure(log_n=10, prime_bits=(50, 50))
+    keys = ctx.keygen_derand(bytes(32 * [5]))
+    x = np.random.default_rng(5).uniform(-1, 1, 2 * ctx.n + 1)
+    cts = [xcloud.encrypt_blocks_derand(keys, x, bytes([i]) * 32) for i in range(19)]
+    weights = [((-1) ** i) * (i + 1) / 200 for i in range(19)]
+
+    def run() -> tuple[bytes, bytes, bytes]:
+        compact = xcloud.aggregate(cts, weights=weights, threads=2)
+        full = xcloud.aggregate(cts, weights=weights, threads=2, compact=False)
+        assert compact.c1_form == "seeded-sum"
+        dec = np.asarray(xcloud.decrypt_blocks(keys, compact, threads=2)).tobytes()
+        assert dec == np.asarray(xcloud.decrypt_blocks(keys, full, threads=2)).tobytes()
+        return compact.to_bytes(), full.to_bytes(), dec
+
+    # Execute
+    scalar, simd = both_paths(run)
+    # Assert
+    assert scalar == simd
+
+
+@needs_simd
 def test_threads_and_paths_agree() -> None:
     spec = CONTEXTS[0]
     scalar_1, simd_2 = both_paths(lambda: (run_everything(spec, 1), run_everything(spec, 2)))
@@ -259,6 +292,11 @@ for mode in ("secret", "public"):
     ct = xcloud.encrypt_blocks_derand(keys, x, seed=bytes(32 * [7]), threads=2, mode=mode)
     out[mode] = hashlib.sha256(ct.to_bytes()).hexdigest()
     out[mode + "_dec"] = hashlib.sha256(np.asarray(xcloud.decrypt_blocks(keys, ct)).tobytes()).hexdigest()
+second = xcloud.encrypt_blocks_derand(keys, x[::-1], seed=bytes(32 * [8]), threads=2)
+first = xcloud.encrypt_blocks_derand(keys, x, seed=bytes(32 * [7]), threads=2)
+compact = xcloud.aggregate([first, second], [0.25, -0.75], threads=2)
+out["compact"] = hashlib.sha256(compact.to_bytes()).hexdigest()
+out["compact_dec"] = hashlib.sha256(np.asarray(xcloud.decrypt_blocks(keys, compact)).tobytes()).hexdigest()
 json.dump(out, sys.stdout)
 """
 
@@ -284,7 +322,7 @@ def test_force_scalar_environment_variable() -> None:
     assert forced["simd_enabled"] is False
     assert default["simd_enabled"] is T.simd_supported()
     assert zero["simd_enabled"] is T.simd_supported()
-    for key in ("secret", "public", "secret_dec", "public_dec"):
+    for key in ("secret", "public", "secret_dec", "public_dec", "compact", "compact_dec"):
         assert default[key] == forced[key] == zero[key], key
 
 

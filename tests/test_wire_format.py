@@ -7,7 +7,9 @@ Layout, version 1 (little-endian); offsets used below:
     9 u8 ndim | 10 u16 reserved | 12 fingerprint[32] | 44 key id[16]
     60 u64 n_values | 68 u32 n_blocks | 72 u8 L | 73 u8 log2 N | 74 u16 reserved
     76 f64 scale | 84 f64 bound | 92 i64 shape[ndim]
-    body: per block, c0 as L packed polynomials, then a 32-byte seed or L packed polynomials
+    c1 form 2 (seeded sum) only: u32 K | u64 weights[L][K]
+    body: per block, c0 as L packed polynomials, then a 32-byte seed, L packed
+    polynomials or (form 2) K 32-byte seeds
     last 32 bytes: SHA-256 of everything before
 
 Every bad input must raise ``xcloud.IntegrityError``: never another exception
@@ -48,7 +50,9 @@ def edited(data: bytes, offset: int, fmt: str, value: object) -> bytes:
 
 
 def header_size(ct: xcloud.CiphertextBlocks) -> int:
-    return FIXED_HEADER + 8 * len(ct.shape)
+    """Bytes before the body: the fixed header, the shape and, for a seeded sum, K and the weights."""
+    form = 4 + 8 * len(ct.ctx.primes) * ct.seeds_per_block if ct.c1_form == "seeded-sum" else 0
+    return FIXED_HEADER + 8 * len(ct.shape) + form
 
 
 def poly_bytes(ctx: xcloud.CkksContext) -> int:
@@ -57,7 +61,7 @@ def poly_bytes(ctx: xcloud.CkksContext) -> int:
 
 
 def expected_size(ctx: xcloud.CkksContext, ct: xcloud.CiphertextBlocks) -> int:
-    c1 = 32 if ct.origin == "secret-key" else poly_bytes(ctx)
+    c1 = poly_bytes(ctx) if ct.c1_form == "full" else 32 * ct.seeds_per_block
     return header_size(ct) + len(ct) * (poly_bytes(ctx) + c1) + CHECKSUM
 
 
@@ -69,14 +73,23 @@ def assert_rejected(ctx: xcloud.CkksContext, data: bytes, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def cts(small_keys) -> dict[str, xcloud.CiphertextBlocks]:
-    """One ciphertext of each origin: 2-D (2 x 700 = 1400 values: one full block and a partial one)."""
+    """One ciphertext of each origin: 2-D (2 x 700 = 1400 values: one full block and a partial one),
+    and a compact (seeded-sum) aggregate of three secret-key ones."""
     x = np.linspace(-1.0, 1.0, 1400).reshape(2, 700)
     secret = xcloud.encrypt_blocks_derand(small_keys, x, bytes(32), mode="secret")
     public = xcloud.encrypt_blocks_derand(small_keys, x, bytes(32), mode="public")
-    return {"secret": secret, "public": public, "aggregate": xcloud.aggregate([secret, public], [0.5, 0.5])}
+    others = [xcloud.encrypt_blocks_derand(small_keys, -x, bytes([i]) * 32, mode="secret") for i in (1, 2)]
+    compact = xcloud.aggregate([secret, *others], [0.5, -0.25, 0.375])
+    assert compact.c1_form == "seeded-sum"
+    return {
+        "secret": secret,
+        "public": public,
+        "aggregate": xcloud.aggregate([secret, public], [0.5, 0.5]),
+        "compact": compact,
+    }
 
 
-ORIGINS = ["secret", "public", "aggregate"]
+ORIGINS = ["secret", "public", "aggregate", "compact"]
 
 
 # -- round trips and sizes ---------------------------------------------------
@@ -113,6 +126,11 @@ def test_header_fields_are_where_wire_h_says(small_ctx, cts):
     assert struct.unpack_from("<qq", data, OFF_SHAPE) == (2, 700)
     assert data[-CHECKSUM:] == hashlib.sha256(data[:-CHECKSUM]).digest()
     assert data[OFF_FORM] == 0 and cts["public"].to_bytes()[OFF_FORM] == 1
+    compact = cts["compact"].to_bytes()
+    assert struct.unpack_from("<HBB", compact, OFF_VERSION) == (1, 3, 2)
+    assert struct.unpack_from("<I", compact, OFF_SHAPE + 16) == (3,)
+    weights = struct.unpack_from("<6Q", compact, OFF_SHAPE + 20)
+    assert all(w < q for w, q in zip(weights, np.repeat(small_ctx.primes, 3), strict=True))
 
 
 @pytest.mark.parametrize("mode", ["secret", "public"])
@@ -127,8 +145,9 @@ def test_serialized_size_equals_nbytes(small_ctx, small_keys, mode, shape):
     assert len(data) == ct.nbytes == expected_size(small_ctx, ct)
 
 
-def test_aggregate_size_equals_nbytes(small_ctx, cts):
-    assert len(cts["aggregate"].to_bytes()) == cts["aggregate"].nbytes == expected_size(small_ctx, cts["aggregate"])
+@pytest.mark.parametrize("origin", ["aggregate", "compact"])
+def test_aggregate_size_equals_nbytes(small_ctx, cts, origin):
+    assert len(cts[origin].to_bytes()) == cts[origin].nbytes == expected_size(small_ctx, cts[origin])
 
 
 def test_known_size_of_default_context_secret_key_ciphertext(default_ctx, default_keys):
@@ -339,6 +358,64 @@ def test_seeded_form_on_unseeded_ciphertext_is_rejected(small_ctx, cts, origin):
     assert_rejected(small_ctx, edited(cts[origin].to_bytes(), OFF_FORM, "B", 0), "seeded form on full c1")
 
 
+OFF_SEEDS = OFF_SHAPE + 16  # the compact fixture is 2-D: K follows the two shape entries
+OFF_WEIGHTS = OFF_SEEDS + 4
+
+
+@pytest.mark.parametrize(
+    ("what", "offset", "fmt", "value"),
+    [
+        ("secret-key origin with a seeded-sum c1", OFF_ORIGIN, "B", 1),
+        ("public-key origin with a seeded-sum c1", OFF_ORIGIN, "B", 2),
+        ("seeded form with a seeded-sum body", OFF_FORM, "B", 0),
+        ("full form with a seeded-sum body", OFF_FORM, "B", 1),
+        ("c1 form 3", OFF_FORM, "B", 3),
+        ("seed count 0", OFF_SEEDS, "I", 0),
+        ("seed count 2", OFF_SEEDS, "I", 2),
+        ("seed count 4", OFF_SEEDS, "I", 4),
+        ("seed count 257", OFF_SEEDS, "I", 257),
+        ("seed count 2^32 - 1", OFF_SEEDS, "I", 2**32 - 1),
+        ("first weight 2^64 - 1", OFF_WEIGHTS, "Q", _U64_MAX),
+        ("last weight 2^63", OFF_WEIGHTS + 5 * 8, "Q", 2**63),
+        ("n_blocks 1", OFF_N_BLOCKS, "I", 1),
+        ("n_values of three blocks", OFF_N_VALUES, "Q", 2100),
+    ],
+)
+def test_inconsistent_compact_header_with_valid_checksum_is_rejected(small_ctx, cts, what, offset, fmt, value):
+    # Prepare
+    data = cts["compact"].to_bytes()
+    # Execute
+    tampered = edited(data, offset, fmt, value)
+    # Assert
+    assert tampered != data
+    assert_rejected(small_ctx, tampered, what)
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_compact_weight_at_or_above_its_prime_is_rejected(small_ctx, cts, index):
+    q = small_ctx.primes[index // 3]
+    data = cts["compact"].to_bytes()
+    assert_rejected(small_ctx, edited(data, OFF_WEIGHTS + 8 * index, "Q", q), f"weight {index} = q")
+    back = xcloud.CiphertextBlocks.from_bytes(small_ctx, edited(data, OFF_WEIGHTS + 8 * index, "Q", q - 1))
+    assert back.c1_form == "seeded-sum"
+
+
+def test_compact_seed_list_shortened_or_lengthened_is_rejected(small_ctx, cts):
+    """K claims one seed fewer (more) than each block carries, with the body cut (padded) to match K only in part."""
+    data = cts["compact"].to_bytes()
+    body_at = header_size(cts["compact"])
+    for k in (2, 4):
+        buf = bytearray(data)
+        struct.pack_into("<I", buf, OFF_SEEDS, k)
+        assert_rejected(small_ctx, reseal(buf), f"K = {k}")
+        # also drop / add one weight per prime so the weights table alone is consistent
+        head = bytes(buf[:OFF_WEIGHTS])
+        w = struct.unpack_from("<6Q", data, OFF_WEIGHTS)
+        table = w[:2] + w[3:5] if k == 2 else w[:3] + (0,) + w[3:] + (0,)
+        rest = head + struct.pack(f"<{len(table)}Q", *table) + data[body_at:-CHECKSUM]
+        assert_rejected(small_ctx, reseal(rest + bytes(CHECKSUM)), f"K = {k} with a matching weights table")
+
+
 def test_shape_swapped_for_same_product_is_accepted_but_other_products_are_not(small_ctx, cts):
     """(2, 700) -> (700, 2) keeps the product: a valid ciphertext of another shape, not an error."""
     # Prepare
@@ -400,7 +477,7 @@ RESIDUE_SITES = [
     (origin, where)
     for origin in ORIGINS
     for where in ["first c0 residue", "last residue of prime 0", "first residue of prime 1", "first c1 residue"]
-    if not (origin == "secret" and where == "first c1 residue")  # a secret-key c1 is a seed: no residues
+    if not (origin in ("secret", "compact") and where == "first c1 residue")  # a seeded c1 has no residues
 ]
 
 

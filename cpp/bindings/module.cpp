@@ -38,6 +38,9 @@ const char* dtype_name(DType d) { return d == DType::kFloat32 ? "float32" : "flo
 const char* origin_name(Origin o) {
   return o == Origin::kSecretKey ? "secret-key" : (o == Origin::kPublicKey ? "public-key" : "aggregate");
 }
+const char* c1_form_name(C1Form f) {
+  return f == C1Form::kSeeded ? "seeded" : (f == C1Form::kFull ? "full" : "seeded-sum");
+}
 
 using BatchPtr = std::shared_ptr<CiphertextBatch>;
 
@@ -90,12 +93,13 @@ std::vector<const CiphertextBatch*> raw_inputs(const std::vector<BatchPtr>& inpu
   return raw;
 }
 
-BatchPtr aggregate_py(const std::vector<BatchPtr>& inputs, const std::vector<double>& weights, int threads) {
+BatchPtr aggregate_py(const std::vector<BatchPtr>& inputs, const std::vector<double>& weights, int threads,
+                      bool compact) {
   auto raw = raw_inputs(inputs);
   auto out = std::make_shared<CiphertextBatch>();
   {
     py::gil_scoped_release release;
-    *out = aggregate(raw, weights, threads);
+    *out = aggregate(raw, weights, threads, compact);
   }
   return out;
 }
@@ -198,6 +202,11 @@ void bind_testing(py::module_& t) {
   t.def("aggregate_weight_bits", [](const std::vector<BatchPtr>& inputs, const std::vector<double>& weights) {
     return aggregate_weight_bits(raw_inputs(inputs), weights);
   });
+  t.def("aggregate_compact_seeds", [](const std::vector<BatchPtr>& inputs) {
+    return aggregate_compact_seeds(raw_inputs(inputs));
+  });
+  // The seeded-sum weights as stored (L x K residues, [j * K + k]); empty for other forms.
+  t.def("seed_weights", [](const BatchPtr& c) { return u64_array(c->seed_weights); });
   // Scalar vs SIMD dispatch (ring/simd.h), for differential tests.
   t.def("simd_supported", &simd_supported, "True if this build has the AVX2 + FMA kernels and the CPU runs them.");
   t.def("simd_enabled", &simd_enabled, "True if the kernels currently take the SIMD path.");
@@ -267,7 +276,9 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("origin", [](const CiphertextBatch& c) { return origin_name(c.origin); })
       .def_property_readonly("scale", [](const CiphertextBatch& c) { return c.scale; })
       .def_property_readonly("bound", [](const CiphertextBatch& c) { return c.bound; })
-      .def_property_readonly("seeded", [](const CiphertextBatch& c) { return c.seeded; })
+      .def_property_readonly("seeded", [](const CiphertextBatch& c) { return c.seeded(); })
+      .def_property_readonly("c1_form", [](const CiphertextBatch& c) { return c1_form_name(c.c1_form); })
+      .def_property_readonly("seeds_per_block", [](const CiphertextBatch& c) { return c.seeds_per_block; })
       .def_property_readonly("nbytes", [](const CiphertextBatch& c) { return serialized_size(c); })
       .def("to_bytes", [](const CiphertextBatch& c) {
         std::vector<uint8_t> b;
@@ -302,7 +313,9 @@ PYBIND11_MODULE(_native, m) {
   m.def("encrypt", &encrypt_py, py::arg("keys"), py::arg("values"), py::arg("shape"), py::arg("mode"), py::arg("threads"),
         py::arg("seed") = py::none());
   m.def("decrypt", &decrypt_py, py::arg("keys"), py::arg("ct"), py::arg("dtype"), py::arg("threads"));
-  m.def("aggregate", &aggregate_py, py::arg("inputs"), py::arg("weights"), py::arg("threads"));
+  m.def("aggregate", &aggregate_py, py::arg("inputs"), py::arg("weights"), py::arg("threads"),
+        py::arg("compact") = true);
+  m.attr("MAX_SEEDS_PER_BLOCK") = kMaxSeedsPerBlock;
 
   py::module_ t = m.def_submodule("testing");
   bind_testing(t);

@@ -82,7 +82,14 @@ class CiphertextBatch:
     @property
     def bound(self) -> float: ...
     @property
-    def seeded(self) -> bool: ...
+    def seeded(self) -> bool:
+        """True when c1 is regenerated from seeds (c1_form 'seeded' or 'seeded-sum')."""
+    @property
+    def c1_form(self) -> str:
+        """'seeded' (one seed per block), 'full' (packed c1) or 'seeded-sum' (K seeds per block, K weights)."""
+    @property
+    def seeds_per_block(self) -> int:
+        """1 for 'seeded', K in [1, MAX_SEEDS_PER_BLOCK] for 'seeded-sum', 0 for 'full'."""
     @property
     def nbytes(self) -> int: ...
     def to_bytes(self) -> bytes: ...
@@ -102,7 +109,13 @@ def encrypt(
     """Raises TypeError (dtype), ValueError (empty, NaN/Inf, out of range, missing key)."""
 
 def decrypt(keys: KeySet, ct: CiphertextBatch, dtype: str, threads: int) -> npt.NDArray[Any]: ...
-def aggregate(inputs: list[CiphertextBatch], weights: list[float], threads: int) -> CiphertextBatch: ...
+
+MAX_SEEDS_PER_BLOCK: int
+
+def aggregate(
+    inputs: list[CiphertextBatch], weights: list[float], threads: int, compact: bool = True
+) -> CiphertextBatch:
+    """Weighted sum; 'seeded-sum' c1 when compact and every input is seeded and the seeds fit, else 'full'."""
 
 class testing:  # submodule
     @staticmethod
@@ -135,6 +148,12 @@ class testing:  # submodule
     def secret_key_coefficients(keys: KeySet) -> npt.NDArray[np.int8]: ...
     @staticmethod
     def aggregate_weight_bits(inputs: list[CiphertextBatch], weights: list[float]) -> int: ...
+    @staticmethod
+    def aggregate_compact_seeds(inputs: list[CiphertextBatch]) -> int:
+        """Seeds per block of a compact aggregate of these inputs, or 0 if it would be 'full'."""
+    @staticmethod
+    def seed_weights(ct: CiphertextBatch) -> npt.NDArray[np.uint64]:
+        """A 'seeded-sum' batch's weights as stored: L x K residues, index j * K + k; empty otherwise."""
     @staticmethod
     def simd_supported() -> bool:
         """Whether this CPU has the AVX2 + FMA paths."""

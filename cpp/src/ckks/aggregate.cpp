@@ -1,9 +1,12 @@
 #include "ckks/aggregate.h"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
+#include "ckks/wire.h"
 #include "parallel/memory.h"
 #include "parallel/parallel_for.h"
 #include "ring/poly_ops.h"
@@ -13,6 +16,27 @@ namespace xcloud {
 namespace {
 
 constexpr int kMaxWeightBits = 30;
+
+// A batch's c1 fields agree with its form (ciphertext.h).
+void check_c1_form(const CiphertextBatch& c, const std::string& at) {
+  const size_t K = c.seeds_per_block, L = c.params->num_primes();
+  bool ok = true;
+  switch (c.c1_form) {
+    case C1Form::kSeeded:
+      ok = K == 1 && c.seeds.size() == c.n_blocks;
+      break;
+    case C1Form::kSeededSum:
+      ok = K >= 1 && K <= kMaxSeedsPerBlock && c.seeds.size() == static_cast<size_t>(c.n_blocks) * K &&
+           c.seed_weights.size() == L * K;
+      break;
+    case C1Form::kFull:
+      ok = c.c1.size() == c.c0.size();
+      break;
+    default:
+      ok = false;
+  }
+  if (!ok) throw std::invalid_argument("ciphertext batch has an inconsistent c1" + at);
+}
 
 void check_inputs(const std::vector<const CiphertextBatch*>& inputs, const std::vector<double>& weights) {
   if (inputs.empty()) throw std::invalid_argument("aggregate needs at least one ciphertext batch");
@@ -33,6 +57,7 @@ void check_inputs(const std::vector<const CiphertextBatch*>& inputs, const std::
       throw std::invalid_argument("ciphertexts of different shapes cannot be aggregated" + at);
     }
     if (c.scale != first.scale) throw std::invalid_argument("ciphertexts at different scales cannot be aggregated" + at);
+    check_c1_form(c, at);
   }
 }
 
@@ -95,13 +120,32 @@ int aggregate_weight_bits(const std::vector<const CiphertextBatch*>& inputs, con
   return k;
 }
 
+uint32_t aggregate_compact_seeds(const std::vector<const CiphertextBatch*>& inputs) {
+  if (inputs.empty()) return 0;
+  uint64_t k = 0;
+  for (const CiphertextBatch* in : inputs) {
+    if (!in->seeded()) return 0;
+    k += in->seeds_per_block;
+  }
+  if (k == 0 || k > kMaxSeedsPerBlock) return 0;
+  // Wire bytes of the two c1 forms (wire.h): the compact one must be smaller.
+  // With n_blocks < 2^32 and k <= 256 nothing here overflows 64 bits.
+  const CkksParams& p = *inputs[0]->params;
+  const uint64_t blocks = inputs[0]->n_blocks;
+  const uint64_t compact_bytes = 4 + 8 * p.num_primes() * k + blocks * k * sizeof(Seed);
+  if (compact_bytes >= blocks * packed_poly_size(p)) return 0;
+  return static_cast<uint32_t>(k);
+}
+
 CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, const std::vector<double>& weights,
-                          int threads_req) {
+                          int threads_req, bool compact) {
   const int k = aggregate_weight_bits(inputs, weights);
   const std::vector<int64_t> w = quantize(weights, k);
   const CiphertextBatch& first = *inputs[0];
   const CkksParams& params = *first.params;
   const size_t n = params.n(), L = params.num_primes(), K = inputs.size();
+  const uint32_t out_seeds = compact ? aggregate_compact_seeds(inputs) : 0;
+  const bool full_c1 = out_seeds == 0;
 
   CiphertextBatch out;
   out.params = first.params;
@@ -113,10 +157,16 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
   out.n_blocks = first.n_blocks;
   out.scale = std::ldexp(first.scale, k);
   out.bound = bound_after(inputs, w, k);
-  out.seeded = false;
+  out.c1_form = full_c1 ? C1Form::kFull : C1Form::kSeededSum;
+  out.seeds_per_block = out_seeds;
   const int threads = effective_threads(threads_req, out.n_blocks);
-  // Both outputs sized (zeroed, huge pages) concurrently when threads allow.
-  parallel_for(2, threads, [&](size_t i, int) { resize_zeroed(i == 0 ? out.c0 : out.c1, first.c0.size()); });
+  if (full_c1) {
+    // Both outputs sized (zeroed, huge pages) concurrently when threads allow.
+    parallel_for(2, threads, [&](size_t i, int) { resize_zeroed(i == 0 ? out.c0 : out.c1, first.c0.size()); });
+  } else {
+    resize_zeroed(out.c0, first.c0.size());
+    out.seeds.resize(static_cast<size_t>(out.n_blocks) * out_seeds);
+  }
 
   // Weights as residues, with Shoup companions: w_res[i * L + j].
   std::vector<u64> w_res(K * L), w_shoup(K * L);
@@ -135,36 +185,81 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
       wj_shoup[j * K + i] = w_shoup[i * L + j];
     }
   }
-  // Per worker: room for the expanded uniform halves of kChunk seeded inputs.
+  // Compact form: input i's seeds go to columns [seed_at[i], seed_at[i] + K_i)
+  // of every block; their weights are w_i (fresh input) or w_i * v_ik mod q_j
+  // (a seeded-sum input with weights v_ik). Both factors are in [0, q_j), so
+  // the product is the residue of the composed integer weight.
+  std::vector<size_t> seed_at(K);
+  if (!full_c1) {
+    out.seed_weights.resize(L * out_seeds);
+    size_t at = 0;
+    for (size_t i = 0; i < K; ++i) {
+      const CiphertextBatch& in = *inputs[i];
+      const size_t ki = in.seeds_per_block;
+      seed_at[i] = at;
+      for (size_t j = 0; j < L; ++j) {
+        const u64 q = params.primes()[j];
+        u64* dst = out.seed_weights.data() + j * out_seeds + at;
+        if (in.c1_form == C1Form::kSeeded) {
+          dst[0] = w_res[i * L + j];
+        } else {
+          for (size_t t = 0; t < ki; ++t) dst[t] = mul_mod_slow(w_res[i * L + j], in.seed_weights[j * ki + t], q);
+        }
+      }
+      at += ki;
+    }
+  }
+  // Full form: every seeded input's c1 is regenerated as at decryption.
+  std::vector<std::unique_ptr<SeededC1>> expander(K);
+  size_t expand_words = 0;
+  if (full_c1) {
+    for (size_t i = 0; i < K; ++i) {
+      if (!inputs[i]->seeded()) continue;
+      expander[i] = std::make_unique<SeededC1>(*inputs[i]);
+      expand_words = std::max(expand_words, expander[i]->scratch_words());
+    }
+  }
+  // Per worker: room for the expanded c1 of kChunk seeded inputs, then the
+  // expander's own scratch.
   constexpr size_t kChunk = 8;
   std::vector<std::vector<u64>> scratch(static_cast<size_t>(threads));
 
   // One block at a time, one prime at a time: the weighted sums of the
-  // inputs' c0 and c1 residues, kChunk inputs per pass (seeded inputs have
-  // their c1 expanded into the worker's scratch first). Outputs in [0, q).
+  // inputs' c0 (and, in the full form, c1) residues, kChunk inputs per pass.
+  // Outputs in [0, q).
   parallel_for(out.n_blocks, threads, [&](size_t b, int worker) {
+    if (!full_c1) {
+      for (size_t i = 0; i < K; ++i) {
+        const CiphertextBatch& in = *inputs[i];
+        std::copy_n(in.seeds.data() + b * in.seeds_per_block, in.seeds_per_block,
+                    out.seeds.data() + b * out_seeds + seed_at[i]);
+      }
+    }
     auto& a = scratch[static_cast<size_t>(worker)];
-    if (a.empty()) a.resize(kChunk * n);
+    if (full_c1 && a.empty()) a.resize(kChunk * n + expand_words);
     const u64* p0[kChunk];
     const u64* p1[kChunk];
     for (size_t j = 0; j < L; ++j) {
       const u64 q = params.primes()[j];
       u64* c0 = out.c0.data() + (b * L + j) * n;
-      u64* c1 = out.c1.data() + (b * L + j) * n;
       for (size_t i0 = 0; i0 < K; i0 += kChunk) {
         const size_t m = K - i0 < kChunk ? K - i0 : kChunk;
-        for (size_t k = 0; k < m; ++k) {
-          const CiphertextBatch& in = *inputs[i0 + k];
-          p0[k] = in.c0.data() + (b * L + j) * n;
-          if (in.seeded) {
-            expand_uniform_prime(params, in.seeds[b], j, a.data() + k * n);
-            p1[k] = a.data() + k * n;
+        for (size_t t = 0; t < m; ++t) {
+          const CiphertextBatch& in = *inputs[i0 + t];
+          p0[t] = in.c0.data() + (b * L + j) * n;
+          if (!full_c1) continue;
+          if (expander[i0 + t]) {
+            expander[i0 + t]->expand(b, j, a.data() + t * n, a.data() + kChunk * n);
+            p1[t] = a.data() + t * n;
           } else {
-            p1[k] = in.c1.data() + (b * L + j) * n;
+            p1[t] = in.c1.data() + (b * L + j) * n;
           }
         }
         poly_weighted_sum(c0, p0, wj.data() + j * K + i0, wj_shoup.data() + j * K + i0, m, n, q, i0 > 0);
-        poly_weighted_sum(c1, p1, wj.data() + j * K + i0, wj_shoup.data() + j * K + i0, m, n, q, i0 > 0);
+        if (full_c1) {
+          u64* c1 = out.c1.data() + (b * L + j) * n;
+          poly_weighted_sum(c1, p1, wj.data() + j * K + i0, wj_shoup.data() + j * K + i0, m, n, q, i0 > 0);
+        }
       }
     }
   });

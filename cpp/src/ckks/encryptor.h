@@ -33,9 +33,12 @@ CiphertextBatch encrypt_secret(const KeySet& keys, const EncryptRequest& req);
 // @throws as encrypt_secret (a public key is needed instead of a secret one).
 CiphertextBatch encrypt_public(const KeySet& keys, const EncryptRequest& req);
 
-// Decrypts all blocks into out[0, n_values) as float32 or float64.
+// Decrypts all blocks into out[0, n_values) as float32 or float64. A c1
+// given by seeds (a fresh secret-key batch, or a seeded-sum aggregate with K
+// seeds per block) is first regenerated from them: K expansions per block.
 // @throws std::invalid_argument if the keys have no secret key, belong to
-//         another parameter set or key pair than the batch.
+//         another parameter set or key pair than the batch, or if a seeded
+//         batch's seed or weight counts are inconsistent.
 void decrypt(const KeySet& keys, const CiphertextBatch& ct, void* out, DType out_dtype, int threads);
 
 }  // namespace xcloud

@@ -20,23 +20,36 @@ const char* const kWhat = "ciphertext bytes";
 
 int bits_of(u64 q) { return 64 - __builtin_clzll(q); }
 
-size_t poly_bytes(const CkksParams& p) {
+// Bytes of c1 per block in a form with `seeds` seeds per block (seeds is
+// at most kMaxSeedsPerBlock: no overflow).
+size_t c1_block_size(const CkksParams& p, C1Form form, uint64_t seeds) {
+  return form == C1Form::kFull ? packed_poly_size(p) : static_cast<size_t>(seeds) * sizeof(Seed);
+}
+
+// Bytes of the body for n_blocks blocks; 0 on overflow (never a valid size).
+size_t body_size(const CkksParams& p, uint64_t n_blocks, C1Form form, uint64_t seeds) {
+  const size_t per_block = packed_poly_size(p) + c1_block_size(p, form, seeds);
+  if (n_blocks > SIZE_MAX / per_block) return 0;
+  return static_cast<size_t>(n_blocks) * per_block;
+}
+
+// Bytes between the shape and the body: the seed count and the weights.
+size_t form_header_size(const CkksParams& p, C1Form form, uint64_t seeds) {
+  return form == C1Form::kSeededSum ? 4 + 8 * p.num_primes() * static_cast<size_t>(seeds) : 0;
+}
+
+}  // namespace
+
+size_t packed_poly_size(const CkksParams& p) {
   size_t s = 0;
   for (u64 q : p.primes()) s += packed_size(p.n(), bits_of(q));
   return s;
 }
 
-// Bytes of the body for n_blocks blocks; 0 on overflow (never a valid size).
-size_t body_size(const CkksParams& p, uint64_t n_blocks, bool seeded) {
-  const size_t per_block = poly_bytes(p) + (seeded ? 32 : poly_bytes(p));
-  if (n_blocks > SIZE_MAX / per_block) return 0;
-  return static_cast<size_t>(n_blocks) * per_block;
-}
-
-}  // namespace
-
 size_t serialized_size(const CiphertextBatch& ct) {
-  return kFixedHeader + 8 * ct.shape.size() + body_size(*ct.params, ct.n_blocks, ct.seeded) + kChecksum;
+  const CkksParams& p = *ct.params;
+  return kFixedHeader + 8 * ct.shape.size() + form_header_size(p, ct.c1_form, ct.seeds_per_block) +
+         body_size(p, ct.n_blocks, ct.c1_form, ct.seeds_per_block) + kChecksum;
 }
 
 std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
@@ -48,7 +61,7 @@ std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
   w.bytes(reinterpret_cast<const uint8_t*>("XCCT"), 4);
   w.u16(kWireVersion);
   w.u8(static_cast<uint8_t>(ct.origin));
-  w.u8(ct.seeded ? 0 : 1);
+  w.u8(static_cast<uint8_t>(ct.c1_form));
   w.u8(static_cast<uint8_t>(ct.dtype));
   w.u8(static_cast<uint8_t>(ct.shape.size()));
   w.u16(0);
@@ -62,10 +75,15 @@ std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
   w.f64(ct.scale);
   w.f64(ct.bound);
   for (int64_t d : ct.shape) w.i64(d);
+  const size_t K = ct.seeds_per_block;
+  if (ct.c1_form == C1Form::kSeededSum) {
+    w.u32(static_cast<uint32_t>(K));
+    for (u64 v : ct.seed_weights) w.u64(v);
+  }
   for (size_t b = 0; b < ct.n_blocks; ++b) {
     for (int part = 0; part < 2; ++part) {
-      if (part == 1 && ct.seeded) {
-        w.bytes(ct.seeds[b].data(), 32);
+      if (part == 1 && ct.seeded()) {
+        for (size_t k = 0; k < K; ++k) w.bytes(ct.seeds[b * K + k].data(), 32);
         continue;
       }
       const std::vector<u64>& src = part == 0 ? ct.c0 : ct.c1;
@@ -99,8 +117,9 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   ct.params = params;
   const uint8_t origin = r.u8(), form = r.u8(), dtype = r.u8(), ndim = r.u8();
   if (origin < 1 || origin > 3) throw IntegrityError(std::string(kWhat) + ": unknown origin");
-  if (form > 1) throw IntegrityError(std::string(kWhat) + ": unknown c1 form");
+  if (form > 2) throw IntegrityError(std::string(kWhat) + ": unknown c1 form");
   if (form == 0 && origin != 1) throw IntegrityError(std::string(kWhat) + ": only secret-key ciphertexts are seeded");
+  if (form == 2 && origin != 3) throw IntegrityError(std::string(kWhat) + ": only aggregates have a seeded-sum c1");
   if (dtype != 1 && dtype != 2) throw IntegrityError(std::string(kWhat) + ": unknown dtype");
   if (ndim > kMaxDims) throw IntegrityError(std::string(kWhat) + ": too many dimensions");
   if (r.u16() != 0) throw IntegrityError(std::string(kWhat) + ": reserved field is not zero");
@@ -109,7 +128,7 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   }
   std::memcpy(ct.key_id.data(), r.take(16), 16);
   ct.origin = static_cast<Origin>(origin);
-  ct.seeded = form == 0;
+  ct.c1_form = static_cast<C1Form>(form);
   ct.dtype = static_cast<DType>(dtype);
   ct.n_values = r.u64();
   ct.n_blocks = r.u32();
@@ -137,21 +156,43 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
     prod *= static_cast<uint64_t>(d);
   }
   if (prod != ct.n_values) throw IntegrityError(std::string(kWhat) + ": shape does not match the value count");
-  const size_t body = body_size(p, ct.n_blocks, ct.seeded);
-  if (body == 0 || r.remaining() != body) {
+  ct.seeds_per_block = ct.c1_form == C1Form::kSeeded ? 1 : 0;
+  if (ct.c1_form == C1Form::kSeededSum) {
+    ct.seeds_per_block = r.u32();
+    if (ct.seeds_per_block < 1 || ct.seeds_per_block > kMaxSeedsPerBlock) {
+      throw IntegrityError(std::string(kWhat) + ": seeded-sum seed count " + std::to_string(ct.seeds_per_block) +
+                           " is outside [1, " + std::to_string(kMaxSeedsPerBlock) + "]");
+    }
+  }
+  const size_t K = ct.seeds_per_block;
+  // Every length is known here: compare before allocating anything.
+  const size_t weights_bytes = form_header_size(p, ct.c1_form, K) - (ct.c1_form == C1Form::kSeededSum ? 4 : 0);
+  const size_t body = body_size(p, ct.n_blocks, ct.c1_form, K);
+  if (body == 0 || r.remaining() < weights_bytes || r.remaining() - weights_bytes != body) {
     throw IntegrityError(std::string(kWhat) + ": length does not match the header (truncated or extended)");
+  }
+  if (ct.c1_form == C1Form::kSeededSum) {
+    ct.seed_weights.resize(L * K);
+    for (size_t j = 0; j < L; ++j) {
+      const u64 q = p.primes()[j];
+      for (size_t k = 0; k < K; ++k) {
+        const u64 v = r.u64();
+        if (v >= q) throw IntegrityError(std::string(kWhat) + ": seeded-sum weight not below its prime");
+        ct.seed_weights[j * K + k] = v;
+      }
+    }
   }
   const size_t n = p.n();
   ct.c0.resize(static_cast<size_t>(ct.n_blocks) * L * n);
-  if (ct.seeded) {
-    ct.seeds.resize(ct.n_blocks);
+  if (ct.seeded()) {
+    ct.seeds.resize(static_cast<size_t>(ct.n_blocks) * K);
   } else {
     ct.c1.resize(ct.c0.size());
   }
   for (size_t b = 0; b < ct.n_blocks; ++b) {
     for (int part = 0; part < 2; ++part) {
-      if (part == 1 && ct.seeded) {
-        std::memcpy(ct.seeds[b].data(), r.take(32), 32);
+      if (part == 1 && ct.seeded()) {
+        for (size_t k = 0; k < K; ++k) std::memcpy(ct.seeds[b * K + k].data(), r.take(32), 32);
         continue;
       }
       std::vector<u64>& dst = part == 0 ? ct.c0 : ct.c1;

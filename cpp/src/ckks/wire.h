@@ -1,11 +1,14 @@
 #pragma once
-// The ciphertext wire format, version 1 (little-endian):
+// The ciphertext wire format, version 1 (little-endian). The seeded-sum c1
+// form (2) was added within version 1: every earlier message still parses.
 //
 //   offset size
 //   0      4    magic "XCCT"
 //   4      2    version (1)
 //   6      1    origin: 1 secret-key, 2 public-key, 3 aggregate
-//   7      1    c1 form: 0 seeded (32 bytes per block), 1 full polynomials
+//   7      1    c1 form: 0 seeded (one 32-byte seed per block; origin 1 only),
+//               1 full polynomials, 2 seeded sum (K seeds per block, K
+//               weights; origin 3 only)
 //   8      1    dtype of the encrypted array: 1 float32, 2 float64
 //   9      1    ndim (<= 32)
 //   10     2    reserved, zero
@@ -17,8 +20,13 @@
 //   76     8    scale (float64)
 //   84     8    bound (float64): |value| <= bound
 //   92     8*ndim  shape (int64 each)
+//   form 2 only, at h = 92 + 8*ndim:
+//   h      4    K, seeds per block (u32, in [1, kMaxSeedsPerBlock = 256])
+//   h+4    8*L*K  weights: for prime j = 0..L-1, for seed k = 0..K-1, the
+//               u64 residue w_jk in [0, q_j) (c1 = sum_k w_jk a_k mod q_j)
 //   then per block: c0 as L polynomials, each N residues packed LSB-first at
-//   bit_length(q_j) bits; then c1: a 32-byte seed, or L packed polynomials
+//   bit_length(q_j) bits; then c1: a 32-byte seed (form 0), L packed
+//   polynomials (form 1), or K 32-byte seeds, in weight order (form 2)
 //   last   32   SHA-256 of all preceding bytes (an integrity checksum against
 //               corruption; authentication belongs to the message layer)
 //
@@ -32,11 +40,15 @@ namespace xcloud {
 
 std::vector<uint8_t> serialize(const CiphertextBatch& ct);
 
+// Bytes of one packed polynomial (all L primes) in this format.
+size_t packed_poly_size(const CkksParams& p);
+
 // Exact size serialize() will produce.
 size_t serialized_size(const CiphertextBatch& ct);
 
 // Parses and validates everything (sizes before any allocation, checksum,
-// fingerprint, field ranges, residues below their moduli, shape product).
+// fingerprint, field ranges, residues below their moduli, shape product;
+// for the seeded-sum form the seed count and every weight below its prime).
 // @throws IntegrityError on any malformed, truncated, oversized, tampered or
 //         mismatched input. Never reads outside [data, data + len).
 CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t len);

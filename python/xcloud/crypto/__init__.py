@@ -1,6 +1,7 @@
 """Typed Python API over the native CKKS kernel."""
 
 from xcloud.crypto.blocks import (
+    MAX_SEEDS_PER_BLOCK,
     CiphertextBlocks,
     add,
     aggregate,
@@ -12,6 +13,7 @@ from xcloud.crypto.context import CkksContext, CkksLiteral
 from xcloud.crypto.keys import KeySet
 
 __all__ = [
+    "MAX_SEEDS_PER_BLOCK",
     "CiphertextBlocks",
     "CkksContext",
     "CkksLiteral",

@@ -18,7 +18,20 @@ if TYPE_CHECKING:
     from xcloud.crypto.context import CkksContext
     from xcloud.crypto.keys import KeySet
 
-__all__ = ["CiphertextBlocks", "add", "aggregate", "decrypt_blocks", "encrypt_blocks", "encrypt_blocks_derand"]
+__all__ = [
+    "MAX_SEEDS_PER_BLOCK",
+    "CiphertextBlocks",
+    "add",
+    "aggregate",
+    "decrypt_blocks",
+    "encrypt_blocks",
+    "encrypt_blocks_derand",
+]
+
+#: Most seeds one block of a ``'seeded-sum'`` aggregate carries (the kernel's
+#: and the wire format's bound); a compact sum that would need more is sent
+#: with a full c1 instead.
+MAX_SEEDS_PER_BLOCK: int = int(_native.MAX_SEEDS_PER_BLOCK)
 
 
 class CiphertextBlocks:
@@ -60,6 +73,30 @@ class CiphertextBlocks:
     def origin(self) -> str:
         """'secret-key', 'public-key' or 'aggregate'."""
         return str(self._native.origin)
+
+    @property
+    def c1_form(self) -> str:
+        """How the random half c1 of each block is held and sent.
+
+        ``'seeded'``
+            A fresh secret-key encryption: one 32-byte seed per block, from
+            which c1 is expanded.
+        ``'full'``
+            c1 as packed polynomials (public-key encryptions, and aggregates
+            that could not be kept compact or were asked not to be).
+        ``'seeded-sum'``
+            An aggregate of seeded inputs: per block the K seeds of its
+            inputs, and the K public integer weights once, so c1 is
+            ``sum_k w_k a_k`` recomputed by the key holder at decryption.
+            About the size of one fresh upload; decryption expands K seeds
+            per block.
+        """
+        return str(self._native.c1_form)
+
+    @property
+    def seeds_per_block(self) -> int:
+        """Seeds each block carries: 1 ('seeded'), K ('seeded-sum') or 0 ('full')."""
+        return int(self._native.seeds_per_block)
 
     @property
     def scale(self) -> float:
@@ -106,7 +143,10 @@ class CiphertextBlocks:
         return add(self, other)
 
     def __repr__(self) -> str:
-        return f"CiphertextBlocks(shape={self.shape}, blocks={len(self)}, origin={self.origin}, nbytes={self.nbytes})"
+        return (
+            f"CiphertextBlocks(shape={self.shape}, blocks={len(self)}, origin={self.origin}, "
+            f"c1_form={self.c1_form}, nbytes={self.nbytes})"
+        )
 
 
 def _threads(threads: int | None) -> int:
@@ -214,7 +254,10 @@ def decrypt_blocks(keys: KeySet, ct: CiphertextBlocks, threads: int | None = Non
 
 
 def aggregate(
-    cts: Sequence[CiphertextBlocks], weights: Sequence[float] | None = None, threads: int | None = None
+    cts: Sequence[CiphertextBlocks],
+    weights: Sequence[float] | None = None,
+    threads: int | None = None,
+    compact: bool = True,
 ) -> CiphertextBlocks:
     """Weighted sum of encrypted arrays: E(sum_i w_i x_i) (equations 3 and 6).
 
@@ -226,6 +269,19 @@ def aggregate(
         Public real weights; default ``1/len(cts)`` each (the plain mean).
         Weights are applied as integers at scale 2**k (k <= 30, chosen by the
         kernel), which adds at most ``sum_i 2**-(k+1) * bound_i`` of error.
+    threads : int, optional
+        Worker threads; all hardware threads by default.
+    compact : bool, default True
+        When every input is ``'seeded'`` or ``'seeded-sum'`` (secret-key
+        encryptions and aggregates of them) and the seeds per block add up to
+        at most :data:`MAX_SEEDS_PER_BLOCK`, return the ``'seeded-sum'`` form:
+        the summed c0 plus the inputs' seeds and the integer weights, about
+        half the bytes of the full form and no seed expansion on the
+        aggregator. Otherwise, or with ``compact=False``, c1 is summed in
+        full (``'full'``). Both decrypt to the same bits. The compact form
+        shows every key holder the inputs' count and weights (the seeds were
+        public in the uploads already); use ``compact=False`` to keep only
+        their sum visible.
 
     Raises
     ------
@@ -243,10 +299,17 @@ def aggregate(
         w = [1.0 / len(cts)] * len(cts)
     else:
         w = [float(v) for v in weights]
-    native = _native.aggregate([c._native for c in cts], w, _threads(threads))
+    if not isinstance(compact, bool):
+        raise TypeError(f"compact must be a bool, got {type(compact).__name__}")
+    native = _native.aggregate([c._native for c in cts], w, _threads(threads), compact)
     return CiphertextBlocks(native, cts[0].ctx, cts[0]._torch_like)
 
 
-def add(a: CiphertextBlocks, b: CiphertextBlocks, threads: int | None = None) -> CiphertextBlocks:
-    """Homomorphic sum of two encrypted arrays (weights 1 and 1, exact)."""
-    return aggregate([a, b], [1.0, 1.0], threads)
+def add(a: CiphertextBlocks, b: CiphertextBlocks, threads: int | None = None, compact: bool = True) -> CiphertextBlocks:
+    """Homomorphic sum of two encrypted arrays (weights 1 and 1, exact).
+
+    Any c1 forms mix: two seeded or seeded-sum operands give a ``'seeded-sum'``
+    result (their seed lists joined) while it fits, anything else a ``'full'``
+    one; see :func:`aggregate` for ``compact``.
+    """
+    return aggregate([a, b], [1.0, 1.0], threads, compact)
