@@ -2,7 +2,8 @@
 
 One round, as data (DESIGN.md): model delta -> flatten -> (clip) -> split by the
 protection plan -> encrypted part: encrypt_blocks -> ciphertext bytes; plain
-part: float32 bytes -> one authenticated message.
+part: float32 bytes, or compressed with error feedback
+(:mod:`xcloud.fl.compression`) -> one authenticated message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 import xcloud
 from xcloud.crypto import CkksContext, KeySet
 from xcloud.errors import IntegrityError
+from xcloud.fl.compression import AutoPolicy, Codec, ErrorFeedback, compress, resolve
 from xcloud.fl.errors import ClientFailure
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.messages import AggregateHeader, UpdateHeader, pack_update, unpack_aggregate
@@ -78,12 +80,12 @@ def open_aggregate(
     ValueError
         If an encrypted part is present and ``keys`` has no secret key.
     """
-    header, plain, ct = unpack_aggregate(msg, server_key, ctx)
+    mask = plan.mask()
+    header, plain, ct = unpack_aggregate(msg, server_key, ctx, n_plain=int((~mask).sum()))
     if header.round_id != round_id:
         raise IntegrityError(f"aggregate is for round {header.round_id}, expected {round_id}")
     if header.plan != plan.digest().hex() or header.fingerprint != ctx.fingerprint.hex():
         raise IntegrityError("aggregate follows another protection plan or CKKS context")
-    mask = plan.mask()
     if header.n_plain != int((~mask).sum()) or header.n_encrypted != int(mask.sum()):
         raise IntegrityError("aggregate sizes do not match the protection plan")
     delta = np.zeros(mask.size, dtype=np.float32)
@@ -127,6 +129,11 @@ class FederatedClient:
     update_transform : callable, optional
         Applied to the flat delta before protection (client-level DP: clip
         and add this client's noise share).
+    compression : Codec or AutoPolicy, optional
+        Codec of the plain part, or a policy choosing one each round from
+        ``bandwidth_mbps``; None (default) sends float32, as before
+        compression existed. Lossy codecs go through the client's
+        error-feedback residual, :attr:`feedback`.
     """
 
     def __init__(
@@ -143,6 +150,7 @@ class FederatedClient:
         bandwidth_mbps: float = 100.0,
         threads: int | None = None,
         update_transform: Any = None,
+        compression: Codec | AutoPolicy | None = None,
     ) -> None:
         self.client_id = client_id
         self.model = model
@@ -153,6 +161,8 @@ class FederatedClient:
         self.bandwidth_mbps = bandwidth_mbps
         self.threads = threads
         self.update_transform = update_transform
+        self.compression = compression
+        self.feedback = ErrorFeedback()  # uplink residual of lossy codecs (checkpointed with the run)
         self._mask = plan.mask()
         if self._mask.any() and keys is None:
             raise ValueError("the protection plan encrypts values but the client has no keys")
@@ -192,6 +202,18 @@ class FederatedClient:
             except ValueError as e:
                 raise ClientFailure(f"client {self.client_id}: encryption failed: {e}") from e
         enc_s = time.perf_counter() - t0
+        plain_values = delta[~self._mask]
+        codec = resolve(self.compression, self.bandwidth_mbps) if plain_values.size else Codec("none")
+        plain: np.ndarray | bytes
+        if codec.name == "none":
+            # Lossless: also delivers whatever a lossy codec of an earlier round (auto) still owes.
+            plain = self.feedback.compensate(plain_values)
+            self.feedback.reset()
+        else:
+            try:
+                plain = compress(plain_values, codec, self.feedback)
+            except ValueError as e:
+                raise ClientFailure(f"client {self.client_id}: compressing the plain part failed: {e}") from e
         header = UpdateHeader(
             client_id=self.client_id,
             round_id=round_id,
@@ -203,6 +225,7 @@ class FederatedClient:
             bandwidth_mbps=float(self.bandwidth_mbps),
             n_plain=int(delta.size - enc_values.size),
             n_encrypted=int(enc_values.size),
+            codec=codec.name,
         )
-        msg = pack_update(header, delta[~self._mask], ct, self.mac_key)
+        msg = pack_update(header, plain, ct, self.mac_key)
         return msg, FitStats(self.client_id, loss, num_samples, train_s, enc_s, len(msg), epsilon, clipped)
