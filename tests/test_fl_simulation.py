@@ -166,9 +166,13 @@ def test_user_text_directory_trains(tmp_path):
 
 def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[xcloud]\nmethod = "he"\nrounds = 3\nbandwidths_mbps = [10, 20]\n')
+    path.write_text('[xcloud]\nmethod = "he"\nrounds = 3\nslowdowns = [1, 5]\nlinks = ["edge", "10:10:5"]\n')
     cfg = load_config(path, {"rounds": 5})
-    assert (cfg.method, cfg.rounds, cfg.bandwidths_mbps) == ("he", 5, [10.0, 20.0])
+    assert (cfg.method, cfg.rounds, cfg.slowdowns, cfg.links) == ("he", 5, [1.0, 5.0], ["edge", "10:10:5"])
+    assert load_config(None, {"probe_links": False}).probe_links is False
+    path.write_text("links = [1, 2]\n")
+    with pytest.raises(ValueError, match="links must be a list of str"):
+        load_config(path)
     path.write_text("bogus = 1\n")
     with pytest.raises(ValueError, match="unknown configuration keys"):
         load_config(path)

@@ -37,8 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default = RunConfig().__dict__[f.name]
         if f.name == "method":
             p.add_argument(flag, choices=METHODS, default=None, help=f"{helptext} (default: {default})")
+        elif isinstance(default, bool):
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=f"{helptext} (default: {default})"
+            )
         elif isinstance(default, list):
-            p.add_argument(flag, type=float, nargs="+", default=None, help=f"{helptext} (default: {default})")
+            item = type(default[0])
+            shown = " ".join(str(x) for x in default)
+            p.add_argument(flag, type=item, nargs="+", default=None, help=f"{helptext} (default: {shown})")
         else:
             p.add_argument(flag, type=type(default), default=None, help=f"{helptext} (default: {default!r})")
 
@@ -50,7 +56,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _table_header() -> str:
     return (
         f"{'round':>5} {'train':>7} {'val':>7} {'ppl':>8} {'up MB':>8} {'down MB':>8} "
-        f"{'enc s':>6} {'agg s':>6} {'dec s':>6} {'round s':>7} {'eps':>6} {'ok':>3}"
+        f"{'enc s':>6} {'agg s':>6} {'dec s':>6} {'round s':>7} {'sim s':>7} {'eps':>6} {'ok':>3}"
     )
 
 
@@ -59,6 +65,7 @@ def _table_row(m: RoundMetrics) -> str:
     return (
         f"{m.round:>5} {m.train_loss:7.3f} {m.val_loss:7.3f} {m.val_ppl:8.2f} {m.bytes_up / 1e6:8.2f} "
         f"{m.bytes_down / 1e6:8.2f} {m.encrypt_s:6.2f} {m.aggregate_s:6.2f} {m.decrypt_s:6.2f} {m.round_s:7.2f} "
+        f"{m.sim_round_s:7.2f} "
         f"{eps} {m.accepted:>3}"
     )
 
@@ -130,19 +137,37 @@ def _report(run: FederatedRun, run_dir: Path, wall_s: float) -> None:
         f"Final validation loss {last.val_loss:.4f} (perplexity {last.val_ppl:.2f}); wall time {wall_s:.1f} s, "
         f"of which {100 * crypto_share(run.metrics):.1f}% cryptography (encrypt + aggregate + decrypt).",
         "",
+        _links_line(run),
+        "",
         "| round | train loss | val loss | val ppl | bytes up | bytes down | encrypt s | aggregate s | decrypt s "
-        "| round s | epsilon | clients | dropped |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| round s | simulated s | predicted s | epsilon | clients | dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in run.metrics:
         eps = f"{m.epsilon:.2f}" if m.epsilon is not None else "-"
         lines.append(
             f"| {m.round} | {m.train_loss:.4f} | {m.val_loss:.4f} | {m.val_ppl:.2f} | {m.bytes_up:,} | "
             f"{m.bytes_down:,} | {m.encrypt_s:.3f} | {m.aggregate_s:.3f} | {m.decrypt_s:.3f} | {m.round_s:.2f} | "
-            f"{eps} | {m.accepted} | {', '.join(m.dropped) or '-'} |"
+            f"{m.sim_round_s:.2f} | {m.predicted_s:.2f} | {eps} | {m.accepted} | {', '.join(m.dropped) or '-'} |"
         )
     lines += ["", "![loss and time per round](loss.png)", ""]
     (run_dir / "report.md").write_text("\n".join(lines))
+
+
+def _links_line(run: FederatedRun) -> str:
+    """One sentence on the links, the synchronisation and the simulated time."""
+    parts = []
+    for cid, prof in run.link_profiles.items():
+        got = run.measured_links[cid]
+        parts.append(
+            f"{cid} `{prof.name}` ({prof.up_mbps:g}/{prof.down_mbps:g} Mbit/s, {prof.latency_ms:g} ms; "
+            f"probed {got.up_mbps:.1f}/{got.down_mbps:.1f} Mbit/s)"
+        )
+    sim = run.metrics[-1].sim_time_s if run.metrics else 0.0
+    return (
+        f"Links: {'; '.join(parts)}. Synchronisation: {run.cfg.sync}. Simulated time across these links: "
+        f"{sim:.1f} s, after {run.probe_s:.1f} s of probing at setup."
+    )
 
 
 def _new_run_dir(cfg: RunConfig) -> Path:

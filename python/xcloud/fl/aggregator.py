@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import xcloud
 from xcloud.crypto import CiphertextBlocks, CkksContext
 from xcloud.errors import IntegrityError
+from xcloud.fl.compression import Codec, CodecError, ErrorFeedback, compress, decode
 from xcloud.fl.errors import NotEnoughClients, RoundFailed, UpdateRejected
-from xcloud.fl.messages import AggregateHeader, pack_aggregate, unpack_update
+from xcloud.fl.messages import AggregateHeader, open_update, pack_aggregate
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies.base import ClientReport, Strategy
 
@@ -68,6 +69,11 @@ class Aggregator:
         A round with fewer valid updates fails with :class:`NotEnoughClients`.
     threads : int, optional
         Worker threads for ciphertext aggregation.
+    downlink : Codec, optional
+        Codec of the aggregate's plain part (the server sees it anyway);
+        lossy codecs go through the server's error-feedback residual,
+        :attr:`downlink_feedback`. None (default): float32, as before.
+        Updates are accepted in any codec their authenticated header names.
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Aggregator:
         key_id: bytes,
         min_clients: int = 1,
         threads: int | None = None,
+        downlink: Codec | None = None,
     ) -> None:
         if min_clients < 1:
             raise ValueError("min_clients must be at least 1")
@@ -89,18 +96,34 @@ class Aggregator:
         self.key_id = key_id
         self.min_clients = min_clients
         self.threads = threads
+        self.downlink = downlink
+        self.downlink_feedback = ErrorFeedback()  # checkpointed with the run
         self._mask = plan.mask()
         self._n_enc = int(self._mask.sum())
         self._n_plain = int(self._mask.size - self._n_enc)
         self._round: int | None = None
+        self._max_staleness = 0
+        # (client, base round) of every update aggregated in the replay window.
+        self.seen_updates: set[tuple[str, int]] = set()
         self._reports: list[ClientReport] = []
         self._plain: list[np.ndarray] = []
         self._cts: list[CiphertextBlocks] = []
         self._summary = RoundSummary(-1, [])
 
-    def start_round(self, round_id: int) -> None:
-        """Opens round ``round_id``; updates for any other round are rejected as stale."""
+    def start_round(self, round_id: int, max_staleness: int = 0) -> None:
+        """Opens round ``round_id``.
+
+        Updates computed from global model ``round_id - s`` with
+        ``0 <= s <= max_staleness`` are accepted with staleness ``s`` (carried
+        stragglers, asynchronous FedBuff buffers); older or newer ones are
+        rejected as stale. Synchronous rounds use ``max_staleness=0``.
+        """
+        if max_staleness < 0:
+            raise ValueError(f"max_staleness must be >= 0, got {max_staleness}")
         self._round = round_id
+        self._max_staleness = max_staleness
+        # (client, base round) pairs already aggregated can never be replayed.
+        self.seen_updates = {k for k in self.seen_updates if k[1] >= round_id - max_staleness}
         self._reports, self._plain, self._cts = [], [], []
         self._summary = RoundSummary(round_id, [])
 
@@ -129,22 +152,33 @@ class Aggregator:
         key = self.mac_keys.get(client_id)
         if key is None:
             raise UpdateRejected("unknown-client", f"client {client_id!r} is not registered")
-        if client_id in self._summary.accepted:
-            raise UpdateRejected("duplicate", f"client {client_id!r} already sent an update this round")
         try:
-            header, plain, ct = unpack_update(data, key, self.ctx)
+            header, plain_b, ct = open_update(data, key, self.ctx)
         except IntegrityError as e:
             raise UpdateRejected("integrity", str(e)) from None
         if header.client_id != client_id:
             raise UpdateRejected("wrong-sender", f"update names client {header.client_id!r}")
-        if header.round_id != self._round:
-            raise UpdateRejected("stale-round", f"update is for round {header.round_id}, this is round {self._round}")
+        staleness = self._round - header.round_id
+        if not 0 <= staleness <= self._max_staleness:
+            raise UpdateRejected(
+                "stale-round",
+                f"update is for round {header.round_id}, this is round {self._round}"
+                + (f" (at most {self._max_staleness} rounds late accepted)" if self._max_staleness else ""),
+            )
+        if (client_id, header.round_id) in self.seen_updates:
+            raise UpdateRejected(
+                "duplicate", f"client {client_id!r} already sent its update for round {header.round_id}"
+            )
         if header.fingerprint != self.ctx.fingerprint.hex():
             raise UpdateRejected("wrong-context", "update was made under other CKKS parameters")
         if header.plan != self.plan.digest().hex():
             raise UpdateRejected("wrong-plan", "update follows another model layout or protection plan")
         if header.n_plain != self._n_plain or header.n_encrypted != self._n_enc:
             raise UpdateRejected("bad-shape", f"update has {header.n_plain}+{header.n_encrypted} values")
+        try:  # only now that its announced size is the planned one
+            plain = decode(plain_b, header.n_plain, header.codec)
+        except CodecError as e:
+            raise UpdateRejected("bad-encoding", f"plain part ({header.codec:.40}): {e}") from None
         if self._n_enc:
             if ct is None or ct.size != self._n_enc:
                 raise UpdateRejected("bad-shape", "encrypted part missing or of the wrong size")
@@ -170,11 +204,12 @@ class Aggregator:
             raise UpdateRejected("bad-metadata", f"loss must be in [{MIN_LOSS}, {MAX_LOSS}]")
         if not (math.isfinite(header.bandwidth_mbps) and 0 < header.bandwidth_mbps <= MAX_BANDWIDTH_MBPS):
             raise UpdateRejected("bad-metadata", f"bandwidth must be in (0, {MAX_BANDWIDTH_MBPS}] Mbit/s")
-        report = ClientReport(client_id, header.num_samples, header.loss, header.bandwidth_mbps)
+        report = ClientReport(client_id, header.num_samples, header.loss, header.bandwidth_mbps, staleness)
         self._reports.append(report)
         self._plain.append(plain)
         if ct is not None:
             self._cts.append(ct)
+        self.seen_updates.add((client_id, header.round_id))
         self._summary.accepted.append(client_id)
         self._summary.bytes_in += len(data)
         return report
@@ -192,6 +227,16 @@ class Aggregator:
                 f"round {self._round}: {len(self._reports)} valid updates, at least {self.min_clients} needed"
             )
         t0 = time.perf_counter()
+        # A canonical order (client, staleness), so the float sum of the plain
+        # parts does not depend on the order in which updates arrived.
+        order = sorted(
+            range(len(self._reports)), key=lambda i: (self._reports[i].client_id, self._reports[i].staleness)
+        )
+        self._reports = [self._reports[i] for i in order]
+        self._plain = [self._plain[i] for i in order]
+        if self._cts:
+            self._cts = [self._cts[i] for i in order]
+        self._summary.accepted = [r.client_id for r in self._reports]  # aligned with the weights
         try:
             w = self.strategy.weights(self._reports)
             plain = np.zeros(self._n_plain, dtype=np.float64)
@@ -201,6 +246,7 @@ class Aggregator:
         except (ValueError, OverflowError) as e:
             # Every update was validated on receipt, so this is a server-side fault.
             raise RoundFailed(f"round {self._round}: aggregation failed: {e}") from e
+        codec = self.downlink if (self.downlink is not None and self._n_plain) else Codec("none")
         header = AggregateHeader(
             round_id=int(self._round if self._round is not None else -1),
             fingerprint=self.ctx.fingerprint.hex(),
@@ -209,8 +255,11 @@ class Aggregator:
             weights=[float(x) for x in w],
             n_plain=self._n_plain,
             n_encrypted=self._n_enc,
+            codec=codec.name,
         )
-        msg = pack_aggregate(header, plain.astype(np.float32), agg_ct, self.signing_key)
+        plain32 = plain.astype(np.float32)
+        payload = plain32 if codec.name == "none" else compress(plain32, codec, self.downlink_feedback)
+        msg = pack_aggregate(header, payload, agg_ct, self.signing_key)
         self._summary.weights = header.weights
         self._summary.aggregate_seconds = time.perf_counter() - t0
         self._summary.bytes_out = len(msg)

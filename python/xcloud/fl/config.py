@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import tomllib
+
+from xcloud.fl.compression import CODECS, MAX_CHUNK, POLICIES
+from xcloud.net.links import PRESETS as LINK_PRESETS
 
 __all__ = ["METHODS", "RunConfig", "load_config"]
 
@@ -76,9 +81,60 @@ class RunConfig:
     weight_alpha: float = field(default=0.5, metadata={"help": "dynamic weights: exponent of relative bandwidth"})
     weight_beta: float = field(default=1.0, metadata={"help": "dynamic weights: exponent of inverse relative loss"})
     max_share: float = field(default=0.5, metadata={"help": "dynamic weights: largest share of one client"})
-    bandwidths_mbps: list[float] = field(
-        default_factory=lambda: [1000.0, 500.0, 100.0, 50.0],
-        metadata={"help": "uplink bandwidth of each cloud in Mbit/s (cycled when there are more clouds)"},
+    links: list[str] = field(
+        default_factory=lambda: ["same-region", "cross-region", "intercontinental", "edge"],
+        metadata={
+            "help": "each cloud's link to the aggregator (cycled when there are more clouds): a preset ("
+            + ", ".join(LINK_PRESETS)
+            + "), a table of --link-file, or UP:DOWN:LATENCY[:JITTER[:LOSS]] in Mbit/s, Mbit/s, ms, ms, probability"
+        },
+    )
+    link_file: str = field(default="", metadata={"help": "TOML file of named link profiles, one [table] each"})
+    probe_links: bool = field(
+        default=True,
+        metadata={
+            "help": "measure every link (throughput, RTT, jitter) before round 0 and report the measured "
+            "bandwidth for dynamic weights; otherwise the profile's nominal bandwidth is reported"
+        },
+    )
+    slowdowns: list[float] = field(
+        default_factory=lambda: [1.0],
+        metadata={"help": "compute slowdown of each cloud on the simulated clock (cycled; 5 = five times slower)"},
+    )
+    sim_compute_s: float = field(
+        default=0.0,
+        metadata={
+            "help": "simulated seconds of one local round (training + encryption) on a cloud of slowdown 1; "
+            "0 uses the measured time (then the simulated clock follows real compute and is not reproducible)"
+        },
+    )
+    sync: str = field(
+        default="sync",
+        metadata={"help": "sync (rounds wait for every cloud, or a deadline) or async (FedBuff buffered aggregation)"},
+    )
+    deadline_s: float = field(
+        default=0.0,
+        metadata={"help": "sync: simulated seconds after which a round closes without stragglers (0: none)"},
+    )
+    deadline_factor: float = field(
+        default=0.0,
+        metadata={
+            "help": "sync: deadline as this multiple of the median cloud's predicted round time from the probed "
+            "links and the last round's payloads and compute (0: none; used when deadline_s is 0)"
+        },
+    )
+    stragglers: str = field(
+        default="drop",
+        metadata={"help": "sync with a deadline: drop late updates, or carry them into the next round (staleness 1)"},
+    )
+    buffer_size: int = field(
+        default=0, metadata={"help": "async: updates per aggregation (FedBuff's K; 0: half the clouds, rounded up)"}
+    )
+    max_staleness: int = field(
+        default=4, metadata={"help": "async: updates older than this many versions are rejected"}
+    )
+    staleness_exponent: float = field(
+        default=0.5, metadata={"help": "weight of an update s versions old is multiplied by (1 + s)^-exponent"}
     )
     server_lr: float = field(
         default=1.0, metadata={"help": "global step size applied to the decrypted aggregate (FedAvgM's eta)"}
@@ -89,6 +145,24 @@ class RunConfig:
             "help": "momentum of the global update (FedAvgM's beta; 0: plain FedAvg); applied identically by every "
             "cloud after decryption, so the server never needs the plaintext"
         },
+    )
+    compression: str = field(
+        default="none",
+        metadata={
+            "help": "codec of the plain part of each update: none (float32), q8 (8-bit, per-chunk scales), topk "
+            "(largest values only), both with error feedback, or auto (per cloud from its measured uplink: "
+            "none at >= auto_none_mbps, q8 at >= auto_q8_mbps, topk below)"
+        },
+    )
+    topk_fraction: float = field(default=0.1, metadata={"help": "topk: fraction of the plain values sent per round"})
+    compression_chunk: int = field(default=4096, metadata={"help": "q8/topk: values per float32 quantization scale"})
+    auto_none_mbps: float = field(default=500.0, metadata={"help": "auto: uplinks this fast send float32"})
+    auto_q8_mbps: float = field(
+        default=50.0, metadata={"help": "auto: uplinks this fast (and slower links topk) use q8"}
+    )
+    downlink_compression: str = field(
+        default="none",
+        metadata={"help": "codec of the aggregate's plain part: none, q8 or topk (server-side error feedback)"},
     )
     min_clients: int = field(default=2, metadata={"help": "a round needs at least this many valid updates"})
     threads: int = field(default=0, metadata={"help": "CKKS worker threads (0: all cores)"})
@@ -110,14 +184,44 @@ class RunConfig:
             raise ValueError("val_fraction must be in (0, 1)")
         if not 1 <= self.min_clients <= self.clouds:
             raise ValueError(f"min_clients must be in [1, clouds={self.clouds}]")
-        if not self.bandwidths_mbps or any(b <= 0 for b in self.bandwidths_mbps):
-            raise ValueError("bandwidths_mbps must list positive numbers")
+        if not self.links:
+            raise ValueError("links must name at least one link")
+        if not self.slowdowns or any(not (math.isfinite(x) and x > 0) for x in self.slowdowns):
+            raise ValueError("slowdowns must list positive numbers")
+        if self.sync not in ("sync", "async"):
+            raise ValueError(f"sync must be 'sync' or 'async', got {self.sync!r}")
+        if self.stragglers not in ("drop", "carry"):
+            raise ValueError(f"stragglers must be 'drop' or 'carry', got {self.stragglers!r}")
+        for name in ("sim_compute_s", "deadline_s", "deadline_factor", "staleness_exponent"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+        if self.buffer_size < 0 or self.buffer_size > self.clouds:
+            raise ValueError(f"buffer_size must be in [0, clouds={self.clouds}]")
+        if self.max_staleness < 0:
+            raise ValueError("max_staleness must be >= 0")
+        if self.sync == "async" and self.method == "centralized":
+            raise ValueError("async synchronisation needs a federated method")
+        if self.sync == "async" and self.buffer_size and self.buffer_size < self.min_clients:
+            raise ValueError(f"buffer_size ({self.buffer_size}) must be at least min_clients ({self.min_clients})")
         if self.client_dp_noise < 0 or self.client_clip <= 0:
             raise ValueError("client_dp_noise must be >= 0 and client_clip > 0")
         if not self.server_lr > 0 or not 0.0 <= self.server_momentum < 1.0:
             raise ValueError("server_lr must be > 0 and server_momentum in [0, 1)")
         if self.threads < 0:
             raise ValueError("threads must be >= 0")
+        if self.compression not in POLICIES:
+            raise ValueError(f"compression must be one of {', '.join(POLICIES)}, got {self.compression!r}")
+        if self.downlink_compression not in CODECS:
+            raise ValueError(
+                f"downlink_compression must be one of {', '.join(CODECS)}, got {self.downlink_compression!r}"
+            )
+        if not 0.0 < self.topk_fraction <= 1.0:
+            raise ValueError(f"topk_fraction must be in (0, 1], got {self.topk_fraction}")
+        if not 1 <= self.compression_chunk <= MAX_CHUNK:
+            raise ValueError(f"compression_chunk must be in [1, {MAX_CHUNK}], got {self.compression_chunk}")
+        if not (math.isfinite(self.auto_none_mbps) and 0.0 < self.auto_q8_mbps <= self.auto_none_mbps):
+            raise ValueError("auto thresholds need 0 < auto_q8_mbps <= auto_none_mbps")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -131,10 +235,20 @@ class RunConfig:
             elif isinstance(v, bool):
                 lines.append(f"{f.name} = {'true' if v else 'false'}")
             elif isinstance(v, list):
-                lines.append(f"{f.name} = [{', '.join(repr(float(x)) for x in v)}]")
+                lines.append(f"{f.name} = [{', '.join(_toml_scalar(x) for x in v)}]")
             else:
                 lines.append(f"{f.name} = {v!r}")
         return "\n".join(lines) + "\n"
+
+
+def _toml_scalar(x: Any) -> str:
+    return json.dumps(x) if isinstance(x, str) else repr(float(x))
+
+
+def _is_item(x: Any, item: type) -> bool:
+    if item is float:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+    return isinstance(x, item)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -165,9 +279,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         if want is float and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
         if want is list:
-            if not isinstance(v, list):
-                raise ValueError(f"{k} must be a list")
-            v = [float(x) for x in v]
+            item = type(getattr(defaults, k)[0])
+            if not isinstance(v, list) or not all(_is_item(x, item) for x in v):
+                raise ValueError(f"{k} must be a list of {item.__name__}, got {v!r}")
+            v = [item(x) for x in v]
         elif not isinstance(v, want) or (want is int and isinstance(v, bool)):
             raise ValueError(f"{k} must be of type {want.__name__}, got {v!r}")
         kwargs[k] = v

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,13 @@ from xcloud.data import (
 from xcloud.data.dataset import NoteDataset
 from xcloud.data.hf_tokenizer import HFTokenizer
 from xcloud.fl.aggregator import Aggregator
-from xcloud.fl.client import FederatedClient, FitStats, flood, open_aggregate
+from xcloud.fl.client import FederatedClient, flood, open_aggregate
 from xcloud.fl.config import RunConfig
 from xcloud.fl.errors import ClientFailure, RoundFailed, UpdateRejected
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
+from xcloud.fl.sync import ArrivalQueue, InFlight, split_compute, sync_deadline
 from xcloud.models import (
     GPT,
     SENSITIVE_PARAMETERS,
@@ -54,6 +55,15 @@ from xcloud.models import (
     load_trainable_state,
     train_local,
     trainable_state,
+)
+from xcloud.net import (
+    EmulatedLink,
+    LinkProfile,
+    SimClock,
+    load_profiles,
+    parse_link,
+    predict_round_time,
+    probe_emulated,
 )
 from xcloud.privacy import RecordDP, RecordDPConfig, client_level_epsilon, clip_update, make_generator, noise_share
 
@@ -117,6 +127,19 @@ class RoundMetrics:
     dropped: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     client_epsilon: float | None = None  # client-level DP, from dp-accounting
+    # The simulated clock (links applied to every message, see xcloud.fl.sync):
+    sim_time_s: float = 0.0  # simulated time at the end of the round
+    sim_round_s: float = 0.0  # simulated duration of the round
+    sim_train_s: float = 0.0  # critical path: the last included update's training ...
+    sim_encrypt_s: float = 0.0  # ... its encryption ...
+    sim_upload_s: float = 0.0  # ... and its upload
+    sim_aggregate_s: float = 0.0  # server aggregation (0 on a modelled clock)
+    sim_download_s: float = 0.0  # slowest download of the aggregate
+    sim_decrypt_s: float = 0.0  # decryption (0 on a modelled clock)
+    sim_wait_s: float = 0.0  # the rest: idle time (deadline, buffer filling)
+    predicted_s: float = 0.0  # equation 7's prediction from the probed links
+    stragglers: list[str] = field(default_factory=list)  # late: dropped or carried
+    staleness: list[int] = field(default_factory=list)  # per accepted update
 
 
 class FederatedRun:
@@ -203,9 +226,11 @@ class FederatedRun:
             lr=cfg.lr, local_steps=cfg.local_steps, batch_size=cfg.batch_size, device=cfg.device
         )
         self.strategy = make_strategy(cfg)
+        self.strategy.staleness_exponent = cfg.staleness_exponent
         self.plan: ProtectionPlan = self.strategy.plan(self.layout)
         self.ctx = CkksContext()
         self.client_ids = [f"cloud-{k}" for k in range(cfg.clouds)]
+        self._setup_links()
         self.dp: dict[str, RecordDP] = {}
         if cfg.method in ("dp", "xcloud"):
             for cid, ds in zip(self.client_ids, self.train_sets, strict=True):
@@ -220,6 +245,57 @@ class FederatedRun:
                 )
         if cfg.method != "centralized":
             self._setup_federation()
+
+    def _setup_links(self) -> None:
+        """Each cloud's emulated link, its probed measurement, and the simulated clock."""
+        cfg = self.cfg
+        named = load_profiles(cfg.link_file) if cfg.link_file else {}
+        self.clock = SimClock()
+        self.link_profiles: dict[str, LinkProfile] = {}
+        self.links: dict[str, EmulatedLink] = {}
+        self.measured_links: dict[str, LinkProfile] = {}
+        self.slowdown: dict[str, float] = {}
+        probe_s = 0.0
+        for k, cid in enumerate(self.client_ids):
+            profile = parse_link(cfg.links[k % len(cfg.links)], named)
+            self.link_profiles[cid] = profile
+            self.links[cid] = EmulatedLink(profile, seed=derive_seed(cfg.seed, "link", cid))
+            self.slowdown[cid] = cfg.slowdowns[k % len(cfg.slowdowns)]
+            if cfg.probe_links and cfg.method != "centralized":
+                # Measured like iperf on a link of its own (same profile, own draws),
+                # so probing does not change the run's transfer draws.
+                probe_link = EmulatedLink(profile, seed=derive_seed(cfg.seed, "probe", cid))
+                up = probe_emulated(probe_link, payload_bytes=1_000_000, rounds=20, direction="up")
+                down = probe_emulated(probe_link, payload_bytes=1_000_000, rounds=20, direction="down")
+                probe_s = max(probe_s, probe_link.clock.now)
+                self.measured_links[cid] = LinkProfile(
+                    f"{cid} (probed)", up.throughput_mbps, down.throughput_mbps, up.rtt_ms / 2, up.jitter_ms
+                )
+                log.info(
+                    "%s link %s: probed up %.1f Mbit/s, down %.1f Mbit/s, RTT %.2f ms, jitter %.2f ms",
+                    cid,
+                    profile.name,
+                    up.throughput_mbps,
+                    down.throughput_mbps,
+                    up.rtt_ms,
+                    up.jitter_ms,
+                )
+            else:
+                self.measured_links[cid] = profile
+        # The clouds probe in parallel at setup; the training clock starts after it.
+        self.probe_s = probe_s
+        # Synchronisation state: stragglers carried into the next round, or the
+        # asynchronous updates in flight and what each cloud has seen.
+        self.carried: list[InFlight] = []
+        self.in_flight = ArrivalQueue()
+        self.waiting: list[str] = []  # async: clouds idle until the next global model
+        self.local_rounds = dict.fromkeys(self.client_ids, 0)
+        self.last_upload: dict[str, int] = {}
+        self.last_compute: dict[str, float] = {}
+        self.last_download = 0
+        self._agg_sizes: list[int] = []  # async: size of every aggregate so far, by version
+        self._seen_version: dict[str, int] = {}  # async: the latest version each cloud holds
+        self._last_decrypt_s = 0.0
 
     def _dataset(self, ids: list[list[int]]) -> NoteDataset:
         if self.cfg.hf_model:
@@ -242,8 +318,21 @@ class FederatedRun:
         return GPT(self.gpt_config)
 
     def _setup_federation(self) -> None:
+        from xcloud.fl.compression import Codec, make_compression
+
         cfg = self.cfg
         encrypted = bool(self.plan.encrypted)
+        # Codecs of the plain parts: the uplink one (or the auto policy, which each
+        # client applies to its measured bandwidth) and the server's downlink one.
+        codec_args = {
+            "topk_fraction": cfg.topk_fraction,
+            "chunk": cfg.compression_chunk,
+            "none_mbps": cfg.auto_none_mbps,
+            "q8_mbps": cfg.auto_q8_mbps,
+        }
+        uplink = make_compression(cfg.compression, **codec_args)
+        downlink = make_compression(cfg.downlink_compression, **codec_args)
+        assert isinstance(downlink, Codec)  # validate() refuses auto for the downlink
         # Shared-key mode: every client holds the key set, the server none.
         # Public-key mode: clients hold the public key; cloud-0 is the key holder.
         self.keys: KeySet | None = self.ctx.keygen() if encrypted else None
@@ -254,7 +343,7 @@ class FederatedRun:
             client_keys = self.keys
             if self.keys is not None and cfg.key_mode == "public":
                 client_keys = self.keys.public_only()
-            bw = cfg.bandwidths_mbps[k % len(cfg.bandwidths_mbps)]
+            bw = self.measured_links[cid].up_mbps  # what the cloud measured, for dynamic weights
             self.clients.append(
                 FederatedClient(
                     cid,
@@ -269,6 +358,7 @@ class FederatedRun:
                     bandwidth_mbps=bw,
                     threads=cfg.threads or None,
                     update_transform=self._client_dp_transform() if cfg.client_dp_noise > 0 else None,
+                    compression=uplink,
                 )
             )
         self.server = Aggregator(
@@ -280,6 +370,7 @@ class FederatedRun:
             self.keys.key_id if self.keys is not None else b"",
             min_clients=cfg.min_clients,
             threads=cfg.threads or None,
+            downlink=downlink,
         )
 
     def _client_dp_transform(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -329,50 +420,230 @@ class FederatedRun:
         return RoundMetrics(r, stats.mean_loss, val, math.exp(val), 0, 0, train_s, 0.0, 0.0, 0.0, 0.0, None, 1)
 
     def _federated_round(self, r: int, on_client: Callable[[str], None] | None) -> RoundMetrics:
-        self.server.start_round(r)
-        fits: list[FitStats] = []
+        """A synchronous round on the simulated clock (or an asynchronous buffer flush)."""
+        if self.cfg.sync == "async":
+            return self._async_round(r, on_client)
+        cfg = self.cfg
+        self.server.start_round(r, max_staleness=1 if cfg.stragglers == "carry" else 0)
+        t0 = self.clock.now
+        deadline = sync_deadline(
+            cfg.deadline_s,
+            cfg.deadline_factor,
+            self.measured_links,
+            self.last_upload,
+            self.last_download,
+            self.last_compute,
+        )
+        # Updates carried from the last round are there at the start at the earliest.
+        arrivals = [replace(a, arrival_s=max(a.arrival_s, t0)) for a in self.carried]
+        busy = {a.client_id for a in self.carried}
+        self.carried = []
         dropped: list[str] = []
         for client in self.clients:
-            try:
-                msg, st = client.fit(
-                    self.global_state, r, seed=derive_seed(self.cfg.seed, "train", r, client.client_id)
-                )
-                if self.client_hook is not None:
-                    msg = self.client_hook(r, client.client_id, msg)
-                self.server.receive(client.client_id, msg)
-                fits.append(st)
-            except (ClientFailure, UpdateRejected) as e:
-                if isinstance(e, ClientFailure):
-                    self.server.reject(client.client_id, str(e))
-                dropped.append(client.client_id)
+            if client.client_id not in busy:
+                item = self._launch(client, r, t0)
+                if item is None:
+                    dropped.append(client.client_id)
+                else:
+                    arrivals.append(item)
             if on_client is not None:
                 on_client(client.client_id)
+        arrivals.sort(key=lambda a: (a.arrival_s, a.order))
+        close = t0
+        included: list[InFlight] = []
+        stragglers: list[str] = []
+        for a in arrivals:
+            if deadline is not None and a.arrival_s > t0 + deadline:
+                stragglers.append(a.client_id)
+                if cfg.stragglers == "carry" and a.base_round == r:
+                    self.carried.append(a)
+                    log.info(
+                        "round %s: %s misses the %.2f s deadline; carried to the next round", r, a.client_id, deadline
+                    )
+                else:
+                    self.server.reject(a.client_id, f"missed the round's {deadline:.2f} s deadline")
+                    dropped.append(a.client_id)
+                continue
+            try:
+                self.server.receive(a.client_id, a.message)
+            except UpdateRejected:
+                dropped.append(a.client_id)
+                continue
+            included.append(a)
+            close = max(close, a.arrival_s)
+        if stragglers:
+            assert deadline is not None
+            close = t0 + deadline  # the server waited until the deadline
+        m, agg_msg = self._aggregate_and_apply(r, included, dropped)
+        agg_clock = self._on_clock(m.aggregate_s)
+        dec_clock = self._on_clock(m.decrypt_s)
+        downloads = {c.client_id: self.links[c.client_id].transfer(len(agg_msg), "down") for c in self.clients}
+        end = close + agg_clock + max(downloads.values()) + dec_clock
+        self.clock.advance(end - t0)
+        # What the next round's deadline and this round's prediction rest on.
+        self.last_upload = {a.client_id: len(a.message) for a in arrivals}
+        self.last_compute = {a.client_id: a.train_s + a.encrypt_s for a in arrivals}
+        self.last_download = len(agg_msg)
+        predicted = 0.0
+        if arrivals:
+            predicted = (
+                predict_round_time(
+                    {cid: self.measured_links[cid] for cid in self.last_upload},
+                    self.last_upload,
+                    self.last_download,
+                    self.last_compute,
+                ).total_s
+                + agg_clock
+                + dec_clock
+            )
+        crit = max(included, key=lambda a: (a.arrival_s, a.order))
+        self._timeline(m, t0, crit, agg_clock, max(downloads.values()), dec_clock)
+        m.predicted_s = predicted
+        m.stragglers = stragglers
+        return m
+
+    def _async_round(self, r: int, on_client: Callable[[str], None] | None) -> RoundMetrics:
+        """One FedBuff aggregation: wait for ``buffer_size`` updates of any recent version, aggregate, broadcast."""
+        cfg = self.cfg
+        t0 = self.clock.now
+        self.server.start_round(r, max_staleness=cfg.max_staleness)
+        if r == 0 and not self.in_flight and not self.waiting:
+            self.waiting = list(self.client_ids)  # everyone holds the initial model
+        # Clouds waiting for a model start now from version r (the one they hold).
+        for cid in self.waiting:
+            self._start_async(cid, r, t0, on_client)
+        self.waiting = []
+        need = cfg.buffer_size or -(-cfg.clouds // 2)
+        included: list[InFlight] = []
+        dropped: list[str] = []
+        close = t0
+        while len(included) < need and self.in_flight:
+            a = self.in_flight.pop()
+            close = max(close, a.arrival_s)
+            self.waiting.append(a.client_id)  # it idles until the next global model
+            try:
+                self.server.receive(a.client_id, a.message)
+            except UpdateRejected:
+                dropped.append(a.client_id)
+                continue
+            included.append(a)
+        if not included:
+            raise RoundFailed(f"version {r}: no update in flight (every cloud failed or spent its rounds)")
+        m, agg_msg = self._aggregate_and_apply(r, included, dropped)
+        agg_clock = self._on_clock(m.aggregate_s)
+        # The waiting clouds download the new aggregate and start from version r + 1
+        # at the next call; the clouds still training fetch it when they finish.
+        flush = close + agg_clock
+        self.clock.advance(flush - t0)
+        self.last_download = len(agg_msg)
+        self._agg_sizes.append(len(agg_msg))
+        crit = max(included, key=lambda a: (a.arrival_s, a.order))
+        self._timeline(m, t0, crit, agg_clock, 0.0, 0.0)
+        m.staleness = [r - a.base_round for a in included]
+        return m
+
+    def _start_async(self, cid: str, version: int, now: float, on_client: Callable[[str], None] | None) -> None:
+        """Downloads the aggregates ``cid`` lacks, then trains from ``version`` and puts its update in flight."""
+        k = self.client_ids.index(cid)
+        if cid in self.dp and self.local_rounds[cid] >= self.cfg.rounds:
+            return  # its record-level DP budget was calibrated for `rounds` local rounds
+        seen = self._seen_version.get(cid, 0)
+        fetch = sum(self.links[cid].transfer(n, "down") for n in self._agg_sizes[seen:version])
+        if version > seen:
+            fetch += self._on_clock(self._last_decrypt_s)
+        self._seen_version[cid] = version
+        item = self._launch(self.clients[k], version, now + fetch)
+        if on_client is not None:
+            on_client(cid)
+        if item is not None:
+            self.in_flight.push(item)
+
+    def _launch(self, client: FederatedClient, base_round: int, start_s: float) -> InFlight | None:
+        """Trains ``client`` from the current global model; its update, timed on the simulated clock."""
+        cid = client.client_id
+        self.local_rounds[cid] += 1
+        try:
+            msg, st = client.fit(
+                self.global_state, base_round, seed=derive_seed(self.cfg.seed, "train", base_round, cid)
+            )
+            if self.client_hook is not None:
+                msg = self.client_hook(base_round, cid, msg)
+        except ClientFailure as e:
+            self.server.reject(cid, str(e))
+            return None
+        train_s, encrypt_s = split_compute(
+            st.train_seconds, st.encrypt_seconds, self.slowdown[cid], self.cfg.sim_compute_s
+        )
+        upload_s = self.links[cid].transfer(len(msg), "up")
+        return InFlight(
+            arrival_s=start_s + train_s + encrypt_s + upload_s,
+            order=self.client_ids.index(cid),
+            client_id=cid,
+            base_round=base_round,
+            message=msg,
+            stats=st.__dict__.copy(),
+            train_s=train_s,
+            encrypt_s=encrypt_s,
+            upload_s=upload_s,
+        )
+
+    def _on_clock(self, measured_s: float) -> float:
+        """Server and decryption time as the simulated clock counts it (0 when compute is modelled)."""
+        return 0.0 if self.cfg.sim_compute_s > 0 else measured_s
+
+    def _timeline(
+        self, m: RoundMetrics, t0: float, crit: InFlight, agg_s: float, download_s: float, decrypt_s: float
+    ) -> None:
+        """Fills the simulated-time columns along the critical path: the last included update.
+
+        Only the part of that update's training, encryption and upload that
+        falls inside this round counts (a carried or asynchronous update may
+        have started earlier); the rest of the round is waiting.
+        """
+        m.sim_time_s = self.clock.now
+        m.sim_round_s = self.clock.now - t0
+        upload_start = crit.arrival_s - crit.upload_s
+        encrypt_start = upload_start - crit.encrypt_s
+        train_start = encrypt_start - crit.train_s
+
+        def inside(a: float, b: float) -> float:
+            return max(0.0, min(b, crit.arrival_s) - max(a, t0))
+
+        m.sim_train_s = inside(train_start, encrypt_start)
+        m.sim_encrypt_s = inside(encrypt_start, upload_start)
+        m.sim_upload_s = inside(upload_start, crit.arrival_s)
+        m.sim_aggregate_s, m.sim_download_s, m.sim_decrypt_s = agg_s, download_s, decrypt_s
+        busy = m.sim_train_s + m.sim_encrypt_s + m.sim_upload_s + agg_s + download_s + decrypt_s
+        m.sim_wait_s = max(0.0, m.sim_round_s - busy)
+
+    def _aggregate_and_apply(self, r: int, included: list[InFlight], dropped: list[str]) -> tuple[RoundMetrics, bytes]:
+        """Aggregates what the server accepted, decrypts, applies the global step; the round's metrics."""
         try:
             agg_msg, summary = self.server.finish_round()
         except RoundFailed as e:
             log.error("%s; the global model is unchanged", e)
             raise
         delta, decrypt_s = self._release(agg_msg, r)
+        self._last_decrypt_s = decrypt_s
         # The global step (FedAvgM, Hsu et al. 2019): every cloud holds the same
         # decrypted delta and applies the same rule, so they stay in sync.
         self.velocity = self.cfg.server_momentum * self.velocity + delta
         new_vec = self.layout.flatten(self.global_state) + self.cfg.server_lr * self.velocity
         self.global_state.update(self.layout.unflatten(new_vec, self.global_state))
         val = self._validate()
-        accepted = [f for f in fits if f.client_id in summary.accepted]
-        n = sum(f.examples for f in accepted)
-        train_loss = sum(f.loss * f.examples for f in accepted) / n
-        eps = [f.epsilon for f in accepted if f.epsilon is not None]
-        receivers = len(self.clients)
-        return RoundMetrics(
+        fits = [a.stats for a in included]
+        n = sum(f["examples"] for f in fits)
+        train_loss = sum(f["loss"] * f["examples"] for f in fits) / n
+        eps = [f["epsilon"] for f in fits if f["epsilon"] is not None]
+        m = RoundMetrics(
             round=r,
             train_loss=train_loss,
             val_loss=val,
             val_ppl=math.exp(val),
             bytes_up=summary.bytes_in,
-            bytes_down=summary.bytes_out * receivers,
-            train_s=sum(f.train_seconds for f in fits),
-            encrypt_s=sum(f.encrypt_seconds for f in fits),
+            bytes_down=summary.bytes_out * len(self.clients),
+            train_s=sum(f["train_seconds"] for f in fits),
+            encrypt_s=sum(f["encrypt_seconds"] for f in fits),
             aggregate_s=summary.aggregate_seconds,
             decrypt_s=decrypt_s,
             round_s=0.0,
@@ -385,7 +656,9 @@ class FederatedRun:
                 if self.cfg.client_dp_noise > 0
                 else None
             ),
+            staleness=[r - a.base_round for a in included],
         )
+        return m, agg_msg
 
     def _release(self, agg_msg: bytes, r: int) -> tuple[np.ndarray, float]:
         """Decrypts the aggregate as the clients would; every client obtains the same delta."""
@@ -423,7 +696,60 @@ class FederatedRun:
             # secret key; run_training writes it readable by the owner only.
             "keys": keys.secret_bytes() if (keys := getattr(self, "keys", None)) is not None else None,
             "layout_digest": self.layout.digest().hex(),
+            "timeline": self._timeline_state(),
+            # Error-feedback residuals of lossy compression (what each sender has yet to
+            # deliver): the uplink of every cloud, and the server's downlink.
+            "error_feedback": {
+                name: None if fb.residual is None else torch.from_numpy(fb.residual.copy())
+                for name, fb in [(c.client_id, c.feedback) for c in getattr(self, "clients", [])]
+                + ([("server", self.server.downlink_feedback)] if hasattr(self, "server") else [])
+            },
         }
+
+    def _timeline_state(self) -> dict[str, Any]:
+        """The simulated clock, link draws and synchronisation state: a resumed run continues the same timeline."""
+        state: dict[str, Any] = {
+            "clock": self.clock.now,
+            "links": {cid: link.rng_state() for cid, link in self.links.items()},
+            "carried": [a.state() for a in self.carried],
+            "in_flight": self.in_flight.state(),
+            "waiting": list(self.waiting),
+            "local_rounds": dict(self.local_rounds),
+            "last_upload": dict(self.last_upload),
+            "last_compute": dict(self.last_compute),
+            "last_download": self.last_download,
+            "agg_sizes": list(self._agg_sizes),
+            "seen_version": dict(self._seen_version),
+            "last_decrypt_s": self._last_decrypt_s,
+        }
+        if self.cfg.method != "centralized":
+            # Updates still in flight were authenticated under these keys.
+            state["mac_keys"] = {
+                c.client_id: torch.frombuffer(bytearray(c.mac_key), dtype=torch.uint8) for c in self.clients
+            }
+            state["seen"] = [[cid, r] for cid, r in sorted(self.server.seen_updates)]
+        return state
+
+    def _load_timeline(self, state: dict[str, Any]) -> None:
+        self.clock = SimClock(state["clock"])
+        for cid, rng in state["links"].items():
+            self.links[cid].set_rng_state(rng)
+        self.carried = [InFlight.from_state(a) for a in state["carried"]]
+        self.in_flight = ArrivalQueue.from_state(state["in_flight"])
+        self.waiting = list(state["waiting"])
+        self.local_rounds = dict(state["local_rounds"])
+        self.last_upload = dict(state["last_upload"])
+        self.last_compute = dict(state["last_compute"])
+        self.last_download = int(state["last_download"])
+        self._agg_sizes = list(state["agg_sizes"])
+        self._seen_version = dict(state["seen_version"])
+        self._last_decrypt_s = float(state["last_decrypt_s"])
+        if "mac_keys" in state:
+            for c in self.clients:
+                key = bytes(state["mac_keys"][c.client_id].numpy().tobytes())
+                c.mac_key = key
+                self.server.mac_keys[c.client_id] = key
+            self.server.seen_updates = {(cid, int(r)) for cid, r in state["seen"]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores a checkpoint made by :meth:`state_dict` for the same configuration.
@@ -444,6 +770,15 @@ class FederatedRun:
         if state.get("keys") is not None and self.cfg.method != "centralized":
             self.keys = KeySet.from_bytes(self.ctx, state["keys"])
             self._rekey()
+        if "timeline" in state:
+            self._load_timeline(state["timeline"])
+        # After _rekey, which rebuilds the clients and the server.
+        feedbacks = {c.client_id: c.feedback for c in getattr(self, "clients", [])}
+        if hasattr(self, "server"):
+            feedbacks["server"] = self.server.downlink_feedback
+        for name, residual in state.get("error_feedback", {}).items():
+            if name in feedbacks:
+                feedbacks[name].load_state_dict({"residual": residual})
 
     def _rekey(self) -> None:
         """Rebuilds clients and server around restored keys (the MAC keys are fresh)."""

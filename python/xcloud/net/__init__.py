@@ -15,6 +15,7 @@ from xcloud.net.links import (
     SimClock,
     expected_transfer_time,
     load_profiles,
+    parse_link,
 )
 from xcloud.net.predict import RoundPrediction, predict_round_time
 from xcloud.net.probe import ProbeResult, probe_emulated, probe_socket
@@ -29,6 +30,7 @@ __all__ = [
     "SimClock",
     "expected_transfer_time",
     "load_profiles",
+    "parse_link",
     "predict_round_time",
     "probe_emulated",
     "probe_socket",

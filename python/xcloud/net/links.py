@@ -46,6 +46,7 @@ __all__ = [
     "SimClock",
     "expected_transfer_time",
     "load_profiles",
+    "parse_link",
 ]
 
 Direction = Literal["up", "down"]
@@ -211,6 +212,47 @@ def load_profiles(path: str | Path) -> dict[str, LinkProfile]:
     return profiles
 
 
+def parse_link(spec: str, profiles: Mapping[str, LinkProfile] | None = None) -> LinkProfile:
+    """Resolves a link spec: a name in ``profiles``, a preset, or ``UP:DOWN:LATENCY[:JITTER[:LOSS]]``.
+
+    The numeric form gives uplink and downlink bandwidth in Mbit/s, one-way
+    latency and jitter in ms, and the loss probability; for example
+    ``"100:100:20"`` or ``"50:20:60:15:0.005"``.
+
+    Parameters
+    ----------
+    spec : str
+        The link spec.
+    profiles : Mapping[str, LinkProfile], optional
+        Named profiles (from :func:`load_profiles`); searched before the presets.
+
+    Returns
+    -------
+    LinkProfile
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` names no profile or preset and is not a valid numeric spec.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"link spec must be a non-empty string, got {spec!r}")
+    if profiles and spec in profiles:
+        return profiles[spec]
+    if spec in PRESETS:
+        return PRESETS[spec]
+    parts = spec.split(":")
+    if not 3 <= len(parts) <= 5:
+        known = sorted(set(PRESETS) | set(profiles or {}))
+        raise ValueError(f"unknown link {spec!r}: use one of {known} or UP:DOWN:LATENCY[:JITTER[:LOSS]]")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"link {spec!r}: UP:DOWN:LATENCY[:JITTER[:LOSS]] must be numbers") from None
+    names = ("up_mbps", "down_mbps", "latency_ms", "jitter_ms", "loss")
+    return LinkProfile(name=spec, **dict(zip(names, values, strict=False)))
+
+
 class SimClock:
     """A simulated clock in seconds that only moves forward and never sleeps.
 
@@ -327,6 +369,23 @@ class EmulatedLink:
         self.profile = profile
         self.clock = clock if clock is not None else SimClock()
         self._rng = np.random.default_rng(seed)
+
+    def rng_state(self) -> dict[str, Any]:
+        """The state of the link's jitter and loss draws (for checkpoints)."""
+        return dict(self._rng.bit_generator.state)
+
+    def set_rng_state(self, state: Mapping[str, Any]) -> None:
+        """Restores a state from :meth:`rng_state`: the link continues the same sequence of draws.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a state of this link's generator type.
+        """
+        try:
+            self._rng.bit_generator.state = dict(state)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{self.profile.name}: not a link generator state: {exc}") from None
 
     def transfer(self, nbytes: int, direction: Direction = "up") -> float:
         """Send ``nbytes`` bytes in ``direction``; advance the clock; return the seconds taken.

@@ -1,6 +1,6 @@
 """Aggregation strategies: one per module, re-exported here."""
 
-from xcloud.fl.strategies.base import ClientReport, Strategy
+from xcloud.fl.strategies.base import ClientReport, Strategy, staleness_discount
 from xcloud.fl.strategies.dynamic import DynamicWeighting, PrintedWeighting, cap_shares
 from xcloud.fl.strategies.fedavg import FedAvg, UniformWeights
 from xcloud.fl.strategies.hybrid import HybridEncryption
@@ -14,4 +14,5 @@ __all__ = [
     "Strategy",
     "UniformWeights",
     "cap_shares",
+    "staleness_discount",
 ]
