@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xcloud.experiments.report import CpuShare  # shared with `xcloud experiment`; re-exported here
+
 __all__ = [
     "AGG_INPUTS",
     "BASELINE",
@@ -874,41 +876,3 @@ def memcopy_bandwidth(nbytes: int = 256 << 20, repeat: int = 5) -> dict[str, flo
         "copy_GBps": src.nbytes / best / 1e9,
         "read_write_GBps": 2 * src.nbytes / best / 1e9,
     }
-
-
-class CpuShare:
-    """CPU time used by other processes while a benchmark ran, in cores (Linux /proc/stat).
-
-    Other work on the machine (builds, test runs) distorts timings and thread
-    scaling; this records how much there was, so contaminated rows can be told
-    apart. ``other_cores`` is (busy CPU time of the whole machine - this
-    process's CPU time) / wall time: 0 on an idle machine, up to ``cores``.
-    Returns None where /proc/stat is unavailable.
-    """
-
-    def __init__(self) -> None:
-        self._start = self._snapshot()
-
-    @staticmethod
-    def _snapshot() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = f.readline().split()
-        except OSError:
-            return None
-        # cpu user nice system idle iowait irq softirq steal ...
-        ticks = [int(v) for v in fields[1:9]]
-        busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
-        hz = os.sysconf("SC_CLK_TCK")
-        t = os.times()
-        return time.perf_counter(), busy / hz, t.user + t.system
-
-    def other_cores(self) -> float | None:
-        end = self._snapshot()
-        if self._start is None or end is None:
-            return None
-        wall = end[0] - self._start[0]
-        if wall <= 0:
-            return None
-        other = (end[1] - self._start[1]) - (end[2] - self._start[2])
-        return max(0.0, other / wall)

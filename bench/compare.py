@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from xcloud.experiments.report import cpu_info
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl  # noqa: E402
 
@@ -39,24 +41,6 @@ HERE = Path(__file__).resolve().parent
 
 
 # -- machine -------------------------------------------------------------------
-
-
-def _cpuinfo() -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"cpu_model": platform.processor() or platform.machine()}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name" and "cpu_model" not in info:
-            info["cpu_model"] = value
-        elif key == "flags" and "cpu_flags" not in info:
-            flags = set(value.split())
-            wanted = ("avx2", "fma", "avx512f", "avx512ifma", "aes", "vaes", "vpclmulqdq", "sha_ni", "hypervisor")
-            info["cpu_flags"] = [f for f in wanted if f in flags]
-    return info
 
 
 def _meminfo_gib() -> float | None:
@@ -99,7 +83,7 @@ def _xcloud_build() -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    info: dict[str, Any] = _cpuinfo()
+    info: dict[str, Any] = cpu_info()
     info.update(
         {
             "cores": os.cpu_count(),

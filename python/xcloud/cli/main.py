@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from xcloud.cli import demo, run
+from xcloud.cli import demo, experiment, run
 from xcloud.fl.errors import RoundFailed
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=demo.__doc__,
     )
     demo.add_arguments(p_demo)
+    experiment.add_parser(sub)
     return parser
 
 
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run.run_from_args(args)
         if args.command == "demo":
             demo.run_demo(args)
+        if args.command == "experiment":
+            return experiment.run_from_args(args)
     except ValueError as e:
         print(f"xcloud: error: {e}", file=sys.stderr)
         return 2
