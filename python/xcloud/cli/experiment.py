@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from xcloud.experiments import aes, leakage
+from xcloud.experiments import aes, bandwidth, leakage, sync
 
 __all__ = ["DEFAULT_OUT", "EXPERIMENTS", "add_parser", "run_from_args"]
 
-EXPERIMENTS: list[ModuleType] = [aes, leakage]
+EXPERIMENTS: list[ModuleType] = [aes, bandwidth, sync, leakage]
 """The experiment modules, in the order ``--help`` lists them."""
 
 DEFAULT_OUT = "runs"
