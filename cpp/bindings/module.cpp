@@ -316,6 +316,13 @@ PYBIND11_MODULE(_native, m) {
   m.def("aggregate", &aggregate_py, py::arg("inputs"), py::arg("weights"), py::arg("threads"),
         py::arg("compact") = true);
   m.attr("MAX_SEEDS_PER_BLOCK") = kMaxSeedsPerBlock;
+  // The weight exponent aggregate() would use; throws as aggregate() does (xcloud.dyadic_weights builds on it).
+  m.def(
+      "aggregate_weight_bits",
+      [](const std::vector<BatchPtr>& inputs, const std::vector<double>& weights) {
+        return aggregate_weight_bits(raw_inputs(inputs), weights);
+      },
+      py::arg("inputs"), py::arg("weights"));
 
   py::module_ t = m.def_submodule("testing");
   bind_testing(t);

@@ -8,6 +8,7 @@ from xcloud.crypto import (
     add,
     aggregate,
     decrypt_blocks,
+    dyadic_weights,
     encrypt_blocks,
     encrypt_blocks_derand,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "add",
     "aggregate",
     "decrypt_blocks",
+    "dyadic_weights",
     "encrypt_blocks",
     "encrypt_blocks_derand",
 ]

@@ -117,6 +117,9 @@ def aggregate(
 ) -> CiphertextBatch:
     """Weighted sum; 'seeded-sum' c1 when compact and every input is seeded and the seeds fit, else 'full'."""
 
+def aggregate_weight_bits(inputs: list[CiphertextBatch], weights: list[float]) -> int:
+    """The weight exponent k aggregate() would apply; ValueError (overflow, imprecise weights) as aggregate()."""
+
 class testing:  # submodule
     @staticmethod
     def chacha20_block(key: bytes, counter: int, nonce: bytes) -> bytes: ...

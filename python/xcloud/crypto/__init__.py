@@ -6,14 +6,16 @@ from xcloud.crypto.blocks import (
     add,
     aggregate,
     decrypt_blocks,
+    dyadic_weights,
     encrypt_blocks,
     encrypt_blocks_derand,
 )
-from xcloud.crypto.context import CkksContext, CkksLiteral
+from xcloud.crypto.context import PRESETS, CkksContext, CkksLiteral
 from xcloud.crypto.keys import KeySet
 
 __all__ = [
     "MAX_SEEDS_PER_BLOCK",
+    "PRESETS",
     "CiphertextBlocks",
     "CkksContext",
     "CkksLiteral",
@@ -21,6 +23,7 @@ __all__ = [
     "add",
     "aggregate",
     "decrypt_blocks",
+    "dyadic_weights",
     "encrypt_blocks",
     "encrypt_blocks_derand",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "add",
     "aggregate",
     "decrypt_blocks",
+    "dyadic_weights",
     "encrypt_blocks",
     "encrypt_blocks_derand",
 ]
@@ -303,6 +304,63 @@ def aggregate(
         raise TypeError(f"compact must be a bool, got {type(compact).__name__}")
     native = _native.aggregate([c._native for c in cts], w, _threads(threads), compact)
     return CiphertextBlocks(native, cts[0].ctx, cts[0]._torch_like)
+
+
+def dyadic_weights(cts: Sequence[CiphertextBlocks], weights: Sequence[float]) -> list[float]:
+    """Weights rounded to what :func:`aggregate` applies exactly on ``cts``, with their sum kept.
+
+    The kernel applies weight ``w`` as the integer ``round(w * 2**k)`` at
+    scale ``2**k``, with ``k <= 30`` limited by the headroom of the modulus
+    (about 30 bits at the default parameters, about 10 at
+    ``CkksContext.preset("compact")``). This returns weights that are
+    multiples of ``2**-k`` for the largest ``k`` that cannot overflow, adjusted
+    by whole units of ``2**-k`` so that they add up to ``round(sum(weights) *
+    2**k) * 2**-k`` (exactly 1 for normalised weights). :func:`aggregate` with
+    them adds no weight-rounding error: the result is exactly the weighted sum
+    with these weights, which the caller can publish and apply to plain data
+    alike (the federated aggregator does, so both halves of a hybrid update
+    use the same weights).
+
+    Parameters
+    ----------
+    cts : sequence of CiphertextBlocks
+        The inputs to be aggregated (their scale, bounds and modulus set ``k``).
+    weights : sequence of float
+        One finite weight per input.
+
+    Returns
+    -------
+    list of float
+
+    Raises
+    ------
+    ValueError
+        For mismatched inputs or weights, non-finite weights, or weights too
+        large to be applied without overflow even at ``k = 0``.
+    """
+    cts = list(cts)
+    w = np.asarray([float(v) for v in weights], dtype=np.float64)
+    if not cts or w.shape != (len(cts),):
+        raise ValueError(f"dyadic_weights needs one weight per ciphertext, got {w.size} for {len(cts)}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights must be finite")
+    natives = [c._native for c in cts]
+    for k in range(30, -1, -1):
+        units = np.rint(np.ldexp(w, k))
+        # Keep the sum: hand the rounding residue to the largest weight.
+        residue = float(np.rint(np.ldexp(w.sum(), k)) - units.sum())
+        units[int(np.argmax(np.abs(w)))] += residue
+        out = [float(x) for x in np.ldexp(units, -k)]
+        try:
+            _native.aggregate_weight_bits(natives, out)
+        except ValueError as e:
+            # Too many fractional bits for the headroom: the kernel would lower k
+            # (and refuse the rounding) or overflow; try one bit fewer.
+            if k > 0 and ("overflow" in str(e) or "fractional bits" in str(e)):
+                continue
+            raise
+        return out
+    raise AssertionError("unreachable: k = 0 either fits or raises")
 
 
 def add(a: CiphertextBlocks, b: CiphertextBlocks, threads: int | None = None, compact: bool = True) -> CiphertextBlocks:

@@ -239,6 +239,10 @@ class Aggregator:
         self._summary.accepted = [r.client_id for r in self._reports]  # aligned with the weights
         try:
             w = self.strategy.weights(self._reports)
+            if self._cts:
+                # The weights the kernel applies exactly (multiples of 2^-k): the
+                # plain half uses the same ones, and the header publishes them.
+                w = np.asarray(xcloud.dyadic_weights(self._cts, list(w)))
             plain = np.zeros(self._n_plain, dtype=np.float64)
             for wk, p in zip(w, self._plain, strict=True):
                 plain += wk * p

@@ -59,6 +59,13 @@ class RunConfig:
         },
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank with --hf-model"})
+    ckks: str = field(
+        default="default",
+        metadata={
+            "help": "CKKS parameters: default (two 36-bit primes, scale 2^38: 9 bytes per encrypted value) or "
+            "compact (one 47-bit prime, scale 2^32: 5.9 bytes per value, shared-key mode only)"
+        },
+    )
     key_mode: str = field(
         default="shared",
         metadata={"help": "shared (clients share the secret key) or public (clients hold the public key only)"},
@@ -178,6 +185,13 @@ class RunConfig:
                 raise ValueError(f"{name} must be at least 1")
         if self.key_mode not in ("shared", "public"):
             raise ValueError("key_mode must be 'shared' or 'public'")
+        if self.ckks not in ("default", "compact"):
+            raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
+        if self.ckks == "compact" and self.key_mode == "public":
+            raise ValueError(
+                "the compact CKKS preset keeps only about 2^-15.7 of precision in public-key mode; "
+                "use key_mode shared or ckks default"
+            )
         if not 0.0 <= self.encrypt_fraction <= 1.0:
             raise ValueError("encrypt_fraction must be in [0, 1]")
         if not 0.0 < self.val_fraction < 1.0:

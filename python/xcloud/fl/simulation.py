@@ -228,7 +228,7 @@ class FederatedRun:
         self.strategy = make_strategy(cfg)
         self.strategy.staleness_exponent = cfg.staleness_exponent
         self.plan: ProtectionPlan = self.strategy.plan(self.layout)
-        self.ctx = CkksContext()
+        self.ctx = CkksContext.preset(cfg.ckks)
         self.client_ids = [f"cloud-{k}" for k in range(cfg.clouds)]
         self._setup_links()
         self.dp: dict[str, RecordDP] = {}
