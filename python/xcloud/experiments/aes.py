@@ -112,6 +112,8 @@ class AesConfig:
         Payload seed.
     short : bool
         Whether --short chose the defaults.
+    ckks : str
+        The CKKS preset (:data:`xcloud.crypto.PRESETS`).
     """
 
     sizes: tuple[int, ...] = SIZES
@@ -120,6 +122,7 @@ class AesConfig:
     threads: int | None = None
     seed: int = PAYLOAD_SEED
     short: bool = False
+    ckks: str = "default"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="threads of the block-parallel rows (default: all hardware threads)",
     )
     p.add_argument("--seed", type=int, default=PAYLOAD_SEED, help=f"payload seed (default: {PAYLOAD_SEED})")
+    p.add_argument(
+        "--ckks",
+        choices=sorted(xcloud.crypto.PRESETS),
+        default="default",
+        help="CKKS parameter preset (default: default; compact: one 47-bit prime, 5.9 bytes per value)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> AesConfig:
@@ -200,7 +209,13 @@ def config_from_args(args: argparse.Namespace) -> AesConfig:
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     return AesConfig(
-        sizes=sizes, repeat=repeat, warmup=not short, threads=args.threads, seed=int(args.seed), short=short
+        sizes=sizes,
+        repeat=repeat,
+        warmup=not short,
+        threads=args.threads,
+        seed=int(args.seed),
+        short=short,
+        ckks=getattr(args, "ckks", "default"),
     )
 
 
@@ -246,11 +261,11 @@ class Runner:
     kept until the size changes or :meth:`release` is called.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ckks: str = "default") -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        self.ctx = xcloud.CkksContext()
+        self.ctx = xcloud.CkksContext.preset(ckks)
         self.keys = self.ctx.keygen()
         self.public = self.keys.public_only()
         self._n = -1
@@ -352,7 +367,7 @@ def measure(cfg: AesConfig, progress: bool = True) -> list[dict[str, Any]]:
     progress : bool
         Show a tqdm progress bar on stderr.
     """
-    runner = Runner()
+    runner = Runner(cfg.ckks)
     parallel = cfg.threads or xcloud._native.hardware_threads()
     todo = cases(parallel)
     rows: list[dict[str, Any]] = []
@@ -528,7 +543,9 @@ def run(args: argparse.Namespace) -> Path:
     }
 
     out.write_csv(f"{NAME}.csv", rows, COLUMNS)
-    record = out.write_record(f"{NAME}.json", asdict(cfg), load=load, parameters=repr(xcloud.CkksContext()), rows=rows)
+    record = out.write_record(
+        f"{NAME}.json", asdict(cfg), load=load, parameters=repr(xcloud.CkksContext.preset(cfg.ckks)), rows=rows
+    )
     machine = machine_info()
     where = f"{machine.get('cpu_model', '?')}, {machine.get('cores')} cores"
     fig = _figure(rows, f"xcloud CKKS vs AES-256-GCM, float32 payload uniform in [-1, 1] - {where}")
@@ -538,7 +555,7 @@ def run(args: argparse.Namespace) -> Path:
         f"Machine: {where} (flags {' '.join(machine.get('cpu_flags', []))}), Python {machine['python']}, "
         f"xcloud {machine['xcloud']}, {machine['date_utc']}. Load average {load_before[0]:.2f} before and "
         f"{load_after[0]:.2f} after; other processes used {other or 0.0:.2f} cores on average during the "
-        f"{wall:.0f} s run. Parameters: {xcloud.CkksContext()!r}. Best of {cfg.repeat} call(s) per row"
+        f"{wall:.0f} s run. Parameters: {xcloud.CkksContext.preset(cfg.ckks)!r}. Best of {cfg.repeat} call(s) per row"
         f"{' after a warm-up call' if cfg.warmup else ''}; precision bits = -log2(max |error|); bytes/value = "
         f"ciphertext bytes per value (AES: nonce, ciphertext and tag); other processes, cores = CPU other "
         f"processes used while the row was timed (on {machine.get('cores')} cores; above about 0.25 the row's "
