@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from xcloud.cli import demo, experiment, run
+from xcloud.cli import demo, deploy, experiment, run
 from xcloud.fl.errors import RoundFailed
 
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_arguments(p_demo)
     experiment.add_parser(sub)
+    deploy.add_parser(sub)
     return parser
 
 
@@ -53,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo.run_demo(args)
         if args.command == "experiment":
             return experiment.run_from_args(args)
+        if args.command == "deploy":
+            return deploy.run_from_args(args)
     except ValueError as e:
         print(f"xcloud: error: {e}", file=sys.stderr)
         return 2

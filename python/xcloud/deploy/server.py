@@ -1,0 +1,438 @@
+"""The server side of a deployed run: key setup, rounds with a deadline, and the final evaluation.
+
+The loop talks to the clients through a :class:`Transport` (Flower's ``Grid``
+in deployment, :mod:`xcloud.deploy.app`; direct calls in tests). What it
+aggregates with is the transport-agnostic core: :class:`~xcloud.fl.aggregator.Aggregator`
+verifies, weights and adds the updates exactly as in the simulation.
+
+Faults: a client that does not answer within ``round-timeout`` seconds (a
+killed or slow SuperNode), whose node leaves the federation, whose handler
+fails or whose update is rejected is left out of the round and reported
+with the reason; the round completes with the others if at least
+``min-clients`` valid updates arrived, and fails (model unchanged) otherwise.
+A restarted SuperNode joins again at the next round: it gets a new identity
+and MAC key, the CKKS key resealed to it by a client that holds it, and
+the aggregates it lacks to rebuild the global model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from xcloud.deploy.config import DeployOptions, build_run, run_config_from_flower
+from xcloud.deploy.keys import NodeIdentity, open_mac_key
+from xcloud.errors import IntegrityError
+from xcloud.fl.aggregator import Aggregator
+from xcloud.fl.compression import Codec, make_compression
+from xcloud.fl.errors import UpdateRejected
+
+__all__ = ["DeployRound", "DeployServer", "Reply", "Transport"]
+
+log = logging.getLogger("xcloud.deploy")
+
+
+@dataclass
+class Reply:
+    """A client's answer to one message: its payload, or the error it raised."""
+
+    node_id: int
+    payload: dict[str, Any] | None
+    error: str = ""
+
+
+class Transport(Protocol):
+    """How the server reaches the clients."""
+
+    def node_ids(self) -> list[int]:
+        """The nodes connected now."""
+        ...
+
+    def send(self, node_id: int, kind: str, payload: dict[str, Any], group: str) -> str:
+        """Sends a message of ``kind`` and returns its id."""
+        ...
+
+    def poll(self, message_ids: list[str]) -> dict[str, Reply]:
+        """The replies that have arrived, by the id of the message they answer (non-blocking)."""
+        ...
+
+
+@dataclass
+class _Member:
+    client_id: str
+    node_id: int
+    identity: bytes  # X25519 public key
+    mac_key: bytes
+    version: int = 0  # aggregates the client has applied, as far as the server knows
+    has_key: bool = False
+
+
+@dataclass
+class DeployRound:
+    """One row of a deployed run's per-round table."""
+
+    round: int
+    accepted: list[str]
+    dropped: dict[str, str]
+    weights: list[float]
+    train_loss: float
+    val_loss: float | None  # of the global model after this round (filled in when a client reports it)
+    bytes_up: int
+    bytes_down: int
+    train_s: float  # summed over clients, as the simulation reports it
+    encrypt_s: float
+    aggregate_s: float
+    round_s: float  # wall time of the round at the server
+    epsilon: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DeployServer:
+    """Runs a whole deployed run over a transport.
+
+    Parameters
+    ----------
+    transport : Transport
+    run_config : mapping
+        The Flower run config (see :mod:`xcloud.deploy.config`).
+    poll_s : float
+        Seconds between polls for replies.
+    sleep : callable
+        ``sleep(seconds)``; tests pass a no-op.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        run_config: Mapping[str, Any],
+        poll_s: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.transport = transport
+        self.run_config = dict(run_config)
+        self.cfg = run_config_from_flower(run_config)
+        self.opts = DeployOptions(run_config)
+        if self.cfg.method == "centralized":
+            raise ValueError("a deployed run needs a federated method")
+        if self.cfg.sync != "sync" or self.cfg.deadline_s or self.cfg.deadline_factor:
+            raise ValueError("deployed runs are synchronous with a wall-clock deadline (round-timeout)")
+        self.poll_s, self.sleep = poll_s, sleep
+        root = Path(self.opts.work_dir or Path(tempfile.gettempdir()) / "xcloud-deploy")
+        self.run = build_run(self.cfg, root / "server")
+        self.identity = NodeIdentity()
+        self.signing_key = Ed25519PrivateKey.generate()
+        self.session = os.urandom(16)
+        self.members: dict[str, _Member] = {}
+        self.history: list[bytes] = []  # every round's aggregate, for clients that lack some
+        self.releases: list[dict[str, bytes]] = []  # public-key mode: the key holder's sealed releases
+        self.key_id = b""
+        self.public_key = b""
+        self.key_holder = ""
+        self.rounds: list[DeployRound] = []
+        self.final: dict[str, Any] = {}
+        self.encrypted = bool(self.run.plan.encrypted)
+        cfg = self.cfg
+        downlink = make_compression(
+            cfg.downlink_compression, topk_fraction=cfg.topk_fraction, chunk=cfg.compression_chunk
+        )
+        assert isinstance(downlink, Codec)
+        self.aggregator = Aggregator(
+            self.run.ctx,
+            self.run.plan,
+            self.run.strategy,
+            {},
+            self.signing_key,
+            b"",
+            min_clients=cfg.min_clients,
+            threads=cfg.threads or None,
+            downlink=downlink,
+        )
+
+    # -- messaging ------------------------------------------------------------------
+    def exchange(
+        self, sends: Mapping[int, tuple[str, dict[str, Any]]], timeout: float, group: str
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+        """Sends one message per node and waits for the answers until ``timeout`` seconds.
+
+        Returns
+        -------
+        (answers, failures)
+            Payloads by node id, and a reason for every node that failed
+            (raised an error, left the federation, or did not answer in time).
+        """
+        ids = {self.transport.send(nid, kind, payload, group): nid for nid, (kind, payload) in sends.items()}
+        answers: dict[int, dict[str, Any]] = {}
+        failures: dict[int, str] = {}
+        deadline = time.monotonic() + timeout
+        last_check = time.monotonic()
+        while True:
+            pending = [mid for mid, nid in ids.items() if nid not in answers and nid not in failures]
+            if not pending:
+                break
+            for mid, rep in self.transport.poll(pending).items():
+                nid = ids[mid]
+                if rep.payload is None:
+                    failures[nid] = f"client failed: {rep.error}"
+                else:
+                    answers[nid] = rep.payload
+            if time.monotonic() - last_check > 2.0:
+                alive = set(self.transport.node_ids())
+                for mid in pending:
+                    nid = ids[mid]
+                    if nid not in alive and nid not in answers:
+                        failures.setdefault(nid, "its SuperNode left the federation")
+                last_check = time.monotonic()
+            if time.monotonic() >= deadline:
+                for mid in pending:
+                    nid = ids[mid]
+                    if nid not in answers:
+                        failures.setdefault(nid, f"no answer within {timeout:g} s (node lost or too slow)")
+                break
+            self.sleep(self.poll_s)
+        return answers, failures
+
+    def _member_by_node(self, node_id: int) -> _Member | None:
+        return next((m for m in self.members.values() if m.node_id == node_id), None)
+
+    # -- joining and keys ---------------------------------------------------------------
+    def wait_for_nodes(self) -> list[int]:
+        """Waits until ``clouds`` nodes are connected (or the join timeout) and returns them."""
+        deadline = time.monotonic() + self.opts.join_timeout
+        nodes = list(self.transport.node_ids())
+        while len(nodes) < self.cfg.clouds and time.monotonic() < deadline:
+            self.sleep(self.poll_s)
+            nodes = list(self.transport.node_ids())
+        return nodes
+
+    def join(self, nodes: list[int]) -> list[str]:
+        """Says hello to nodes the server does not know; returns the client ids that joined."""
+        known = {m.node_id for m in self.members.values()}
+        fresh = [n for n in nodes if n not in known]
+        if not fresh:
+            return []
+        server_sign = self.signing_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        hello = {"session": self.session, "server_sign": server_sign, "server_id": self.identity.public_bytes}
+        answers, failures = self.exchange({n: ("hello", hello) for n in fresh}, self.opts.round_timeout, "hello")
+        for nid, why in failures.items():
+            log.warning("node %s did not join: %s", nid, why)
+        joined: list[str] = []
+        for nid, a in sorted(answers.items(), key=lambda kv: str(kv[1].get("client_id"))):
+            cid = str(a["client_id"])
+            try:
+                mac = open_mac_key(self.identity, cid, bytes(a["mac_key"]))
+            except IntegrityError as e:
+                log.warning("node %s (%s) refused: %s", nid, cid, e)
+                continue
+            old = self.members.get(cid)
+            if old is not None:
+                log.warning("%s joins again on node %s (was node %s)", cid, nid, old.node_id)
+            self.members[cid] = _Member(
+                cid, nid, bytes(a["identity"]), mac, version=int(a["version"]), has_key=bool(a["has_key"])
+            )
+            self.aggregator.mac_keys[cid] = mac
+            joined.append(cid)
+        return joined
+
+    def _keygen(self, holder: _Member, recipients: list[_Member], reseal: bool) -> dict[str, bytes]:
+        msg = {
+            "recipients": [m.client_id for m in recipients],
+            "recipient_keys": [m.identity for m in recipients],
+            "reseal": reseal,
+        }
+        answers, failures = self.exchange({holder.node_id: ("keygen", msg)}, self.opts.round_timeout, "keys")
+        if holder.node_id in failures:
+            raise RuntimeError(f"key setup failed at {holder.client_id}: {failures[holder.node_id]}")
+        a = answers[holder.node_id]
+        key_id = bytes(a["key_id"])
+        if self.key_id and key_id != self.key_id:
+            raise RuntimeError(f"{holder.client_id} resealed another key than the federation's")
+        self.key_id, self.public_key = key_id, bytes(a["public_key"])
+        self.aggregator.key_id = key_id
+        holder.has_key = True
+        return dict(zip(list(a["recipients"]), [bytes(b) for b in a["sealed"]], strict=True))
+
+    def setup_keys(self, newcomers: list[str]) -> dict[str, bytes]:
+        """Key material for clients without keys: sealed secret keys (shared mode); {} otherwise.
+
+        The first setup makes the key set at the key holder (the lowest
+        client id); later newcomers get it resealed by a client that holds it.
+        """
+        if not self.encrypted:
+            return {}
+        need = [self.members[c] for c in newcomers if not self.members[c].has_key]
+        if not self.key_id:
+            holder = min(self.members.values(), key=lambda m: m.client_id)
+            self.key_holder = holder.client_id
+            others = [m for m in self.members.values() if m is not holder]
+            return self._keygen(holder, others, reseal=False)
+        if not need or self.cfg.key_mode == "public":
+            return {}
+        holders = [m for m in self.members.values() if m.has_key and m.client_id not in newcomers]
+        if self.cfg.key_mode == "shared" and holders:
+            return self._keygen(holders[0], need, reseal=True)
+        log.warning("no client holds the secret key to reseal it to %s", [m.client_id for m in need])
+        return {}
+
+    # -- rounds -----------------------------------------------------------------------
+    def _catch_up(self, m: _Member, upto: int) -> dict[str, Any]:
+        start = min(m.version, upto)
+        msg: dict[str, Any] = {
+            "aggregates": self.history[start:upto],
+            "aggregate_rounds": list(range(start, upto)),
+        }
+        if self.cfg.key_mode == "public" and self.encrypted:
+            msg["releases"] = [self.releases[r].get(m.client_id, b"") for r in range(start, upto)]
+        return msg
+
+    def _key_fields(self, m: _Member, sealed: Mapping[str, bytes]) -> dict[str, Any]:
+        if m.has_key or not self.encrypted:
+            return {}
+        out: dict[str, Any] = {"key_id": self.key_id}
+        if m.client_id in sealed:
+            out["sealed_key"] = sealed[m.client_id]
+        elif self.cfg.key_mode == "public":
+            out["public_key"] = self.public_key
+        return out
+
+    def train_round(self, r: int) -> DeployRound:
+        """Runs round ``r``: join newcomers, send the work, aggregate what arrives in time."""
+        t0 = time.perf_counter()
+        nodes = list(self.transport.node_ids())
+        sealed = self.setup_keys(self.join(nodes))
+        alive = set(nodes)
+        live = sorted((m for m in self.members.values() if m.node_id in alive), key=lambda m: m.client_id)
+        self.aggregator.start_round(r)
+        dropped: dict[str, str] = {}
+        for m in self.members.values():
+            if m.node_id not in alive:
+                dropped[m.client_id] = "offline (its SuperNode is not connected)"
+        sends: dict[int, tuple[str, dict[str, Any]]] = {}
+        for i, m in enumerate(live):
+            payload = {"round": r, "validate": i == 0 and r > 0, **self._catch_up(m, r), **self._key_fields(m, sealed)}
+            sends[m.node_id] = ("train", payload)
+        answers, failures = self.exchange(sends, self.opts.round_timeout, f"round-{r}")
+        stats: list[dict[str, Any]] = []
+        val_loss = None
+        for nid, why in failures.items():
+            member = self._member_by_node(nid)
+            if member is not None:
+                dropped[member.client_id] = why
+        for cid, why in dropped.items():  # rejected updates are recorded by the aggregator itself
+            self.aggregator.reject(cid, why)
+        for nid, a in answers.items():
+            member = self._member_by_node(nid)
+            if member is None or str(a.get("client_id")) != member.client_id:
+                continue
+            member.version, member.has_key = r, bool(self.encrypted)
+            if "val_loss" in a and self.rounds:
+                val_loss = float(a["val_loss"])
+            try:
+                self.aggregator.receive(member.client_id, bytes(a["update"]))
+            except UpdateRejected as e:
+                dropped[member.client_id] = f"update rejected: {e}"
+                continue
+            stats.append(json.loads(str(a["stats"])))
+        agg, summary = self.aggregator.finish_round()  # NotEnoughClients below min-clients
+        self.history.append(agg)
+        if self.rounds and val_loss is not None:
+            self.rounds[-1].val_loss = val_loss
+        if self.cfg.key_mode == "public" and self.encrypted:
+            self.releases.append(self._release(r, agg, live))
+        n = sum(s["examples"] for s in stats) or 1
+        eps = [s["epsilon"] for s in stats if s.get("epsilon") is not None]
+        row = DeployRound(
+            round=r,
+            accepted=list(summary.accepted),
+            dropped=dict(sorted(dropped.items())),
+            weights=list(summary.weights),
+            train_loss=sum(s["loss"] * s["examples"] for s in stats) / n,
+            val_loss=None,
+            bytes_up=summary.bytes_in,
+            bytes_down=summary.bytes_out * len(live),
+            train_s=sum(s["train_seconds"] for s in stats),
+            encrypt_s=sum(s["encrypt_seconds"] for s in stats),
+            aggregate_s=summary.aggregate_seconds,
+            round_s=time.perf_counter() - t0,
+            epsilon=max(eps) if eps else None,
+        )
+        self.rounds.append(row)
+        return row
+
+    def _release(self, r: int, agg: bytes, live: list[_Member]) -> dict[str, bytes]:
+        holder = self.members.get(self.key_holder)
+        if holder is None:
+            raise RuntimeError("public-key mode: the key holder is gone; nobody can decrypt the aggregate")
+        msg = {
+            "round": r,
+            "aggregate": agg,
+            "recipients": [m.client_id for m in live],
+            "recipient_keys": [m.identity for m in live],
+        }
+        answers, failures = self.exchange({holder.node_id: ("release", msg)}, self.opts.round_timeout, f"rel-{r}")
+        if holder.node_id in failures:
+            raise RuntimeError(f"public-key mode: the key holder did not release round {r}: {failures[holder.node_id]}")
+        a = answers[holder.node_id]
+        return dict(zip(list(a["recipients"]), [bytes(b) for b in a["sealed"]], strict=True))
+
+    def evaluate(self) -> dict[str, Any]:
+        """Sends the last aggregate to every connected client; their validation losses and model digests."""
+        alive = set(self.transport.node_ids())
+        upto = len(self.history)
+        live = [m for m in self.members.values() if m.node_id in alive]
+        sends = {m.node_id: ("evaluate", self._catch_up(m, upto)) for m in live}
+        answers, failures = self.exchange(sends, self.opts.round_timeout, "evaluate")
+        out: dict[str, Any] = {"clients": {}, "failed": {}}
+        for a in answers.values():
+            out["clients"][str(a["client_id"])] = {
+                "val_loss": float(a["val_loss"]),
+                "version": int(a["version"]),
+                "model_sha256": str(a["model_sha256"]),
+            }
+        for nid, why in failures.items():
+            m = self._member_by_node(nid)
+            out["failed"][m.client_id if m else str(nid)] = why
+        if out["clients"] and self.rounds:
+            self.rounds[-1].val_loss = min(c["val_loss"] for c in out["clients"].values())
+        self.final = out
+        return out
+
+    def run_all(self, on_round: Callable[[DeployRound], None] | None = None) -> dict[str, Any]:
+        """Joins, sets up keys, runs every round, evaluates; returns (and writes to ``metrics-file``) the results."""
+        t0 = time.perf_counter()
+        nodes = self.wait_for_nodes()
+        log.info("%d node(s) connected", len(nodes))
+        for r in range(self.cfg.rounds):
+            row = self.train_round(r)
+            if on_round is not None:
+                on_round(row)
+        if self.opts.final_evaluate:
+            self.evaluate()
+        result = self.results(time.perf_counter() - t0)
+        if self.opts.metrics_file:
+            Path(self.opts.metrics_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.opts.metrics_file).write_text(json.dumps(result, indent=2))
+        return result
+
+    def results(self, wall_s: float) -> dict[str, Any]:
+        """Everything the run measured, JSON-ready."""
+        return {
+            "config": self.cfg.to_dict(),
+            "key_mode": self.cfg.key_mode,
+            "key_holder": self.key_holder,
+            "members": sorted(self.members),
+            "rounds": [asdict(r) for r in self.rounds],
+            "final": self.final,
+            "wall_s": wall_s,
+        }
