@@ -6,25 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tiny_config import TINY as TINY_BASE
 
 import xcloud
-from xcloud.fl.config import RunConfig
 from xcloud.fl.simulation import FederatedRun
 
-TINY = RunConfig(
-    clouds=3,
-    rounds=2,
-    local_steps=2,
-    batch_size=8,
-    notes_per_hospital=30,
-    vocab_size=400,
-    block_size=32,
-    n_layer=1,
-    n_head=2,
-    n_embd=16,
-    min_clients=2,
-    probe_links=False,
-)
+TINY = replace(TINY_BASE, probe_links=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tiny_config import TINY as TINY_BASE
 
 import xcloud
 from xcloud.cli.run import run_training
@@ -275,21 +276,7 @@ def test_bad_compression_options_are_refused(bad):
 
 # -- end to end ------------------------------------------------------------------------
 
-TINY = RunConfig(
-    method="fedavg",
-    clouds=3,
-    rounds=4,
-    local_steps=2,
-    batch_size=8,
-    notes_per_hospital=30,
-    vocab_size=400,
-    block_size=32,
-    n_layer=1,
-    n_head=2,
-    n_embd=16,
-    min_clients=2,
-    dp_epsilon=50.0,
-)
+TINY = replace(TINY_BASE, method="fedavg", rounds=4)
 # Largest validation-loss increase (nats) after 4 rounds against uncompressed fedavg (5.614).
 # Measured on the 2-core dev machine, CPU: q8 +0.0000, topk (fraction 0.1) +0.20, auto (here the
 # three clouds pick none, q8 and topk) +0.047. topk's gap is the delay error feedback imposes on the

@@ -8,28 +8,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from tiny_config import TINY
 
 from xcloud.cli.main import main
 from xcloud.cli.run import load_checkpoint, run_training
 from xcloud.data import DataIntegrityError
-from xcloud.fl.config import RunConfig, load_config
+from xcloud.fl.config import load_config
 from xcloud.fl.errors import ClientFailure, NotEnoughClients
 from xcloud.fl.simulation import FederatedRun
-
-TINY = RunConfig(
-    clouds=3,
-    rounds=2,
-    local_steps=2,
-    batch_size=8,
-    notes_per_hospital=30,
-    vocab_size=400,
-    block_size=32,
-    n_layer=1,
-    n_head=2,
-    n_embd=16,
-    min_clients=2,
-    dp_epsilon=50.0,
-)
 
 
 def _vec(run: FederatedRun) -> np.ndarray:

@@ -6,30 +6,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tiny_config import TINY as TINY_BASE
 
 from xcloud.cli.run import run_training
-from xcloud.fl.config import RunConfig, load_config
+from xcloud.fl.config import load_config
 from xcloud.fl.simulation import FederatedRun
 from xcloud.fl.strategies import ClientReport, FedAvg, staleness_discount
 from xcloud.fl.sync import ArrivalQueue, InFlight, split_compute, sync_deadline
 from xcloud.net import LinkProfile
 
-TINY = RunConfig(
-    clouds=3,
-    rounds=3,
-    local_steps=2,
-    batch_size=8,
-    notes_per_hospital=30,
-    vocab_size=400,
-    block_size=32,
-    n_layer=1,
-    n_head=2,
-    n_embd=16,
-    min_clients=2,
-    dp_epsilon=50.0,
-    probe_links=False,
-    sim_compute_s=1.0,  # a modelled clock: reproducible
-)
+TINY = replace(TINY_BASE, rounds=3, probe_links=False, sim_compute_s=1.0)  # a modelled clock: reproducible
 FLAT = "100:100:20"  # 100 Mbit/s both ways, 20 ms, no jitter, no loss
 
 

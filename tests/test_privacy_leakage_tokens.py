@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from tiny_config import TINY as TINY_BASE
 
 from xcloud.experiments.leakage import (
     Recorder,
@@ -16,7 +17,6 @@ from xcloud.experiments.leakage import (
     server_view,
     token_meter,
 )
-from xcloud.fl.config import RunConfig
 from xcloud.fl.simulation import FederatedRun
 from xcloud.models import GPT, TrainConfig, train_local
 from xcloud.privacy import RecordDP, RecordDPConfig
@@ -32,21 +32,7 @@ from xcloud.privacy.leakage import (
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TINY = RunConfig(
-    clouds=3,
-    rounds=1,
-    local_steps=3,
-    batch_size=8,
-    notes_per_hospital=30,
-    vocab_size=400,
-    block_size=32,
-    n_layer=1,
-    n_head=2,
-    n_embd=16,
-    min_clients=2,
-    dp_epsilon=50.0,
-    threads=1,
-)
+TINY = replace(TINY_BASE, rounds=1, local_steps=3, threads=1)
 
 
 def _observe(run: FederatedRun, rec: Recorder) -> list[dict]:

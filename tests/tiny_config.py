@@ -1,0 +1,23 @@
+"""The tiny federated configuration the end-to-end tests share: every code path in seconds on two cores.
+
+Tests derive their variants with ``dataclasses.replace(TINY, ...)``.
+"""
+
+from __future__ import annotations
+
+from xcloud.fl.config import RunConfig
+
+TINY = RunConfig(
+    clouds=3,
+    rounds=2,
+    local_steps=2,
+    batch_size=8,
+    notes_per_hospital=30,
+    vocab_size=400,
+    block_size=32,
+    n_layer=1,
+    n_head=2,
+    n_embd=16,
+    min_clients=2,
+    dp_epsilon=50.0,
+)
