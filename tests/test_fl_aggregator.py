@@ -258,3 +258,20 @@ def test_a_client_cannot_forge_the_aggregate(setup):
     forged[-70] ^= 1
     with pytest.raises(xcloud.IntegrityError, match="signature"):
         open_aggregate(bytes(forged), ctx=ctx, keys=keys, plan=plan, server_key=SERVER_PUB, round_id=0)
+
+
+def test_staleness_window_accepts_late_updates_once_per_client(setup):
+    clients = [_client(setup, "a", 0.01), _client(setup, "b", 0.02)]
+    agg = _aggregator(setup, clients)
+    agg.start_round(3, max_staleness=1)
+    _rejected(agg, "a", _fresh_msg(setup, round_id=1), "stale-round")  # two versions late
+    report = agg.receive("a", _fresh_msg(setup, round_id=2))
+    assert report.staleness == 1
+    # A second update of the same client in the same aggregation would double its weight.
+    _rejected(agg, "a", _fresh_msg(setup, round_id=3), "duplicate")
+    agg.receive("b", _fresh_msg(setup, "b", round_id=3))
+    _, summary = agg.finish_round()
+    assert summary.accepted == ["a", "b"] and summary.weights[0] < summary.weights[1]
+    # The aggregated (client, base round) pair can never come back, even inside the window.
+    agg.start_round(3, max_staleness=1)
+    _rejected(agg, "a", _fresh_msg(setup, round_id=2), "duplicate")

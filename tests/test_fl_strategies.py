@@ -114,3 +114,11 @@ def test_layout_round_trip_and_shape_check():
     assert torch.equal(back["a"], state["a"])
     with pytest.raises(ValueError):
         layout.flatten({"a": torch.zeros(3, 2), "b": torch.ones(4)})
+
+
+def test_dynamic_weights_keep_max_share_after_the_staleness_discount():
+    reports = [ClientReport("a", 500, 1.0)] + [ClientReport(c, 100, 1.0, staleness=3) for c in "bcd"]
+    w = DynamicWeighting(alpha=0.0, beta=0.0, max_share=0.5).weights(reports)
+    assert w.sum() == pytest.approx(1.0)
+    assert w.max() <= 0.5 + 1e-12
+    assert w[1] == pytest.approx(w[2]) == pytest.approx(w[3])

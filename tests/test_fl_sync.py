@@ -10,6 +10,7 @@ from tiny_config import TINY as TINY_BASE
 
 from xcloud.cli.run import run_training
 from xcloud.fl.config import load_config
+from xcloud.fl.errors import ClientFailure
 from xcloud.fl.simulation import FederatedRun
 from xcloud.fl.strategies import ClientReport, FedAvg, staleness_discount
 from xcloud.fl.sync import ArrivalQueue, InFlight, split_compute, sync_deadline
@@ -221,3 +222,23 @@ def test_async_replayed_update_is_rejected(tmp_path):
     second = run.run_round(1)
     assert "cloud-0" in second.dropped
     assert "duplicate" in run.server._summary.rejected["cloud-0"] or "stale" in run.server._summary.rejected["cloud-0"]
+
+
+def test_async_buffer_is_at_least_min_clients(tmp_path):
+    run = FederatedRun(replace(ASYNC, method="fedavg", clouds=2, slowdowns=[1.0, 5.0], buffer_size=0), tmp_path)
+    assert run.run_round(0).accepted == 2  # half of two clouds is one, but min_clients is 2
+
+
+def test_async_cloud_that_fails_once_tries_again(tmp_path):
+    def crash_once(r: int, cid: str, msg: bytes) -> bytes:
+        if cid == "cloud-0" and r == 0:
+            raise ClientFailure("cloud-0: simulated crash")
+        return msg
+
+    run = FederatedRun(replace(ASYNC, method="fedavg", rounds=4), tmp_path, client_hook=crash_once)
+    first = run.run_round(0)
+    assert "cloud-0" in first.dropped and "cloud-0" not in first.clients
+    later = [run.run_round(r) for r in range(1, 4)]
+    assert any("cloud-0" in m.clients for m in later)
+    for m in [first, *later]:
+        assert len(m.clients) == len(m.weights) == len(m.staleness) == m.accepted

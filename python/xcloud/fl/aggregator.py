@@ -165,6 +165,10 @@ class Aggregator:
                 f"update is for round {header.round_id}, this is round {self._round}"
                 + (f" (at most {self._max_staleness} rounds late accepted)" if self._max_staleness else ""),
             )
+        if client_id in self._summary.accepted:
+            # One update per client and aggregation, whatever its base round: a second
+            # (stale) one would double the client's weight.
+            raise UpdateRejected("duplicate", f"client {client_id!r} already sent an update to round {self._round}")
         if (client_id, header.round_id) in self.seen_updates:
             raise UpdateRejected(
                 "duplicate", f"client {client_id!r} already sent its update for round {header.round_id}"

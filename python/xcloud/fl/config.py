@@ -135,7 +135,11 @@ class RunConfig:
         metadata={"help": "sync with a deadline: drop late updates, or carry them into the next round (staleness 1)"},
     )
     buffer_size: int = field(
-        default=0, metadata={"help": "async: updates per aggregation (FedBuff's K; 0: half the clouds, rounded up)"}
+        default=0,
+        metadata={
+            "help": "async: updates per aggregation (FedBuff's K; 0: half the clouds, rounded up, "
+            "and at least min_clients)"
+        },
     )
     max_staleness: int = field(
         default=4, metadata={"help": "async: updates older than this many versions are rejected"}

@@ -139,7 +139,8 @@ class RoundMetrics:
     sim_wait_s: float = 0.0  # the rest: idle time (deadline, buffer filling)
     predicted_s: float = 0.0  # equation 7's prediction from the probed links
     stragglers: list[str] = field(default_factory=list)  # late: dropped or carried
-    staleness: list[int] = field(default_factory=list)  # per accepted update
+    staleness: list[int] = field(default_factory=list)  # per accepted update, aligned with weights
+    clients: list[str] = field(default_factory=list)  # the accepted updates' clients, aligned with weights
 
 
 class FederatedRun:
@@ -509,13 +510,12 @@ class FederatedRun:
         self.server.start_round(r, max_staleness=cfg.max_staleness)
         if r == 0 and not self.in_flight and not self.waiting:
             self.waiting = list(self.client_ids)  # everyone holds the initial model
-        # Clouds waiting for a model start now from version r (the one they hold).
-        for cid in self.waiting:
-            self._start_async(cid, r, t0, on_client)
-        self.waiting = []
-        need = cfg.buffer_size or -(-cfg.clouds // 2)
+        # Clouds waiting for a model start now from version r (the one they hold);
+        # one whose training fails is left out of this version and tries again at the next.
+        dropped = [cid for cid in self.waiting if not self._start_async(cid, r, t0, on_client)]
+        self.waiting = list(dropped)
+        need = max(cfg.buffer_size or -(-cfg.clouds // 2), cfg.min_clients)
         included: list[InFlight] = []
-        dropped: list[str] = []
         close = t0
         while len(included) < need and self.in_flight:
             a = self.in_flight.pop()
@@ -539,14 +539,16 @@ class FederatedRun:
         self._agg_sizes.append(len(agg_msg))
         crit = max(included, key=lambda a: (a.arrival_s, a.order))
         self._timeline(m, t0, crit, agg_clock, 0.0, 0.0)
-        m.staleness = [r - a.base_round for a in included]
         return m
 
-    def _start_async(self, cid: str, version: int, now: float, on_client: Callable[[str], None] | None) -> None:
-        """Downloads the aggregates ``cid`` lacks, then trains from ``version`` and puts its update in flight."""
+    def _start_async(self, cid: str, version: int, now: float, on_client: Callable[[str], None] | None) -> bool:
+        """Downloads the aggregates ``cid`` lacks, then trains from ``version`` and puts its update in flight.
+
+        Returns False if its training failed (it should try again at the next version).
+        """
         k = self.client_ids.index(cid)
         if cid in self.dp and self.local_rounds[cid] >= self.cfg.rounds:
-            return  # its record-level DP budget was calibrated for `rounds` local rounds
+            return True  # done: its record-level DP budget was calibrated for `rounds` local rounds
         seen = self._seen_version.get(cid, 0)
         fetch = sum(self.links[cid].transfer(n, "down") for n in self._agg_sizes[seen:version])
         if version > seen:
@@ -555,8 +557,10 @@ class FederatedRun:
         item = self._launch(self.clients[k], version, now + fetch)
         if on_client is not None:
             on_client(cid)
-        if item is not None:
-            self.in_flight.push(item)
+        if item is None:
+            return False
+        self.in_flight.push(item)
+        return True
 
     def _launch(self, client: FederatedClient, base_round: int, start_s: float) -> InFlight | None:
         """Trains ``client`` from the current global model; its update, timed on the simulated clock."""
@@ -656,7 +660,9 @@ class FederatedRun:
                 if self.cfg.client_dp_noise > 0
                 else None
             ),
-            staleness=[r - a.base_round for a in included],
+            # In the aggregator's canonical order (client, staleness), aligned with `weights`.
+            staleness=[s for _, s in sorted((a.client_id, r - a.base_round) for a in included)],
+            clients=list(summary.accepted),
         )
         return m, agg_msg
 

@@ -72,9 +72,15 @@ class Strategy(ABC):
         w = np.asarray(self.raw_weights(reports), dtype=np.float64)
         if any(r.staleness for r in reports) and w.shape == (len(reports),):
             w = w * np.array([staleness_discount(r.staleness, self.staleness_exponent) for r in reports])
+            if np.all(np.isfinite(w)) and w.sum() > 0:
+                w = self.bound(w / w.sum())
         if w.shape != (len(reports),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"{self.name}: invalid weights {w!r}")
         return w / w.sum()
+
+    def bound(self, w: np.ndarray) -> np.ndarray:
+        """Re-applies the rule's bounds to normalised weights after the staleness discount (default: none)."""
+        return w
 
     def plan(self, layout: ParameterLayout) -> ProtectionPlan:
         """Everything encrypted when ``encrypt`` is set, else nothing."""

@@ -75,6 +75,10 @@ class DynamicWeighting(Strategy):
         raw = n * (b / np.median(b)) ** self.alpha * (np.median(loss) / loss) ** self.beta
         return cap_shares(raw, self.max_share)
 
+    def bound(self, w: np.ndarray) -> np.ndarray:
+        """Keeps ``max_share`` after stale updates were discounted."""
+        return cap_shares(w, self.max_share)
+
     def describe(self) -> str:
         return f"dynamic(alpha={self.alpha}, beta={self.beta}, max_share={self.max_share})"
 

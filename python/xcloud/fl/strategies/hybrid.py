@@ -44,6 +44,9 @@ class HybridEncryption(Strategy):
     def raw_weights(self, reports: Sequence[ClientReport]) -> np.ndarray:
         return self.base.raw_weights(reports)
 
+    def bound(self, w: np.ndarray) -> np.ndarray:
+        return self.base.bound(w)
+
     def plan(self, layout: ParameterLayout) -> ProtectionPlan:
         always = [n for n in self.always if n in layout.names]
         if len(always) != len(self.always):
