@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 import xcloud
-from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, markdown_table, new_figure
+from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, machine_label, markdown_table, new_figure
 
 __all__ = [
     "COLUMNS",
@@ -547,7 +547,7 @@ def run(args: argparse.Namespace) -> Path:
         f"{NAME}.json", asdict(cfg), load=load, parameters=repr(xcloud.CkksContext.preset(cfg.ckks)), rows=rows
     )
     machine = machine_info()
-    where = f"{machine.get('cpu_model', '?')}, {machine.get('cores')} cores"
+    where = machine_label(machine)
     fig = _figure(rows, f"xcloud CKKS vs AES-256-GCM, float32 payload uniform in [-1, 1] - {where}")
     out.write_figure(f"{NAME}.png", fig)
     body = (

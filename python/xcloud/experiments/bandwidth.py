@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, markdown_table, new_figure
+from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, machine_label, markdown_table, new_figure
 from xcloud.fl.config import RunConfig
 from xcloud.fl.simulation import FederatedRun
 
@@ -332,7 +332,7 @@ def run(args: argparse.Namespace) -> Path:
         other_cpu_cores=other,
     )
     machine = machine_info()
-    where = f"{machine.get('cpu_model', '?')}, {machine.get('cores')} cores"
+    where = machine_label(machine)
     _figures(means, out, where)
     mb = {
         "bytes_per_cloud": lambda v: f"{v / 1e6:.3f}",

@@ -56,7 +56,7 @@ import torch
 from tqdm import tqdm
 
 from xcloud.crypto import CiphertextBlocks
-from xcloud.experiments.report import RunDirectory, machine_info, markdown_table, new_figure
+from xcloud.experiments.report import RunDirectory, machine_info, machine_label, markdown_table, new_figure
 from xcloud.fl.compression import decode
 from xcloud.fl.config import RunConfig
 from xcloud.fl.messages import unpack_aggregate, unpack_update
@@ -724,7 +724,7 @@ def run(args: argparse.Namespace) -> Path:
     if uniformity:
         out.write_csv(f"{NAME}_uniformity.csv", uniformity, list(uniformity[0]))
     machine = machine_info()
-    where = f"{machine.get('cpu_model', '?')}, {machine.get('cores')} cores, CPU"
+    where = machine_label(machine) + ", CPU"
     _figure(rows, knob, eps_rows, base.rounds, out, where)
 
     summary = []

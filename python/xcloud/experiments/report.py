@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["CpuShare", "RunDirectory", "cpu_info", "machine_info", "markdown_table", "new_figure"]
+__all__ = ["CpuShare", "RunDirectory", "cpu_info", "machine_info", "machine_label", "markdown_table", "new_figure"]
 
 _CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512ifma", "aes", "vaes", "vpclmulqdq", "sha_ni", "hypervisor")
 """The /proc/cpuinfo flags worth recording next to a timing (SIMD and crypto extensions, virtualisation)."""
@@ -84,6 +84,18 @@ def machine_info() -> dict[str, Any]:
         }
     )
     return info
+
+
+def machine_label(info: dict[str, Any] | None = None) -> str:
+    """The short machine description experiments print beside their figures: ``"<CPU model>, <cores> cores"``.
+
+    Parameters
+    ----------
+    info : dict, optional
+        A :func:`machine_info` result; read afresh when omitted.
+    """
+    info = machine_info() if info is None else info
+    return f"{info.get('cpu_model', '?')}, {info.get('cores')} cores"
 
 
 class CpuShare:

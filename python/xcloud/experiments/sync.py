@@ -38,7 +38,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, markdown_table, new_figure
+from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, machine_label, markdown_table, new_figure
 from xcloud.fl.config import RunConfig
 from xcloud.fl.simulation import FederatedRun
 
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> Path:
         other_cpu_cores=other,
     )
     machine = machine_info()
-    where = f"{machine.get('cpu_model', '?')}, {machine.get('cores')} cores"
+    where = machine_label(machine)
     slowdown = base.slowdowns[-1]
     _figure(rows, target, out, where, slowdown)
     table = markdown_table(

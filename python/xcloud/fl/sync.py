@@ -106,10 +106,6 @@ class ArrivalQueue:
         """
         return heapq.heappop(self._heap)[-1]
 
-    def peek(self) -> InFlight:
-        """The earliest arrival, left in the queue (IndexError if empty)."""
-        return self._heap[0][-1]
-
     def clients(self) -> set[str]:
         """Ids of the clients with an update in flight."""
         return {entry[-1].client_id for entry in self._heap}
