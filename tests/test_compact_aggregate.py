@@ -232,7 +232,7 @@ def compact_ct(small_keys) -> xcloud.CiphertextBlocks:
 def test_wire_fields_of_the_compact_form(small_ctx, compact_ct):
     data = compact_ct.to_bytes()
     at = form_header_at(compact_ct)
-    assert struct.unpack_from("<HBB", data, 4) == (1, 3, 2)  # version 1 kept, origin aggregate, form 2
+    assert struct.unpack_from("<HBB", data, 4) == (2, 3, 2)  # version 2, origin aggregate, form 2
     assert struct.unpack_from("<I", data, at) == (3,)
     weights = struct.unpack_from("<6Q", data, at + 4)
     assert list(weights) == [int(v) for v in _native.testing.seed_weights(compact_ct._native)]

@@ -8,10 +8,17 @@ partial), in the default context ``CkksContext()``.
 
 IF ONE OF THESE DIGESTS CHANGES, the serialised format, the parameter
 canonicalisation, the prime generation, the encoder or the randomness
-derivation (ChaCha20 streams and their nonces, the samplers) has changed.
+derivation (ChaCha20 and AES-256-CTR streams and their nonces, the samplers)
+has changed.
 That breaks compatibility with stored keys and ciphertexts and must be a
 deliberate, documented change (bump the format version), never a side
 effect. Regenerate the literals only then, from a build you trust.
+
+History: wire version 2 (2026-12-01) expands the seed of a secret-key
+ciphertext with AES-256-CTR at ceil(bits/8) bytes per try instead of ChaCha20
+at 8; the ciphertext digests below changed with it, deliberately. The key
+digests did not (keys keep ChaCha20, key format 1), and the public-key
+ciphertext, rewritten as version 1, still has its version-1 digest.
 
 The digests were computed once from the kernel as built by
 ``pip install .`` on x86-64 (gcc, -O3, no -march flags).
@@ -35,14 +42,17 @@ FINGERPRINT = "55a5742c8133269efa42079349a52f093dc4c4415641a5882287fda5fe53f9a5"
 KEY_ID = "b3a60cf9bbbe9d9c0db097b0db58b408"
 PUBLIC_KEY_SHA256 = "caea150ee9b283ef12b4dfb5e214d62fbac309b975521c80d1ee952772421333"
 SECRET_KEY_SHA256 = "da37c8acf56210887b8c30e76446aae31f7bfcb8eed3c9f3ff7c75ea6003f52f"
-SECRET_MODE_CT_SHA256 = "f50c4600c8b328dfbbd2049b540d5d9bc1dad5878db0ca12432e9be03cd7dab0"
-PUBLIC_MODE_CT_SHA256 = "bec0bf23fa25b6f59b8313ab900aa7b89aad02c65f763c85a20a93d7bf102986"
+SECRET_MODE_CT_SHA256 = "ded8af81578a1eeac9ef1681e60a19a4e9c20e3b7b744a8315872b1bcdb93d6b"
+PUBLIC_MODE_CT_SHA256 = "7199f8163fa9e48bec2546e385c70253a284e36757023aa0e9c02daafc793566"
+# The same public-key ciphertext written as wire version 1 (version field 1, checksum redone): the
+# digest committed before version 2, so a full-c1 message did not change with the version.
+PUBLIC_MODE_CT_V1_SHA256 = "bec0bf23fa25b6f59b8313ab900aa7b89aad02c65f763c85a20a93d7bf102986"
 # aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75]): full c1 (a public-key input)
-AGGREGATE_SHA256 = "a28016c44fff242713c0bb64c621127b86a7ebfadfc1b0cc2b6cfbc7e64ee9b9"
+AGGREGATE_SHA256 = "9cd3bb5b401bd03b314d30a07851d056281661d5791b020659077d32df9c6a48"
 # aggregate([secret-mode ct, second secret-mode ct], weights=[0.25, -0.75]), the second
 # encrypting x[::-1] ** 3 with seed bytes(32 * [8]): compact (seeded-sum) and full c1
-COMPACT_AGGREGATE_SHA256 = "a9fe5e7b0bdf830724743f6e6a1e0a45b495fb1ad8945b4004fe0d8ce762fbe9"
-SEEDED_FULL_AGGREGATE_SHA256 = "7e0cc17334dac4a50834fd4113c7c7a354b541044962d377ac00cc030c03c3d5"
+COMPACT_AGGREGATE_SHA256 = "ab246897c29a17a3a2fec47441c35acce727827e101cc0614eb35d114283dfee"
+SEEDED_FULL_AGGREGATE_SHA256 = "4421e67f1c2d23d33ee08553473d9f7ec57926c2ffc9da138a97cccca21ab2ea"
 
 # Sizes in bytes (header 92 + 8 per dimension, checksum 32; default context:
 # one packed polynomial is 2 primes x 4096 x 36 bits = 36,864 bytes).
@@ -56,6 +66,12 @@ COMPACT_AGGREGATE_SIZE = 100 + 4 + 2 * 2 * 8 + 2 * (36_864 + 2 * 32) + 32  # 74,
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def as_version_1(data: bytes) -> bytes:
+    """``data`` with its wire version field set to 1 and the trailing checksum recomputed."""
+    body = data[:4] + (1).to_bytes(2, "little") + data[6:-32]
+    return body + hashlib.sha256(body).digest()
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +124,18 @@ def test_public_key_mode_ciphertext_bytes(kat):
     data = kat["public_ct"].to_bytes()
     assert len(data) == PUBLIC_MODE_CT_SIZE
     assert sha256_hex(data) == PUBLIC_MODE_CT_SHA256
+
+
+def test_public_key_mode_ciphertext_as_version_1_keeps_its_old_digest(kat):
+    old = as_version_1(kat["public_ct"].to_bytes())
+    assert sha256_hex(old) == PUBLIC_MODE_CT_V1_SHA256
+    back = xcloud.CiphertextBlocks.from_bytes(kat["ctx"], old)
+    assert back.to_bytes() == kat["public_ct"].to_bytes()
+
+
+def test_secret_key_mode_ciphertext_as_version_1_is_refused(kat):
+    with pytest.raises(xcloud.crypto.UnsupportedVersionError):
+        xcloud.CiphertextBlocks.from_bytes(kat["ctx"], as_version_1(kat["secret_ct"].to_bytes()))
 
 
 def test_aggregate_ciphertext_bytes(kat):

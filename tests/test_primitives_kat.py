@@ -1,4 +1,8 @@
-"""Known-answer tests for the ChaCha20 and SHA-256 primitives of the kernel.
+"""Known-answer tests for the ChaCha20, AES-256-CTR and SHA-256 primitives of the kernel.
+
+AES-256-CTR expands the public seed of a secret-key ciphertext (wire version
+2); it is checked against NIST SP 800-38A F.5.5 and OpenSSL on each of its
+implementations (portable, AES-NI, VAES where the CPU has them).
 
 ChaCha20 expands every seed into key material and encryption noise, and
 SHA-256 makes the parameter fingerprints and wire checksums, so both are
@@ -13,7 +17,7 @@ import hashlib
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from vectors_primitives import CHACHA20_BLOCK_VECTORS, CHACHA20_ENCRYPT_VECTORS, SHA256_VECTORS
@@ -155,3 +159,62 @@ def test_sha256_matches_hashlib_across_padding_boundaries() -> None:
     digests = [testing.sha256(m) for m in messages]
     # Assert
     assert digests == [hashlib.sha256(m).digest() for m in messages]
+
+
+# -- AES-256-CTR (public seed expansion) --------------------------------------------------
+
+# NIST SP 800-38A, F.5.5 CTR-AES256.Encrypt.
+SP800_38A_KEY = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+SP800_38A_COUNTER = bytes.fromhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
+SP800_38A_PLAIN = bytes.fromhex(
+    "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+    "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+)
+SP800_38A_CIPHER = bytes.fromhex(
+    "601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c5"
+    "2b0930daa23de94ce87017ba2d84988ddfc9c58db67aada613c2dd08457941a6"
+)
+
+
+def aes_paths() -> list[str]:
+    """The AES implementations this machine can run: always the portable one, plus the active fast one."""
+    before = testing.aes256_force_portable(False)
+    fast = testing.aes256_ctr_path()
+    testing.aes256_force_portable(before)
+    return ["portable"] + ([fast] if fast != "portable" else [])
+
+
+def keystream_on(path: str, key: bytes, counter_block: bytes, n: int) -> bytes:
+    before = testing.aes256_force_portable(path == "portable")
+    try:
+        assert testing.aes256_ctr_path() == path
+        return testing.aes256_ctr_keystream(key, counter_block, n)
+    finally:
+        testing.aes256_force_portable(before)
+
+
+@pytest.mark.parametrize("path", aes_paths())
+def test_aes256_ctr_matches_sp800_38a(path: str) -> None:
+    ks = keystream_on(path, SP800_38A_KEY, SP800_38A_COUNTER, 64)
+    assert bytes(a ^ b for a, b in zip(ks, SP800_38A_PLAIN, strict=True)) == SP800_38A_CIPHER
+
+
+@pytest.mark.parametrize("path", aes_paths())
+@settings(max_examples=25, deadline=None)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    prefix=st.binary(min_size=12, max_size=12),
+    start=st.integers(0, 2**32 - 4096),
+    n=st.integers(0, 5000),
+)
+def test_aes256_ctr_matches_openssl(path: str, key: bytes, prefix: bytes, start: int, n: int) -> None:
+    counter_block = prefix + start.to_bytes(4, "big")
+    enc = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
+    assert keystream_on(path, key, counter_block, n) == enc.update(bytes(n)) + enc.finalize()
+
+
+def test_aes256_ctr_refuses_to_wrap_its_32_bit_counter() -> None:
+    last = bytes(12) + (2**32 - 1).to_bytes(4, "big")
+    assert len(testing.aes256_ctr_keystream(SP800_38A_KEY, last, 16)) == 16
+    with pytest.raises((ValueError, OverflowError, RuntimeError)):
+        testing.aes256_ctr_keystream(SP800_38A_KEY, last, 17)

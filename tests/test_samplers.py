@@ -130,6 +130,43 @@ def test_uniform_mod_is_rejection_sampling_over_the_keystream(q: int) -> None:
     assert [int(x) for x in v] == accepted[:n]
 
 
+# -- sample_uniform_mod_ctr (the uniform c1 of wire version 2) ----------------------------------
+
+
+def aes_ctr_keystream(seed: bytes, n: int) -> bytes:
+    """AES-256-CTR keystream from OpenSSL: key = seed, initial counter block zero."""
+    from cryptography.hazmat.primitives.ciphers import modes
+
+    enc = Cipher(algorithms.AES(seed), modes.CTR(bytes(16))).encryptor()
+    return enc.update(bytes(n)) + enc.finalize()
+
+
+@pytest.mark.parametrize("q", [7, 2**40 + 1, *UNIFORM_MODULI[:3], int(testing.generate_ntt_primes(47, 8192, 1)[0])])
+def test_uniform_ctr_is_rejection_sampling_over_ceil_bits_bytes(q: int) -> None:
+    # Prepare: the documented construction over OpenSSL's AES-256-CTR: ceil(bits/8)-byte
+    # little-endian words, their low bit_length(q) bits, those >= q rejected.
+    n, bits = 700, q.bit_length()
+    width, mask = (bits + 7) // 8, (1 << bits) - 1
+    ks = aes_ctr_keystream(SEED_A, width * 4 * n)
+    words = [int.from_bytes(ks[width * i : width * i + width], "little") & mask for i in range(4 * n)]
+    accepted = [w for w in words if w < q]
+    # Execute
+    v = testing.sample_uniform_mod_ctr(SEED_A, q, n)
+    # Assert
+    assert [int(x) for x in v] == accepted[:n]
+
+
+@pytest.mark.parametrize("q", UNIFORM_MODULI[:3])
+def test_uniform_ctr_is_uniform_by_chi_square(q: int) -> None:
+    n, buckets = 200_000, 64
+    edges = [-(-b * q // buckets) for b in range(buckets + 1)]
+    expected = n * np.array([(edges[b + 1] - edges[b]) / q for b in range(buckets)])
+    v = testing.sample_uniform_mod_ctr(SEED_B, q, n)
+    assert int(v.max()) < q
+    idx = np.searchsorted(np.array(edges[:-1], dtype=np.uint64), v, side="right") - 1
+    assert chi_square(np.bincount(idx, minlength=buckets), expected) < CHI2_CRITICAL_1E6[buckets - 1]
+
+
 # -- sample_ternary -----------------------------------------------------------------------
 
 

@@ -175,6 +175,31 @@ def test_samplers_simd_match_scalar(n: int) -> None:
     assert np.array_equal(s, v)
 
 
+@needs_simd
+@pytest.mark.parametrize("log_n", [4, 5, 10, 12, 13, 14])
+def test_encoder_simd_matches_scalar(log_n: int) -> None:
+    """The AVX2 encoder FFT rounds exactly as the scalar one: the same doubles, full and partial blocks."""
+    params = _native.make_params(log_n, [36], 20, 1.0, 128, True)
+    n = params.n
+    rng = np.random.default_rng(log_n)
+    for count in sorted({1, n // 2 - 1, n // 2, n // 2 + 1, n - 1, n}):
+        x = rng.uniform(-1, 1, count)
+        s, v = both_paths(lambda x=x: T.encode(params, x))
+        assert np.array_equal(s.view(np.uint64), v.view(np.uint64)), count
+    m = rng.standard_normal(n) * 1e6
+    s, v = both_paths(lambda: T.decode(params, m))
+    assert np.array_equal(s.view(np.uint64), v.view(np.uint64))
+
+
+@needs_simd
+@pytest.mark.parametrize("n", [1, 17, 4096, 10_007])
+def test_uniform_ctr_sampler_simd_matches_scalar(n: int) -> None:
+    seed = bytes(32 * [n % 251])
+    for q in (3, 2**36 - 2**20 + 1, 2**47 - 115, 2**50 - 27, 2**63 + 29):
+        s, v = both_paths(lambda q=q: T.sample_uniform_mod_ctr(seed, q, n))
+        assert np.array_equal(s, v), q
+
+
 # -- whole ciphertexts ------------------------------------------------------------
 
 CONTEXTS = [

@@ -1,7 +1,8 @@
 """The ciphertext wire format (cpp/src/ckks/wire.h): round trips, known sizes,
 and rejection of every malformed, truncated, extended or tampered input.
 
-Layout, version 1 (little-endian); offsets used below:
+Layout, version 2 (little-endian; version 1 differs only in how seeds expand,
+and is read for full-c1 messages only); offsets used below:
 
     0 magic "XCCT" | 4 u16 version | 6 u8 origin | 7 u8 c1 form | 8 u8 dtype
     9 u8 ndim | 10 u16 reserved | 12 fingerprint[32] | 44 key id[16]
@@ -119,7 +120,7 @@ def test_header_fields_are_where_wire_h_says(small_ctx, cts):
     data = ct.to_bytes()
     # Assert
     assert data[:4] == b"XCCT"
-    assert struct.unpack_from("<HBBBBH", data, OFF_VERSION) == (1, 1, 0, 2, 2, 0)
+    assert struct.unpack_from("<HBBBBH", data, OFF_VERSION) == (2, 1, 0, 2, 2, 0)
     assert data[OFF_FINGERPRINT : OFF_FINGERPRINT + 32] == small_ctx.fingerprint
     assert data[OFF_KEY_ID : OFF_KEY_ID + 16] == ct.key_id
     assert struct.unpack_from("<QIBBHdd", data, OFF_N_VALUES) == (1400, 2, 2, 10, 0, ct.scale, ct.bound)
@@ -127,7 +128,7 @@ def test_header_fields_are_where_wire_h_says(small_ctx, cts):
     assert data[-CHECKSUM:] == hashlib.sha256(data[:-CHECKSUM]).digest()
     assert data[OFF_FORM] == 0 and cts["public"].to_bytes()[OFF_FORM] == 1
     compact = cts["compact"].to_bytes()
-    assert struct.unpack_from("<HBB", compact, OFF_VERSION) == (1, 3, 2)
+    assert struct.unpack_from("<HBB", compact, OFF_VERSION) == (2, 3, 2)
     assert struct.unpack_from("<I", compact, OFF_SHAPE + 16) == (3,)
     weights = struct.unpack_from("<6Q", compact, OFF_SHAPE + 20)
     assert all(w < q for w, q in zip(weights, np.repeat(small_ctx.primes, 3), strict=True))
@@ -290,7 +291,8 @@ _U64_MAX = 2**64 - 1
     [
         ("magic", 0, "4s", b"XCKY"),
         ("version 0", OFF_VERSION, "H", 0),
-        ("version 2", OFF_VERSION, "H", 2),
+        ("version 1 with a seeded c1", OFF_VERSION, "H", 1),
+        ("version 3", OFF_VERSION, "H", 3),
         ("version 0xffff", OFF_VERSION, "H", 0xFFFF),
         ("origin 0", OFF_ORIGIN, "B", 0),
         ("origin 4", OFF_ORIGIN, "B", 4),
@@ -599,3 +601,34 @@ def test_from_bytes_rejects_a_non_contiguous_or_multidimensional_buffer(small_ct
         xcloud.CiphertextBlocks.from_bytes(small_ctx, memoryview(wide[::2]))
     with pytest.raises(TypeError):
         xcloud.CiphertextBlocks.from_bytes(small_ctx, memoryview(data[: len(data) // 4 * 4].reshape(-1, 4)))
+
+
+# -- versions: 2 expands seeds with AES-256-CTR; 1 (ChaCha20 seeds) is read for full c1 only ---------------
+
+
+@pytest.mark.parametrize("version", [0, 3, 0xFFFF])
+def test_unknown_version_raises_the_typed_error(small_ctx, cts, version):
+    with pytest.raises(xcloud.crypto.UnsupportedVersionError, match="unsupported version"):
+        xcloud.CiphertextBlocks.from_bytes(small_ctx, edited(cts["public"].to_bytes(), OFF_VERSION, "H", version))
+
+
+@pytest.mark.parametrize("origin", ["secret", "compact"])
+def test_version_1_with_seeds_raises_the_typed_error(small_ctx, cts, origin):
+    data = cts[origin].to_bytes()
+    with pytest.raises(xcloud.crypto.UnsupportedVersionError, match="version 1 with a seeded c1"):
+        xcloud.CiphertextBlocks.from_bytes(small_ctx, edited(data, OFF_VERSION, "H", 1))
+
+
+def test_unsupported_version_error_is_an_integrity_error():
+    assert issubclass(xcloud.crypto.UnsupportedVersionError, xcloud.IntegrityError)
+
+
+@pytest.mark.parametrize("origin", ["public", "aggregate"])
+def test_version_1_with_full_c1_still_reads_the_same(small_ctx, small_keys, cts, origin):
+    """A full-c1 message carries no seed, so version 1 and 2 mean the same polynomials."""
+    data = cts[origin].to_bytes()
+    old = xcloud.CiphertextBlocks.from_bytes(small_ctx, edited(data, OFF_VERSION, "H", 1))
+    assert old.to_bytes() == data  # written back as version 2, otherwise identical
+    np.testing.assert_array_equal(
+        xcloud.decrypt_blocks(small_keys, old), xcloud.decrypt_blocks(small_keys, cts[origin])
+    )

@@ -8,6 +8,7 @@
 // estimate on a shared machine). Each SIMD result is checked against the
 // scalar one before it is timed; a mismatch exits with status 1.
 // Benchmarks are not tests: nothing here asserts a time.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include "ckks/params.h"
 #include "parallel/memory.h"
 #include "parallel/parallel_for.h"
+#include "ring/aes256.h"
 #include "ring/chacha20.h"
 #include "ring/ntt.h"
 #include "ring/poly_ops.h"
@@ -210,6 +212,45 @@ void bench_random() {
     std::printf("uniform mod %d-bit q (N=%zu)     scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", bits, n, p.scalar / n,
                 p.simd / n, p.scalar / p.simd);
   }
+  // AES-256-CTR (public seeds): portable, AES-NI, VAES; and the sampler that
+  // draws ceil(bits/8) bytes per try from it (wire version 2), against the
+  // ChaCha20 one with 8 bytes per try (version 1), interleaved.
+  const uint8_t cb[16] = {3};
+  check_same<uint8_t>("aes256-ctr fill", [&] {
+    std::vector<uint8_t> o(100003);
+    Aes256Ctr s(key, cb);
+    s.fill(o.data(), 5);
+    s.fill(o.data() + 5, o.size() - 5);
+    return o;
+  });
+  {
+    const bool before = set_force_scalar(false);
+    double t[3] = {1e300, 1e300, 1e300};
+    const char* names[3] = {"portable", "aes-ni", "vaes"};
+    uint8_t rk[240];
+    aes256_expand_key(key, rk);
+    const size_t blocks = buf.size() / 16;
+    for (int path = 0; path < 3; ++path) {
+      if (path > 0 && std::strcmp(aes256_ctr_path(), "portable") == 0) continue;
+      if (path == 2 && std::strcmp(aes256_ctr_path(), "vaes") != 0) continue;
+      auto fn = path == 0 ? detail::aes256_ctr_portable : path == 1 ? detail::aes256_ctr_ni : detail::aes256_ctr_vaes;
+      t[path] = best_ns([&] { fn(rk, cb, 0, blocks, buf.data()); }, path == 0 ? 20 : 200);
+      std::printf("aes256-ctr %-8s 64 KiB       %.3f GB/s\n", names[path], buf.size() / t[path]);
+    }
+    set_force_scalar(before);
+  }
+  for (int bits : {36, 47, 50}) {
+    const u64 q = generate_ntt_primes(bits, 2 * n, 1, {})[0];
+    std::vector<u64> u(n);
+    check_same<u64>("uniform ctr", [&] { std::vector<u64> o(n); Aes256Ctr s(key, cb); sample_uniform_mod_ctr(s, q, o.data(), n); return o; });
+    double old_ns = 1e300, new_ns = 1e300;
+    for (int rep = 0; rep < 5; ++rep) {  // interleaved, best of each
+      old_ns = std::min(old_ns, best_ns([&] { ChaCha20Stream s(key, nonce); sample_uniform_mod(s, q, u.data(), n); }, 60));
+      new_ns = std::min(new_ns, best_ns([&] { Aes256Ctr s(key, cb); sample_uniform_mod_ctr(s, q, u.data(), n); }, 60));
+    }
+    std::printf("uniform %d-bit q (N=%zu): chacha20 8 B/try %.3f ns/value   aes-ctr %d B/try (%s) %.3f ns/value  x%.1f\n",
+                bits, n, old_ns / n, (bits + 7) / 8, aes256_ctr_path(), new_ns / n, old_ns / new_ns);
+  }
   std::vector<int32_t> e(n);
   check_same<int32_t>("cbd", [&] { std::vector<int32_t> o(n); ChaCha20Stream s(key, nonce); sample_cbd(s, o.data(), n); return o; });
   p = both([&] { ChaCha20Stream s(key, nonce); sample_cbd(s, e.data(), n); }, 300);
@@ -230,9 +271,20 @@ void bench_encoder() {
     for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
     std::vector<double> m(n);
     std::vector<cplx> z(n / 2);
-    const double e = best_ns([&] { enc.encode(x.data(), n, m.data(), z.data()); }, 300);
-    const double d = best_ns([&] { enc.decode(m.data(), x.data(), n, z.data()); }, 300);
-    std::printf("encoder N=%5zu (no SIMD path)   encode %.1f us  decode %.1f us\n", n, e / 1e3, d / 1e3);
+    check_same<double>("encode", [&] {
+      enc.encode(x.data(), n, m.data(), z.data());
+      return m;
+    });
+    check_same<float>("decode", [&] {
+      std::vector<float> y(n);
+      enc.decode(m.data(), y.data(), n, z.data());
+      return y;
+    });
+    const Pair e = both([&] { enc.encode(x.data(), n, m.data(), z.data()); }, 300);
+    std::vector<float> y(n);
+    const Pair d = both([&] { enc.decode(m.data(), y.data(), n, z.data()); }, 300);
+    std::printf("encoder N=%5zu  encode: scalar %.1f us  simd %.1f us  x%.1f   decode: scalar %.1f us  simd %.1f us  x%.1f\n",
+                n, e.scalar / 1e3, e.simd / 1e3, e.scalar / e.simd, d.scalar / 1e3, d.simd / 1e3, d.scalar / d.simd);
   }
 }
 

@@ -11,6 +11,7 @@
 #include "ckks/errors.h"
 #include "ckks/wire.h"
 #include "parallel/parallel_for.h"
+#include "ring/aes256.h"
 #include "ring/chacha20.h"
 #include "ring/sampler.h"
 #include "ring/sha256.h"
@@ -131,6 +132,26 @@ void bind_testing(py::module_& t) {
     s.fill(out.data(), n);
     return to_pybytes(out);
   });
+  t.def("aes256_ctr_keystream", [](const py::bytes& key, const py::bytes& counter_block, size_t n) {
+    const std::string k = key, c = counter_block;
+    if (k.size() != 32 || c.size() != 16) throw std::invalid_argument("key must be 32 bytes and the counter block 16");
+    Aes256Ctr s(reinterpret_cast<const uint8_t*>(k.data()), reinterpret_cast<const uint8_t*>(c.data()));
+    std::vector<uint8_t> out(n);
+    s.fill(out.data(), n);
+    return to_pybytes(out);
+  });
+  t.def("aes256_ctr_path", &aes256_ctr_path, "The AES-256-CTR implementation in use: vaes, aes-ni or portable.");
+  t.def("aes256_force_portable", &aes256_force_portable, py::arg("force"),
+        "Forces the portable AES (True) or allows AES-NI/VAES again; returns the previous setting.");
+  t.def("sample_uniform_mod_ctr", [](const py::bytes& seed, u64 q, size_t n) {
+    if (q < 1) throw std::invalid_argument("the modulus must be at least 1");
+    const Seed s = seed_from(seed);
+    const uint8_t zero_block[16] = {0};
+    Aes256Ctr rng(s.data(), zero_block);
+    std::vector<u64> v(n);
+    sample_uniform_mod_ctr(rng, q, v.data(), n);
+    return u64_array(v);
+  });
   t.def("sha256", [](const py::bytes& data) {
     const std::string d = data;
     return to_pybytes(sha256(d.data(), d.size()));
@@ -219,7 +240,8 @@ void bind_testing(py::module_& t) {
 PYBIND11_MODULE(_native, m) {
   m.doc() = "xcloud native CKKS kernel (see xcloud.crypto for the documented API)";
   py::register_exception<ParameterError>(m, "ParameterError", PyExc_ValueError);
-  py::register_exception<IntegrityError>(m, "IntegrityError", PyExc_ValueError);
+  auto integrity = py::register_exception<IntegrityError>(m, "IntegrityError", PyExc_ValueError);
+  py::register_exception<UnsupportedVersionError>(m, "UnsupportedVersionError", integrity.ptr());
 
   py::class_<CkksParams, ParamsPtr>(m, "Params")
       .def_property_readonly("n", &CkksParams::n)

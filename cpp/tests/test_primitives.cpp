@@ -1,11 +1,13 @@
-// Known-answer tests for ChaCha20 (RFC 8439), SHA-256 (FIPS 180-4) and the
-// OS randomness / wiping helpers. Plain main(); non-zero exit on failure.
+// Known-answer tests for ChaCha20 (RFC 8439), AES-256 (FIPS 197) and
+// AES-256-CTR (NIST SP 800-38A) on each of its implementations, SHA-256
+// (FIPS 180-4) and the OS randomness / wiping helpers. Plain main(); non-zero exit on failure.
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "ring/aes256.h"
 #include "ring/chacha20.h"
 #include "ring/secure.h"
 #include "ring/sha256.h"
@@ -180,6 +182,96 @@ void test_chacha_wrap() {
   check(std::memcmp(buf, last, 64) == 0, "ChaCha20Stream usable after refused request");
 }
 
+
+// FIPS 197 appendix C.3 (one block) and SP 800-38A F.5.5 CTR-AES256.Encrypt
+// (four blocks), on the portable, AES-NI and VAES implementations.
+void test_aes() {
+  const std::vector<uint8_t> k3 = from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+  const std::vector<uint8_t> p3 = from_hex("00112233445566778899aabbccddeeff");
+  uint8_t rk[240], out[16];
+  aes256_expand_key(k3.data(), rk);
+  aes256_encrypt_block(rk, p3.data(), out);
+  check(equal_bytes(out, from_hex("8ea2b7ca516745bfeafc49904b496089"), 16), "FIPS 197 C.3 AES-256 block");
+
+  const std::vector<uint8_t> key = from_hex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4");
+  const std::vector<uint8_t> ctr = from_hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  const std::vector<uint8_t> plain = from_hex(
+      "6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51"
+      "30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710");
+  const std::vector<uint8_t> cipher = from_hex(
+      "601ec313775789a5b7a7f504bbf3d228 f443e3ca4d62b59aca84e990cacaf5c5"
+      "2b0930daa23de94ce87017ba2d84988d dfc9c58db67aada613c2dd08457941a6");
+  aes256_expand_key(key.data(), rk);
+  const uint32_t c0 = 0xfcfdfeffu;
+  using Fn = void (*)(const uint8_t*, const uint8_t*, uint32_t, size_t, uint8_t*);
+  struct Impl {
+    const char* name;
+    Fn fn;
+    bool ok;
+  };
+  bool have_ni = false, have_vaes = false;
+#if defined(XCLOUD_HAVE_AVX2)
+  __builtin_cpu_init();
+  have_ni = __builtin_cpu_supports("aes") && __builtin_cpu_supports("sse4.1");
+  have_vaes = have_ni && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("vaes");
+#endif
+  std::vector<Impl> impls = {{"portable", detail::aes256_ctr_portable, true}};
+#if defined(XCLOUD_HAVE_AVX2)
+  impls.push_back({"aes-ni", detail::aes256_ctr_ni, have_ni});
+  impls.push_back({"vaes", detail::aes256_ctr_vaes, have_vaes});
+#endif
+  // A long reference keystream from the portable path, for the differential checks.
+  const size_t long_blocks = 16 * 9 + 5;
+  std::vector<uint8_t> ref(16 * long_blocks);
+  detail::aes256_ctr_portable(rk, ctr.data(), c0, long_blocks, ref.data());
+  for (const auto& im : impls) {
+    if (!im.ok) {
+      std::printf("skip: %s AES (not supported by this CPU)\n", im.name);
+      continue;
+    }
+    uint8_t ks[64];
+    im.fn(rk, ctr.data(), c0, 4, ks);
+    for (int i = 0; i < 64; ++i) ks[i] ^= plain[i];
+    check(equal_bytes(ks, cipher, 64), std::string("SP 800-38A F.5.5 CTR-AES256 (") + im.name + ")");
+    bool same = true;
+    for (size_t blocks = 1; blocks <= long_blocks; blocks += (blocks < 40 ? 1 : 13)) {
+      std::vector<uint8_t> got(16 * blocks);
+      im.fn(rk, ctr.data(), c0, blocks, got.data());
+      same &= std::memcmp(got.data(), ref.data(), got.size()) == 0;
+    }
+    check(same, std::string("AES-256-CTR ") + im.name + " equals the portable keystream for 1.." +
+                    std::to_string(long_blocks) + " blocks");
+  }
+  // The stream: odd-sized reads equal one read, on whatever path is active.
+  Aes256Ctr a(key.data(), ctr.data());
+  std::vector<uint8_t> big(ref.size());
+  a.fill(big.data(), big.size());
+  check(big == ref, std::string("Aes256Ctr one read (") + aes256_ctr_path() + ")");
+  Aes256Ctr b(key.data(), ctr.data());
+  std::vector<uint8_t> pieces(ref.size());
+  const size_t chunks[] = {1, 15, 16, 17, 255, 256, 3, 900};
+  size_t off = 0;
+  for (size_t c : chunks) {
+    const size_t m = c < pieces.size() - off ? c : pieces.size() - off;
+    b.fill(pieces.data() + off, m);
+    off += m;
+  }
+  b.fill(pieces.data() + off, pieces.size() - off);
+  check(pieces == ref, "Aes256Ctr odd-sized reads equal one read");
+  // The 32-bit counter must not wrap.
+  const std::vector<uint8_t> end = from_hex("000000000000000000000000fffffffe");
+  Aes256Ctr w(key.data(), end.data());
+  uint8_t two[32];
+  w.fill(two, 32);
+  bool threw = false;
+  try {
+    w.fill(two, 1);
+  } catch (const std::length_error&) {
+    threw = true;
+  }
+  check(threw, "Aes256Ctr throws length_error at counter wrap");
+}
+
 std::string to_hex(const std::array<uint8_t, 32>& d) {
   static const char* digits = "0123456789abcdef";
   std::string s;
@@ -265,6 +357,7 @@ int main() {
     test_chacha_blocks();
     test_chacha_encrypt();
     test_chacha_wrap();
+    test_aes();
     test_sha256();
     test_secure();
   } catch (const std::exception& e) {

@@ -61,6 +61,10 @@ void CrtReconstructor::centered_doubles_scalar(const u64* r, size_t n, double sc
 void CrtReconstructor::centered_doubles(const u64* r, size_t n, double scale, double* out) const {
   size_t done = 0;
 #ifdef XCLOUD_HAVE_AVX2
+  if (primes_.size() == 1 && primes_[0] < (u64{1} << kMaxPrimeBits) && simd_enabled()) {
+    done = n & ~size_t{3};
+    detail::crt1_centered_doubles_avx2(r, done, primes_[0], static_cast<u64>(q_half_), scale, out);
+  }
   if (primes_.size() == 2 && primes_[0] < (u64{1} << kMaxPrimeBits) && primes_[1] < (u64{1} << kMaxPrimeBits) &&
       simd_enabled()) {
     done = n & ~size_t{3};

@@ -39,5 +39,18 @@ void crt2_centered_doubles_avx2(const uint64_t* r0, const uint64_t* r1, size_t n
   }
 }
 
+void crt1_centered_doubles_avx2(const uint64_t* r0, size_t n, uint64_t q, uint64_t q_half, double scale,
+                                double* out) {
+  const __m256d qd = _mm256_set1_pd(static_cast<double>(q));
+  const __m256d hd = _mm256_set1_pd(static_cast<double>(q_half));
+  const __m256d sc = _mm256_set1_pd(scale);
+  for (size_t i = 0; i < n; i += 4) {
+    const __m256d v = u64_to_pd(load_u64(r0 + i));  // exact: v < 2^50
+    const __m256d above = _mm256_cmp_pd(v, hd, _CMP_GT_OQ);
+    const __m256d x = _mm256_sub_pd(v, _mm256_and_pd(above, qd));  // exact: |x| < 2^50
+    _mm256_storeu_pd(out + i, _mm256_mul_pd(x, sc));
+  }
+}
+
 }  // namespace detail
 }  // namespace xcloud

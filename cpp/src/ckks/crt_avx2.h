@@ -14,5 +14,11 @@ namespace detail {
 void crt2_centered_doubles_avx2(const uint64_t* r0, const uint64_t* r1, size_t n, uint64_t q0, uint64_t q1,
                                 uint64_t inv, uint64_t t_half, uint64_t v_half, double scale, double* out);
 
+// One prime q < 2^50 (the compact preset): for i in [0, n - n % 4), with
+// r = r0[i] in [0, q), out[i] = double(r > q_half ? r - q : r) * scale. Every
+// step is exact but the final product, which rounds as the scalar one.
+void crt1_centered_doubles_avx2(const uint64_t* r0, size_t n, uint64_t q, uint64_t q_half, double scale,
+                                double* out);
+
 }  // namespace detail
 }  // namespace xcloud

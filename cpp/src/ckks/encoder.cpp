@@ -3,7 +3,9 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "ckks/encoder_avx2.h"
 #include "ring/ntt.h"
+#include "ring/simd.h"
 
 namespace xcloud {
 
@@ -24,7 +26,31 @@ Encoder::Encoder(size_t n) : n_(n) {
   }
   bitrev_.resize(half);
   for (size_t j = 0; j < half; ++j) bitrev_[j] = static_cast<uint32_t>(bit_reverse(j, log_half_));
+  tw_fwd_.assign(half, cplx(0.0, 0.0));
+  tw_inv_.assign(half, cplx(0.0, 0.0));
+  for (size_t h = 1; h < half; h <<= 1) {
+    const size_t step = half / (2 * h);
+    for (size_t k = 0; k < h; ++k) {
+      tw_fwd_[h + k] = roots_[k * step];
+      tw_inv_[h + k] = std::conj(roots_[k * step]);
+    }
+  }
+  twist_conj_.resize(half);
+  for (size_t j = 0; j < half; ++j) twist_conj_[j] = std::conj(twist_[j]);
 }
+
+namespace {
+
+#ifdef XCLOUD_HAVE_AVX2
+detail::EncoderTables avx2_tables(size_t half, const std::vector<uint32_t>& bitrev, const std::vector<cplx>& fwd,
+                                  const std::vector<cplx>& inv, const std::vector<cplx>& twist,
+                                  const std::vector<cplx>& twist_conj) {
+  auto d = [](const std::vector<cplx>& v) { return reinterpret_cast<const double*>(v.data()); };
+  return detail::EncoderTables{half, bitrev.data(), d(fwd), d(inv), d(twist), d(twist_conj)};
+}
+#endif
+
+}  // namespace
 
 // Iterative radix-2 DFT of size N/2: out_k = sum_j a_j exp(+-2 pi i jk/(N/2)).
 // Bit-reversal permutation first, then log2(N/2) butterfly stages.
@@ -53,6 +79,12 @@ void Encoder::fft(cplx* a, bool inverse) const {
 template <typename T>
 void Encoder::encode(const T* x, size_t count, double* m, cplx* z) const {
   const size_t half = n_ / 2;
+#ifdef XCLOUD_HAVE_AVX2
+  if (half >= 4 && simd_enabled()) {
+    const auto t = avx2_tables(half, bitrev_, tw_fwd_, tw_inv_, twist_, twist_conj_);
+    return detail::encode_avx2(t, x, count, m, reinterpret_cast<double*>(z));
+  }
+#endif
   for (size_t k = 0; k < half; ++k) {
     const double re = k < count ? static_cast<double>(x[k]) : 0.0;
     const double im = k + half < count ? static_cast<double>(x[k + half]) : 0.0;
@@ -70,6 +102,12 @@ void Encoder::encode(const T* x, size_t count, double* m, cplx* z) const {
 template <typename T>
 void Encoder::decode(const double* m, T* x, size_t count, cplx* z) const {
   const size_t half = n_ / 2;
+#ifdef XCLOUD_HAVE_AVX2
+  if (half >= 4 && simd_enabled()) {
+    const auto t = avx2_tables(half, bitrev_, tw_fwd_, tw_inv_, twist_, twist_conj_);
+    return detail::decode_avx2(t, m, x, count, reinterpret_cast<double*>(z));
+  }
+#endif
   for (size_t j = 0; j < half; ++j) z[j] = cplx(m[j], m[j + half]) * twist_[j];
   fft(z, /*inverse=*/false);
   for (size_t k = 0; k < half; ++k) {

@@ -9,6 +9,10 @@
 // Two reals share a slot: z_k = x_k + i x_{k+N/2}.
 // Bound: |m_j| <= max_k |z_k| <= sqrt(2) max |x|.
 //
+// Two paths (ring/simd.h): the scalar reference below and an AVX2 one
+// (encoder_avx2.h) that computes the same rounded operations, so both give
+// the same bits.
+//
 // Thread safety: an Encoder is immutable after construction; encode/decode
 // take caller-provided scratch, so many threads may share one Encoder.
 #include <complex>
@@ -43,6 +47,10 @@ class Encoder {
   std::vector<cplx> roots_;  // exp(2 pi i k / (N/2)), k < N/4: computed directly with cos/sin
   std::vector<cplx> twist_;  // zeta^j = exp(i pi j / N), j < N/2: computed directly with cos/sin
   std::vector<uint32_t> bitrev_;
+  // For the AVX2 path (encoder_avx2.h): the twiddles of each FFT stage laid
+  // out contiguously, and the conjugates (the same doubles, the imaginary
+  // part negated, as the scalar path computes them).
+  std::vector<cplx> tw_fwd_, tw_inv_, twist_conj_;
 };
 
 }  // namespace xcloud

@@ -19,4 +19,11 @@ class IntegrityError : public std::invalid_argument {
   explicit IntegrityError(const std::string& what) : std::invalid_argument(what) {}
 };
 
+// Well-formed bytes of a format version this build does not read (a
+// subclass of IntegrityError: xcloud.crypto.UnsupportedVersionError).
+class UnsupportedVersionError : public IntegrityError {
+ public:
+  explicit UnsupportedVersionError(const std::string& what) : IntegrityError(what) {}
+};
+
 }  // namespace xcloud

@@ -1,10 +1,12 @@
 #include "ckks/keys.h"
 
+#include <cstring>
 #include <stdexcept>
 
 #include "ckks/byte_io.h"
 #include "ckks/errors.h"
 #include "ckks/streams.h"
+#include "ring/aes256.h"
 #include "ring/sampler.h"
 #include "ring/secure.h"
 #include "ring/sha256.h"
@@ -105,13 +107,19 @@ KeySetPtr generate_from(const ParamsPtr& params, const Seed& master) {
 }  // namespace
 
 void expand_uniform_prime(const CkksParams& params, const Seed& seed, size_t j, u64* out) {
-  const auto nonce = stream_nonce("XCa", static_cast<uint32_t>(j));
-  ChaCha20Stream rng(seed.data(), nonce.data());
-  sample_uniform_mod(rng, params.primes()[j], out, params.n());
+  const auto nonce = stream_nonce("XCu", static_cast<uint32_t>(j));
+  uint8_t counter_block[16] = {0};
+  std::memcpy(counter_block, nonce.data(), nonce.size());
+  Aes256Ctr rng(seed.data(), counter_block);
+  sample_uniform_mod_ctr(rng, params.primes()[j], out, params.n());
 }
 
 void expand_uniform(const CkksParams& params, const Seed& seed, u64* out) {
-  for (size_t j = 0; j < params.num_primes(); ++j) expand_uniform_prime(params, seed, j, out + j * params.n());
+  for (size_t j = 0; j < params.num_primes(); ++j) {
+    const auto nonce = stream_nonce("XCa", static_cast<uint32_t>(j));
+    ChaCha20Stream rng(seed.data(), nonce.data());
+    sample_uniform_mod(rng, params.primes()[j], out + j * params.n(), params.n());
+  }
 }
 
 KeySet::KeySet(ParamsPtr params, std::unique_ptr<SecretKey> sk, std::unique_ptr<PublicKey> pk)

@@ -71,10 +71,16 @@ class KeySet {
 
 
 
-// Expands a seed into L x N uniform residues (evaluation form), one
-// ChaCha20 stream per prime with nonce ("XCa", prime index).
+// The public-key polynomial a from its seed: L x N uniform residues
+// (evaluation form), one ChaCha20 stream per prime with nonce ("XCa", prime
+// index), 8 keystream bytes per try (key format version 1).
 void expand_uniform(const CkksParams& params, const Seed& seed, u64* out);
-// The part of expand_uniform for prime j only: N residues in [0, q_j).
+
+// The uniform c1 of a secret-key ciphertext block, prime j, from its public
+// seed (wire format version 2): N residues in [0, q_j), drawn by
+// sample_uniform_mod_ctr from AES-256-CTR keyed with the seed, initial
+// counter block "XCu" 0 || u32 LE j || u32 0 || u32 BE 0. Version 1 drew
+// them from ChaCha20 with 8 bytes per try; it is no longer produced or read.
 void expand_uniform_prime(const CkksParams& params, const Seed& seed, size_t j, u64* out);
 
 }  // namespace xcloud

@@ -1,7 +1,9 @@
 #pragma once
 // Domain-separated ChaCha20 streams: one 32-byte key, many independent
 // streams told apart by a 12-byte nonce = 4-byte tag || u32 index || u32 sub.
-// Tags in use: "XCa" uniform polynomial of prime `index`; "XCA" public seed of
+// Tags in use: "XCa" public-key uniform polynomial of prime `index`; "XCu"
+// (the first 12 bytes of an AES-256-CTR counter block, ring/aes256.h) the
+// uniform c1 of a secret-key ciphertext for prime `index`; "XCA" public seed of
 // block `index`; "XCE" secret noise of block `index`; "XCs" secret key; "XCP"
 // public-key seed; "XCk" public-key noise.
 #include <array>

@@ -12,7 +12,10 @@ namespace xcloud {
 
 namespace {
 
-constexpr uint16_t kWireVersion = 1;
+// Version 2 changed only how a seed expands (AES-256-CTR, keys.h); a
+// version-1 message without seeds (c1 form 1) means the same in both.
+constexpr uint16_t kWireVersion = 2;
+constexpr uint16_t kWireVersionChaChaSeeds = 1;
 constexpr size_t kFixedHeader = 92;
 constexpr size_t kChecksum = 32;
 constexpr uint32_t kMaxDims = 32;
@@ -108,7 +111,10 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   if (std::memcmp(data, "XCCT", 4) != 0) throw IntegrityError(std::string(kWhat) + ": bad magic (not an xcloud ciphertext)");
   ByteReader r(data + 4, len - 4 - kChecksum, kWhat);
   const uint16_t version = r.u16();
-  if (version != kWireVersion) throw IntegrityError(std::string(kWhat) + ": unsupported version " + std::to_string(version));
+  if (version != kWireVersion && version != kWireVersionChaChaSeeds) {
+    throw UnsupportedVersionError(std::string(kWhat) + ": unsupported version " + std::to_string(version) +
+                                  " (this build reads versions 1 and 2)");
+  }
   const auto digest = sha256(data, len - kChecksum);
   if (std::memcmp(digest.data(), data + len - kChecksum, kChecksum) != 0) {
     throw IntegrityError(std::string(kWhat) + ": checksum mismatch (corrupted, truncated or tampered)");
@@ -120,6 +126,12 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   if (form > 2) throw IntegrityError(std::string(kWhat) + ": unknown c1 form");
   if (form == 0 && origin != 1) throw IntegrityError(std::string(kWhat) + ": only secret-key ciphertexts are seeded");
   if (form == 2 && origin != 3) throw IntegrityError(std::string(kWhat) + ": only aggregates have a seeded-sum c1");
+  if (version == kWireVersionChaChaSeeds && form != 1) {
+    throw UnsupportedVersionError(std::string(kWhat) +
+                                  ": version 1 with a seeded c1, whose seeds expand by the ChaCha20 sampler of "
+                                  "xcloud's first wire format; this build expands seeds with AES-256-CTR (version 2) "
+                                  "only; re-encrypt with this build");
+  }
   if (dtype != 1 && dtype != 2) throw IntegrityError(std::string(kWhat) + ": unknown dtype");
   if (ndim > kMaxDims) throw IntegrityError(std::string(kWhat) + ": too many dimensions");
   if (r.u16() != 0) throw IntegrityError(std::string(kWhat) + ": reserved field is not zero");

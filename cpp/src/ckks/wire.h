@@ -1,10 +1,14 @@
 #pragma once
-// The ciphertext wire format, version 1 (little-endian). The seeded-sum c1
-// form (2) was added within version 1: every earlier message still parses.
+// The ciphertext wire format, version 2 (little-endian). The seeded-sum c1
+// form (2) was added within version 1. Version 2 changed the expansion of
+// seeds (keys.h, expand_uniform_prime: AES-256-CTR with ceil(bits/8) bytes
+// per try instead of ChaCha20 with 8). deserialize() still reads version 1
+// messages with full c1 polynomials (form 1; their meaning did not change)
+// and refuses version-1 seeded forms with UnsupportedVersionError.
 //
 //   offset size
 //   0      4    magic "XCCT"
-//   4      2    version (1)
+//   4      2    version (2; 1 accepted for form 1 only)
 //   6      1    origin: 1 secret-key, 2 public-key, 3 aggregate
 //   7      1    c1 form: 0 seeded (one 32-byte seed per block; origin 1 only),
 //               1 full polynomials, 2 seeded sum (K seeds per block, K
@@ -50,7 +54,8 @@ size_t serialized_size(const CiphertextBatch& ct);
 // fingerprint, field ranges, residues below their moduli, shape product;
 // for the seeded-sum form the seed count and every weight below its prime).
 // @throws IntegrityError on any malformed, truncated, oversized, tampered or
-//         mismatched input. Never reads outside [data, data + len).
+//         mismatched input; UnsupportedVersionError (a subclass) for an
+//         unknown version or a version-1 seeded form. Never reads outside [data, data + len).
 CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t len);
 
 }  // namespace xcloud

@@ -78,6 +78,27 @@ void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
   // The words are public randomness (the uniform half of a ciphertext or key).
 }
 
+void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n) {
+  const int bits = 64 - __builtin_clzll(q);
+  const size_t width = static_cast<size_t>((bits + 7) / 8);
+  const u64 mask = bits >= 64 ? ~u64{0} : (u64{1} << bits) - 1;
+  constexpr size_t kTries = 512;
+  uint8_t buf[8 * kTries + 8];  // a word read at try k ends before width * k + 8
+  std::memset(buf, 0, sizeof(buf));
+  size_t i = 0;
+  while (i < n) {
+    // At most n - i tries per fill: each accepts at most one value, so the
+    // bytes consumed do not depend on the chunking.
+    const size_t tries = n - i < kTries ? n - i : kTries;
+    rng.fill(buf, width * tries);
+    for (size_t k = 0; k < tries; ++k) {
+      const u64 r = load_le64(buf + width * k) & mask;
+      out[i] = r;
+      i += (r < q);
+    }
+  }
+}
+
 void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {
   if (!simd_enabled()) return detail::sample_ternary_scalar(rng, out, n);
   uint8_t buf[8 * kChunkWords];

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ring/aes256.h"
 #include "ring/chacha20.h"
 #include "ring/modarith.h"
 
@@ -26,6 +27,13 @@ constexpr int kCbdEta = 21;
 // out[i] uniform in [0, q): draws 8 keystream bytes (a little-endian word)
 // per try, keeps its low bit_length(q) bits and rejects values >= q.
 void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
+
+// out[i] uniform in [0, q) from an AES-256-CTR keystream (public seeds only):
+// B = ceil(bit_length(q) / 8) keystream bytes per try, read as a
+// little-endian integer, its low bit_length(q) bits kept, values >= q
+// rejected. Consumes exactly B * tries bytes. The same code runs on every
+// path; only the AES implementation underneath differs (ring/aes256.h).
+void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n);
 
 // out[i] uniform in {-1, 0, 1}: the top bits of (r * 3) for a 64-bit random r,
 // whose bias is below 2^-62.

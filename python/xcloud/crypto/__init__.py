@@ -1,5 +1,10 @@
-"""Typed Python API over the native CKKS kernel."""
+"""Typed Python API over the native CKKS kernel.
 
+``UnsupportedVersionError`` (a subclass of :class:`xcloud.IntegrityError`) is
+raised for ciphertext bytes of a wire-format version this build does not read.
+"""
+
+from xcloud._native import UnsupportedVersionError
 from xcloud.crypto.blocks import (
     MAX_SEEDS_PER_BLOCK,
     CiphertextBlocks,
@@ -20,6 +25,7 @@ __all__ = [
     "CkksContext",
     "CkksLiteral",
     "KeySet",
+    "UnsupportedVersionError",
     "add",
     "aggregate",
     "decrypt_blocks",
