@@ -203,6 +203,11 @@ class Implementation:
         """Package versions worth recording next to the results."""
         return {}
 
+    @classmethod
+    def param_set(cls) -> str:
+        """The parameter set, in one line, for the table's list of parameter sets."""
+        return (cls.__doc__ or "").strip().splitlines()[0]
+
     def cached(self, n: int, key: str, make: Callable[[], Any]) -> Any:
         """Per-size cache of expensive inputs; switching to another size drops it."""
         if self._cache_n != n:
@@ -409,6 +414,7 @@ class XCloud(Implementation):
     """xcloud's CKKS kernel at its default 128-bit parameters (N=4096, two 36-bit primes)."""
 
     name = "xcloud"
+    preset: ClassVar[str] = "default"
 
     def __init__(self) -> None:
         super().__init__()
@@ -417,7 +423,7 @@ class XCloud(Implementation):
         except ImportError as e:  # pragma: no cover
             raise Unavailable(f"xcloud is not installed: {e}") from e
         self._x = xcloud
-        self.ctx = xcloud.CkksContext()
+        self.ctx = xcloud.CkksContext.preset(self.preset)
         self.keys = self.ctx.keygen()
         self.public = self.keys.public_only()
 
@@ -441,9 +447,20 @@ class XCloud(Implementation):
         try:
             import xcloud
 
-            return {"xcloud": xcloud.__version__, "xcloud_params": repr(xcloud.CkksContext())}
+            ctx = xcloud.CkksContext.preset(cls.preset)
+            return {"xcloud": xcloud.__version__, f"xcloud_params_{cls.preset}": repr(ctx)}
         except Exception:  # pragma: no cover
             return {}
+
+    @classmethod
+    def param_set(cls) -> str:
+        try:
+            import xcloud
+
+            ctx = xcloud.CkksContext.preset(cls.preset)
+            return f"preset {cls.preset!r}: {ctx!r}"
+        except Exception:  # pragma: no cover
+            return f"preset {cls.preset!r}"
 
     # -- helpers ---------------------------------------------------------------
     def _error(self, ct: Any, expected: np.ndarray) -> float:
@@ -525,6 +542,59 @@ class XCloud(Implementation):
 
     def prepare_aggregate_public(self, n: int, threads: int | None) -> Prepared:
         return self._prepare_aggregate(n, threads, "public")
+
+
+@register
+class XCloudCompact(XCloud):
+    """xcloud's ``CkksContext.preset("compact")``: N=4096, one 47-bit prime, scale 2^32.
+
+    For shared-key (secret-key) mode only: the secret-key upload is 1.48x its float32
+    bytes; public-key encryption at this size keeps too few bits (README), so it has no
+    public-key rows. Aggregation rows sum secret-key inputs (compact seeded-sum form).
+    """
+
+    name = "xcloud compact"
+    preset = "compact"
+
+    def _aggregate_inputs(self, n: int, mode: str) -> tuple[list[Any], np.ndarray]:
+        """As the default's, with the mean's weights 1/10 rounded by ``xcloud.dyadic_weights``.
+
+        At one 47-bit prime the headroom allows only about 10 fractional weight bits, so
+        ``aggregate`` refuses 1/10 itself; the rows time the rounded weights (summing to 1).
+        """
+
+        def make() -> tuple[list[Any], np.ndarray, list[float]]:
+            x = payload(n)
+            cts, xs = [], []
+            for i in range(AGG_INPUTS):
+                xs.append(np.roll(x, i * 7919))
+                cts.append(self._x.encrypt_blocks(self.keys, xs[-1], mode=mode))
+            w = self._x.dyadic_weights(cts, [1.0 / AGG_INPUTS] * AGG_INPUTS)
+            total = np.zeros(n, dtype=np.float64)
+            for wi, xi in zip(w, xs, strict=True):
+                total += wi * xi.astype(np.float64)
+            return cts, total, w
+
+        cts, total, self._weights = self.cached(n, f"agg-{mode}", make)
+        return cts, total
+
+    def _prepare_aggregate(self, n: int, threads: int | None, mode: str) -> Prepared:
+        prep = super()._prepare_aggregate(n, threads, mode)
+        cts, weights, agg = self._aggregate_inputs(n, mode)[0], self._weights, self._x.aggregate
+        prep.run = lambda: agg(cts, weights, threads=threads)
+        prep.extra["weights"] = "xcloud.dyadic_weights of 1/10 each"
+        return prep
+
+    @classmethod
+    def cases(cls) -> list[Case]:
+        out: list[Case] = []
+        for t in thread_counts():
+            out.append(Case(cls, "encrypt", "prepare_encrypt_secret", "secret-key", t))
+        for t in thread_counts():
+            out.append(Case(cls, "decrypt", "prepare_decrypt", "secret-key", t))
+        for t in thread_counts():
+            out.append(Case(cls, "aggregate", "prepare_aggregate_secret", "secret-key inputs", t, AGG_INPUTS))
+        return out
 
 
 # -- xcloud, scalar reference paths ---------------------------------------------
@@ -631,6 +701,14 @@ class _TenSealBase(Implementation):
             return {"tenseal": tenseal.__version__}
         except Exception:
             return {}
+
+    @classmethod
+    def param_set(cls) -> str:
+        return (
+            f"N={cls.poly_modulus_degree}, coeff_mod_bit_sizes {list(cls.coeff_mod_bit_sizes)} "
+            f"(log2 q = {sum(cls.coeff_mod_bit_sizes)}), scale 2^{cls.scale_bits}, "
+            f"{cls.poly_modulus_degree // 2} slots per vector"
+        )
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -768,6 +846,13 @@ class OpenFhe(Implementation):
     @classmethod
     def versions(cls) -> dict[str, str]:
         return {"openfhe_python": openfhe_python()}
+
+    @classmethod
+    def param_set(cls) -> str:
+        return (
+            "HEStd_128_classic, multiplicative depth 0, first modulus 60 bits, scaling modulus 40 bits, "
+            "FIXEDMANUAL; OpenFHE picks ring dimension 8192 (it refuses 4096 at 128-bit), 4096 slots"
+        )
 
     def _report(self, n: int) -> dict[str, Any]:
         def make() -> dict[str, Any]:

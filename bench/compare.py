@@ -196,6 +196,17 @@ BUSY_CORES = 0.25
 """Rows timed while other processes used more than this many cores are flagged."""
 
 
+def parameter_sets(rows: list[dict]) -> str:
+    """One line per implementation in ``rows``: its parameter set (all 128-bit secure HE sets)."""
+    seen: list[str] = []
+    for r in rows:
+        if r["impl"] not in seen:
+            seen.append(r["impl"])
+    by_name = {cls.name: cls for cls in bl.REGISTRY}
+    lines = [f"- {name}: {by_name[name].param_set()}" for name in seen if name in by_name]
+    return "Parameter sets:\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def markdown_table(rows: list[dict], bandwidth: dict[str, float]) -> str:
     head = (
         "| operation | implementation | threads | values/s | × AES-256-GCM | bytes/value | precision bits "
@@ -336,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         f"tree HEAD {str(machine.get('git_head'))[:12]}); "
         f"{machine['date_utc']}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
         f"other processes used {machine['other_cpu_cores_during_run'] or 0:.2f} cores on average during the run.\n"
-        f"xcloud parameters: {machine.get('xcloud_params', '?')}. Payload: float32 uniform in [-1, 1], "
-        f"numpy seed {bl.PAYLOAD_SEED}; aggregation sums {bl.AGG_INPUTS} ciphertexts of the size shown.\n\n"
+        f"Payload: float32 uniform in [-1, 1], "
+        f"numpy seed {bl.PAYLOAD_SEED}; aggregation sums {bl.AGG_INPUTS} ciphertexts of the size shown.\n"
+        + parameter_sets(rows)
+        + "\n"
     )
     for u in unavailable:
         header += f"Not run: {u['implementation']}: {u['reason']}\n"

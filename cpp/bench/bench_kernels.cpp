@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -44,6 +45,19 @@ double best_ns(const std::function<void()>& f, int reps) {
     f();
     const auto t1 = std::chrono::steady_clock::now();
     const double ns = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    if (ns < best) best = ns;
+  }
+  return best;
+}
+
+double best_cpu_ns(const std::function<void()>& f, int reps) {
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    timespec a{}, b{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+    f();
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+    const double ns = (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
     if (ns < best) best = ns;
   }
   return best;
@@ -339,6 +353,99 @@ void bench_e2e() {
 
 // Thread scaling of the whole operations (SIMD path), and the fixed cost of a
 // small parallel call (what the persistent pool saves over starting threads).
+
+// Where one block's time goes: each stage of a secret-key encryption and of
+// its decryption, timed alone on the SIMD path (best of many), next to the
+// whole call per block (1 thread, 256 blocks), for both presets.
+void bench_stages() {
+  struct Preset {
+    const char* name;
+    std::vector<int> primes;
+    int scale_bits;
+  };
+  for (const Preset& pr : {Preset{"default", {36, 36}, 38}, Preset{"compact", {47}, 32}}) {
+    CkksParametersLiteral lit;
+    lit.prime_bits = pr.primes;
+    lit.scale_bits = pr.scale_bits;
+    const auto params = CkksParams::create(lit);
+    Seed seed{};
+    seed[0] = 4;
+    const auto keys = KeySet::generate_derand(params, seed);
+    const size_t n = params->n(), L = params->num_primes();
+    const size_t blocks = 256, n_values = blocks * n;
+    std::vector<float> x(n_values), y(n_values);
+    std::mt19937_64 g(6);
+    for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+    std::vector<double> m(n);
+    std::vector<cplx> z(n / 2);
+    std::vector<int64_t> mi(n);
+    std::vector<int32_t> e(n);
+    std::vector<u64> t(n), c0(L * n), r(L * n);
+    const SecretKey& sk = keys->secret();
+    const uint8_t nonce[12] = {5};
+    const int reps = 400;
+    struct Row {
+      const char* what;
+      double ns;
+    };
+    std::vector<Row> enc, dec;
+    enc.push_back({"range check", best_ns([&] { (void)find_out_of_range(x.data(), n, 1.0); }, reps)});
+    enc.push_back({"encode (FFT)", best_ns([&] { params->encoder().encode(x.data(), n, m.data(), z.data()); }, reps)});
+    enc.push_back({"round to integers", best_ns([&] { round_scaled(mi.data(), m.data(), params->scale(), n); }, reps)});
+    enc.push_back({"noise (CBD, ChaCha20)", best_ns([&] { ChaCha20Stream s(seed.data(), nonce); sample_cbd(s, e.data(), n); }, reps)});
+    enc.push_back({"seed of a (ChaCha20, 32 B)", best_ns([&] { ChaCha20Stream s(seed.data(), nonce); s.fill(reinterpret_cast<uint8_t*>(t.data()), 32); }, reps)});
+    const double expand = best_ns([&] { for (size_t j = 0; j < L; ++j) expand_uniform_prime(*params, seed, j, t.data()); }, reps);
+    enc.push_back({"expand a (AES-256-CTR), all primes", expand});
+    enc.push_back({"a*s, inverse NTT, all primes", best_ns([&] {
+                     for (size_t j = 0; j < L; ++j) params->ntt(j).inverse_mul(t.data(), t.data(), sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
+                   }, reps)});
+    enc.push_back({"c0 = m + e - a*s, all primes", best_ns([&] {
+                     for (size_t j = 0; j < L; ++j) poly_signed_minus(c0.data() + j * n, mi.data(), e.data(), t.data(), n, params->primes()[j]);
+                   }, reps)});
+    std::vector<uint64_t> out;
+    enc.push_back({"output allocation (zeroed, THP)", best_ns([&] { std::vector<uint64_t>().swap(out); resize_zeroed(out, blocks * L * n); }, 20) / blocks});
+    dec.push_back({"expand a (AES-256-CTR), all primes", expand});
+    dec.push_back({"a*s, inverse NTT, all primes", enc[6].ns});
+    dec.push_back({"c0 + a*s, all primes", best_ns([&] {
+                     for (size_t j = 0; j < L; ++j) poly_add(r.data() + j * n, c0.data() + j * n, t.data(), n, params->primes()[j]);
+                   }, reps)});
+    const CrtReconstructor crt(*params);
+    dec.push_back({"CRT to centred doubles", best_ns([&] { crt.centered_doubles(r.data(), n, 1.0 / params->scale(), m.data()); }, reps)});
+    dec.push_back({"decode (FFT), to float32", best_ns([&] { params->encoder().decode(m.data(), y.data(), n, z.data()); }, reps)});
+
+    EncryptRequest req;
+    req.data = x.data();
+    req.dtype = DType::kFloat32;
+    req.count = n_values;
+    req.shape = {static_cast<int64_t>(n_values)};
+    req.threads = 1;
+    req.seed = seed;
+    CiphertextBatch ct;
+    const double whole_enc = best_ns([&] { ct = encrypt_secret(*keys, req); }, 7) / blocks;
+    const double whole_dec = best_ns([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, 1); }, 7) / blocks;
+    // The same calls in CPU time of this process: on a shared machine the
+    // wall time also counts the slices other processes took.
+    const double cpu_enc = best_cpu_ns([&] { ct = encrypt_secret(*keys, req); }, 7) / blocks;
+    const double cpu_dec = best_cpu_ns([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, 1); }, 7) / blocks;
+    for (int which = 0; which < 2; ++which) {
+      const auto& rows = which == 0 ? enc : dec;
+      const double whole = which == 0 ? whole_enc : whole_dec;
+      double sum = 0;
+      std::printf("stages %s (N=%zu, L=%zu), %s, per block of %zu values:\n", pr.name, n, L,
+                  which == 0 ? "secret-key encrypt" : "decrypt", n);
+      for (const Row& row : rows) {
+        sum += row.ns;
+        std::printf("  %-38s %8.2f us  %5.2f ns/value  %4.1f%%\n", row.what, row.ns / 1e3, row.ns / n, 100 * row.ns / whole);
+      }
+      std::printf("  %-38s %8.2f us  %5.2f ns/value  %4.1f%%\n", "sum of the stages", sum / 1e3, sum / n, 100 * sum / whole);
+      std::printf("  %-38s %8.2f us  %5.2f ns/value  (%.1f M values/s)\n", "whole call (1 thread, 256 blocks)", whole / 1e3, whole / n, n / whole * 1e3);
+      const double cpu = which == 0 ? cpu_enc : cpu_dec;
+      std::printf("  %-38s %8.2f us  %5.2f ns/value  (%.1f M values/s; stages %.1f%% of it)\n", "whole call, process CPU time", cpu / 1e3,
+                  cpu / n, n / cpu * 1e3, 100 * sum / cpu);
+    }
+  }
+}
+
 void bench_threads() {
   CkksParametersLiteral lit;
   const auto params = CkksParams::create(lit);
@@ -357,12 +464,17 @@ void bench_threads() {
   req.seed = seed;
   CiphertextBatch ct = encrypt_secret(*keys, req);
   // Excludes the allocation of the output batch (timed separately below).
+  // Wall time, and the process CPU time of the same calls: CPU time that
+  // grows with the thread count is work the parallel version adds; wall time
+  // above CPU time / threads is waiting (for a core, a lock or memory).
   for (int t : {1, 2}) {
     req.threads = t;
     const double e = best_ns([&] { ct = encrypt_secret(*keys, req); }, 7);
     const double d = best_ns([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, t); }, 7);
-    std::printf("threads=%d  secret-key encrypt %6.2f M values/s   decrypt %6.2f M values/s\n", t, n_values / e * 1e3,
-                n_values / d * 1e3);
+    const double ec = best_cpu_ns([&] { ct = encrypt_secret(*keys, req); }, 7);
+    const double dc = best_cpu_ns([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, t); }, 7);
+    std::printf("threads=%d  secret-key encrypt %6.2f M values/s (CPU %6.2f ns/value)   decrypt %6.2f M values/s (CPU %6.2f ns/value)\n",
+                t, n_values / e * 1e3, ec / n_values, n_values / d * 1e3, dc / n_values);
   }
   const double alloc = best_ns([&] { std::vector<u64> v(n_values * params->num_primes()); v[0] = 1; }, 7);
   const double alloc_huge = best_ns([&] { std::vector<u64> v; resize_zeroed(v, n_values * params->num_primes()); v[0] = 1; }, 7);
@@ -390,6 +502,7 @@ int main(int argc, char** argv) {
   if (want(argc, argv, "poly")) bench_poly();
   if (want(argc, argv, "random")) bench_random();
   if (want(argc, argv, "encoder")) bench_encoder();
+  if (want(argc, argv, "stages")) bench_stages();
   if (want(argc, argv, "crt")) bench_crt();
   if (want(argc, argv, "e2e")) bench_e2e();
   if (want(argc, argv, "threads")) bench_threads();
