@@ -14,11 +14,15 @@ That breaks compatibility with stored keys and ciphertexts and must be a
 deliberate, documented change (bump the format version), never a side
 effect. Regenerate the literals only then, from a build you trust.
 
-History: wire version 2 (2026-12-01) expands the seed of a secret-key
-ciphertext with AES-256-CTR at ceil(bits/8) bytes per try instead of ChaCha20
-at 8; the ciphertext digests below changed with it, deliberately. The key
-digests did not (keys keep ChaCha20, key format 1), and the public-key
-ciphertext, rewritten as version 1, still has its version-1 digest.
+History (2026-12-01), two deliberate changes:
+- wire version 2 expands the seed of a secret-key ciphertext with AES-256-CTR
+  at ceil(bits/8) bytes per try instead of ChaCha20 at 8 bytes. The key
+  digests did not change with it (keys keep ChaCha20, key format 1), and the
+  public-key ciphertext rewritten as version 1 kept its version-1 digest;
+- then the centred-binomial noise takes 6 keystream bytes per sample instead
+  of 8 (ring/sampler.h). That changes every derandomised key and ciphertext
+  (the noise differs), not any format: stored keys and ciphertexts still
+  load and decrypt.
 
 The digests were computed once from the kernel as built by
 ``pip install .`` on x86-64 (gcc, -O3, no -march flags).
@@ -39,20 +43,21 @@ ENC_SEED2 = bytes(32 * [8])
 
 # SHA-256 of CkksContext().canonical_bytes(): the parameter fingerprint.
 FINGERPRINT = "55a5742c8133269efa42079349a52f093dc4c4415641a5882287fda5fe53f9a5"
-KEY_ID = "b3a60cf9bbbe9d9c0db097b0db58b408"
-PUBLIC_KEY_SHA256 = "caea150ee9b283ef12b4dfb5e214d62fbac309b975521c80d1ee952772421333"
-SECRET_KEY_SHA256 = "da37c8acf56210887b8c30e76446aae31f7bfcb8eed3c9f3ff7c75ea6003f52f"
-SECRET_MODE_CT_SHA256 = "ded8af81578a1eeac9ef1681e60a19a4e9c20e3b7b744a8315872b1bcdb93d6b"
-PUBLIC_MODE_CT_SHA256 = "7199f8163fa9e48bec2546e385c70253a284e36757023aa0e9c02daafc793566"
-# The same public-key ciphertext written as wire version 1 (version field 1, checksum redone): the
-# digest committed before version 2, so a full-c1 message did not change with the version.
-PUBLIC_MODE_CT_V1_SHA256 = "bec0bf23fa25b6f59b8313ab900aa7b89aad02c65f763c85a20a93d7bf102986"
+KEY_ID = "bc502d79f8ed8322f30f0253f557bb4c"
+PUBLIC_KEY_SHA256 = "46c1d7a40e39a3ac6c77314b4b13d86f8e35508af8727cc5ff92ce39eb722628"
+SECRET_KEY_SHA256 = "469c4ab21fce7dc592f95b00da53ead04232ff9c94778c579b6d91be80f18223"
+SECRET_MODE_CT_SHA256 = "cb43d0c1702cbfb6a74c11ecbc0bc6ac01cb775c27ed72b27ca434c68ac9200e"
+PUBLIC_MODE_CT_SHA256 = "953160d50ac6186e7525a5769f168b0af2b9fb4e6ab5924393ab45d06d3ab547"
+# The same public-key ciphertext written as wire version 1 (version field 1, checksum redone). With
+# the version-2 change alone this was the digest committed for version 1 (bec0bf23...), i.e. no
+# full-c1 message changed; the 6-byte noise words changed the noise, hence this value.
+PUBLIC_MODE_CT_V1_SHA256 = "249985912a35a3af3ae09bd8926bf0cc655a46cecd7945e58178426e15807d7c"
 # aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75]): full c1 (a public-key input)
-AGGREGATE_SHA256 = "9cd3bb5b401bd03b314d30a07851d056281661d5791b020659077d32df9c6a48"
+AGGREGATE_SHA256 = "18fd1089d70df617a43f61845ce39d276de9cdb20d5f9e5f9f5fd07290546b5c"
 # aggregate([secret-mode ct, second secret-mode ct], weights=[0.25, -0.75]), the second
 # encrypting x[::-1] ** 3 with seed bytes(32 * [8]): compact (seeded-sum) and full c1
-COMPACT_AGGREGATE_SHA256 = "ab246897c29a17a3a2fec47441c35acce727827e101cc0614eb35d114283dfee"
-SEEDED_FULL_AGGREGATE_SHA256 = "4421e67f1c2d23d33ee08553473d9f7ec57926c2ffc9da138a97cccca21ab2ea"
+COMPACT_AGGREGATE_SHA256 = "7db2d51740c7688b34af064b7862de5f86a9e36ab678a8af28607dca1dc705dc"
+SEEDED_FULL_AGGREGATE_SHA256 = "8b3fa2f69c66c2660dd52ab72c1828561d9e854da368bc123990d7b59b4606a2"
 
 # Sizes in bytes (header 92 + 8 per dimension, checksum 32; default context:
 # one packed polynomial is 2 primes x 4096 x 36 bits = 36,864 bytes).

@@ -245,10 +245,12 @@ def test_cbd_matches_the_binomial_distribution_by_chi_square() -> None:
 
 
 def test_cbd_is_the_popcount_difference_of_two_21_bit_words() -> None:
-    # Prepare: the documented construction, one 64-bit keystream word per sample,
-    # a = its low 21 bits, b = the next 21.
+    # Prepare: the documented construction, one 6-byte little-endian keystream word per
+    # sample (OpenSSL's ChaCha20, key = seed, zero nonce), a = its low 21 bits, b = the next 21.
     n, mask = 1000, (1 << ETA) - 1
-    words = keystream_words(SEED_A, n)
+    enc = Cipher(algorithms.ChaCha20(SEED_A, bytes(16)), mode=None).encryptor()
+    data = enc.update(bytes(6 * n))
+    words = [int.from_bytes(data[6 * i : 6 * i + 6], "little") for i in range(n)]
     expected = [(w & mask).bit_count() - ((w >> ETA) & mask).bit_count() for w in words]
     # Execute
     e = testing.sample_cbd(SEED_A, n)

@@ -53,7 +53,12 @@ void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n) {
 }
 
 void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n) {
-  for (size_t i = 0; i < n; ++i) out[i] = cbd_of(rng.next_u64());
+  uint8_t w[8] = {0};
+  for (size_t i = 0; i < n; ++i) {
+    rng.fill(w, kCbdBytes);
+    out[i] = cbd_of(load_le64(w));
+  }
+  secure_zero(w, sizeof(w));
 }
 
 }  // namespace detail
@@ -112,16 +117,17 @@ void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {
 
 void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n) {
   if (!simd_enabled()) return detail::sample_cbd_scalar(rng, out, n);
-  uint8_t buf[8 * kChunkWords];
+  uint8_t buf[kCbdBytes * kChunkWords + 8];  // a word read at sample k ends before 6 k + 8
+  std::memset(buf, 0, sizeof(buf));
   for (size_t i = 0; i < n; i += kChunkWords) {
     const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
-    rng.fill(buf, 8 * m);
+    rng.fill(buf, kCbdBytes * m);
     size_t k = 0;
 #ifdef XCLOUD_HAVE_AVX2
     k = m & ~size_t{3};
-    detail::cbd_from_words_avx2(buf, out + i, k);
+    detail::cbd_from_words6_avx2(buf, out + i, k);
 #endif
-    for (; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + 8 * k));
+    for (; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + kCbdBytes * k));  // bits 0-41 only
   }
   secure_zero(buf, sizeof(buf));  // the words determine the secret noise
 }

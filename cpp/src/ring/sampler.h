@@ -4,8 +4,8 @@
 //
 // None of them branches on the value it produces (the only data-dependent
 // loop, in sample_uniform_mod, rejects public randomness).
-// Each is a dispatcher (simd.h): the reference draws one 8-byte word at a
-// time from the stream; the fast path fills a buffer with the same words in
+// Each is a dispatcher (simd.h): the reference draws one word (8 bytes; 6
+// for the noise) at a time from the stream; the fast path fills a buffer with the same words in
 // bulk (consuming exactly as many keystream bytes, so the stream position
 // after the call is the same) and converts it in a tight loop (CBD with AVX2).
 // Both give the same output.
@@ -39,8 +39,14 @@ void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n);
 // whose bias is below 2^-62.
 void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n);
 
-// out[i] centred binomial with eta = kCbdEta, in [-21, 21]: for an 8-byte
-// word r, popcount(r & (2^21 - 1)) - popcount((r >> 21) & (2^21 - 1)).
+// Keystream bytes per noise sample: the 2 * kCbdEta = 42 bits fit in 6.
+constexpr size_t kCbdBytes = 6;
+
+// out[i] centred binomial with eta = kCbdEta, in [-21, 21]: for the 6-byte
+// little-endian word r of sample i (keystream bytes [6 i, 6 i + 6)),
+// popcount(r & (2^21 - 1)) - popcount((r >> 21) & (2^21 - 1)). (Before
+// 2026-12-01 each sample took an 8-byte word, of which 2 bytes went unused;
+// that changed the derandomised outputs, not any format.)
 void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n);
 
 namespace detail {

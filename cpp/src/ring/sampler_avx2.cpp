@@ -36,5 +36,24 @@ void cbd_from_words_avx2(const uint8_t* words, int32_t* out, size_t n) {
   }
 }
 
+void cbd_from_words6_avx2(const uint8_t* words, int32_t* out, size_t n) {
+  const __m256i mask = _mm256_set1_epi64x((int64_t{1} << 21) - 1);
+  const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+  // Per 128-bit lane: bytes 0-5 and 6-11 zero-extended to two 64-bit words.
+  const __m256i spread = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, -1, -1, 6, 7, 8, 9, 10, 11, -1, -1, 0, 1, 2, 3, 4, 5, -1,
+                                          -1, 6, 7, 8, 9, 10, 11, -1, -1);
+  for (size_t i = 0; i + 4 <= n; i += 4) {
+    const uint8_t* p = words + 6 * i;  // samples i, i+1 in bytes 0-11; i+2, i+3 in bytes 12-23
+    const __m256i raw = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12)), 1);
+    const __m256i r = _mm256_shuffle_epi8(raw, spread);
+    const __m256i a = popcount64(_mm256_and_si256(r, mask));
+    const __m256i b = popcount64(_mm256_and_si256(_mm256_srli_epi64(r, 21), mask));
+    const __m256i d = _mm256_permutevar8x32_epi32(_mm256_sub_epi64(a, b), pick);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(d));
+  }
+}
+
 }  // namespace detail
 }  // namespace xcloud
