@@ -5,7 +5,8 @@
 xcloud Flower app (``flwr run``) for the given rounds, prints the per-round
 table and stops every process it started. ``xcloud deploy app DIR`` writes
 the Flower app directory for ``flwr run`` against your own SuperLink;
-``xcloud deploy certs DIR`` writes throwaway TLS material.
+``xcloud deploy certs DIR`` writes throwaway TLS material; ``xcloud deploy
+overhead`` times the same run in process and on a local Flower federation.
 """
 
 from __future__ import annotations
@@ -47,19 +48,28 @@ def add_parser(sub: Any) -> None:
     app = dsub.add_parser("app", help="write the Flower app directory (pyproject.toml) for flwr run")
     add_arguments(app)
     app.add_argument("app_dir", metavar="DIR")
+    over = dsub.add_parser(
+        "overhead",
+        help="time the same run in process, over the loopback transport and on a local Flower federation (JSON)",
+    )
+    add_arguments(over)
+    over.add_argument("--dir", metavar="DIR", help="working directory (default: a new temporary directory)")
+    over.add_argument("--no-flower", action="store_true", help="skip the Flower run (in-process paths only)")
     certs = dsub.add_parser("certs", help="write a throwaway CA and SuperLink certificate (tests and trials only)")
     certs.add_argument("cert_dir", metavar="DIR")
     certs.add_argument("--host", action="append", help="name or address of the SuperLink (repeatable)")
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = [f"{'round':>5} {'train':>7} {'val':>7} {'up MB':>7} {'down MB':>8} {'round s':>8} {'ok':>3}  left out"]
+    head = f"{'round':>5} {'train':>7} {'val':>7} {'up MB':>7} {'down MB':>8} {'round s':>8} {'ok':>3} {'stale':>6}"
+    lines = [head + "  left out"]
     for r in result["rounds"]:
         val = f"{r['val_loss']:7.3f}" if r["val_loss"] is not None else f"{'-':>7}"
         dropped = ", ".join(f"{c} ({why})" for c, why in r["dropped"].items()) or "-"
+        stale = max(r.get("staleness") or [0])
         lines.append(
             f"{r['round']:>5} {r['train_loss']:7.3f} {val} {r['bytes_up'] / 1e6:7.2f} {r['bytes_down'] / 1e6:8.2f} "
-            f"{r['round_s']:8.2f} {len(r['accepted']):>3}  {dropped}"
+            f"{r['round_s']:8.2f} {len(r['accepted']):>3} {stale:>6}  {dropped}"
         )
     return "\n".join(lines)
 
@@ -74,10 +84,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         paths = make_local_certificates(args.cert_dir, hosts=tuple(args.host or ("127.0.0.1", "localhost")))
         print(f"CA {paths.ca_cert}\nserver certificate {paths.server_cert}\nserver key {paths.server_key}")
         return 0
-    if args.deploy_command not in ("local", "app"):
-        print("xcloud deploy: choose a subcommand: local, app or certs (see xcloud deploy --help)")
+    if args.deploy_command not in ("local", "app", "overhead"):
+        print("xcloud deploy: choose a subcommand: local, app, overhead or certs (see xcloud deploy --help)")
         return 2
     cfg = load_config(args.config, _overrides(args))
+    if args.deploy_command == "overhead":
+        from xcloud.deploy.overhead import measure_overhead
+
+        print(json.dumps(measure_overhead(cfg, args.dir, flower=not args.no_flower), indent=2))
+        return 0
     if args.deploy_command == "app":
         from xcloud.deploy.config import to_flower_config
         from xcloud.deploy.launcher import write_app

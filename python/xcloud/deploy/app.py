@@ -14,14 +14,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from xcloud.deploy.node import handle
-from xcloud.deploy.server import DeployRound, DeployServer, Reply
+
+if TYPE_CHECKING:
+    from xcloud.deploy.server import DeployRound, Reply
+
+# The server side (xcloud.deploy.server, which imports torch) is imported only
+# in the ServerApp: Flower starts a fresh ClientApp process for every message,
+# and the messages that do not train (hello, keygen, release) need no torch.
 
 __all__ = ["FlowerTransport", "MESSAGE_TYPES", "client_app", "server_app"]
 
@@ -30,6 +36,7 @@ MESSAGE_TYPES = {
     "hello": "query.hello",
     "keygen": "query.keygen",
     "release": "query.release",
+    "handover": "query.handover",
     "train": "train",
     "evaluate": "evaluate",
 }
@@ -53,6 +60,8 @@ class FlowerTransport:
         return str(mid)
 
     def poll(self, message_ids: list[str]) -> dict[str, Reply]:
+        from xcloud.deploy.server import Reply
+
         out: dict[str, Reply] = {}
         for reply in self.grid.pull_messages(message_ids):
             meta = reply.metadata
@@ -68,15 +77,18 @@ server_app = ServerApp()
 
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
-    """The ServerApp: runs :class:`DeployServer` over the grid and writes the metrics file."""
+    """The ServerApp: runs :class:`~xcloud.deploy.server.DeployServer` over the grid and writes the metrics file."""
+    from xcloud.deploy.server import DeployServer
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     def show(row: DeployRound) -> None:
         log.info(
-            "round %d: %d accepted %s, left out %s, %.2f s",
+            "round %d: %d accepted %s (staleness %s), left out %s, %.2f s",
             row.round,
             len(row.accepted),
             row.accepted,
+            row.staleness,
             row.dropped or "none",
             row.round_s,
         )
@@ -103,5 +115,6 @@ def _client_handler(kind: str) -> Callable[[Message, Context], Message]:
 client_app.query("hello")(_client_handler("hello"))
 client_app.query("keygen")(_client_handler("keygen"))
 client_app.query("release")(_client_handler("release"))
+client_app.query("handover")(_client_handler("handover"))
 client_app.train()(_client_handler("train"))
 client_app.evaluate()(_client_handler("evaluate"))

@@ -3,8 +3,9 @@
 Every node is a ``(node_config, state)`` pair; :meth:`LoopbackTransport.send`
 runs the client's handler at once, so a whole deployed run happens in one
 process. Faults are switches: a node can be marked ``lost`` (never answers,
-like a killed SuperNode), removed (it left), or its answers passed through
-a ``tamper`` hook.
+like a killed SuperNode), ``slow`` (its answers show only after a number of
+polls, like a SuperNode that trains slowly), removed (it left), or its
+answers passed through a ``tamper`` hook.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class LoopbackTransport:
         self._ids = itertools.count(1)
         self._msg = itertools.count(1)
         self._replies: dict[str, Reply] = {}
+        self._hidden: dict[str, int] = {}  # polls a slow node's reply stays invisible
         self.lost: set[int] = set()  # nodes that never answer (but still look connected)
+        self.slow: dict[int, int] = {}  # node -> polls each of its replies takes to show
         self.tamper: Callable[[int, str, dict[str, Any]], dict[str, Any]] | None = None
         self.sent: list[tuple[int, str]] = []
         for nc in node_configs:
@@ -68,7 +71,17 @@ class LoopbackTransport:
             self._replies[mid] = Reply(node_id, out)
         except Exception as e:  # noqa: BLE001 - Flower turns a failing handler into an error reply, as here
             self._replies[mid] = Reply(node_id, None, f"{type(e).__name__}: {e}")
+        if self.slow.get(node_id, 0) > 0:
+            self._hidden[mid] = self.slow[node_id]
         return mid
 
     def poll(self, message_ids: list[str]) -> dict[str, Reply]:
-        return {mid: self._replies.pop(mid) for mid in message_ids if mid in self._replies}
+        out: dict[str, Reply] = {}
+        for mid in message_ids:
+            if self._hidden.get(mid, 0) > 0:
+                self._hidden[mid] -= 1
+                if self._hidden[mid] > 0:
+                    continue
+            if mid in self._replies:
+                out[mid] = self._replies.pop(mid)
+        return out

@@ -8,13 +8,19 @@ messages (its X25519 identity, its MAC key, its CKKS keys, the global model
 it holds, its DP accountant and compression residual) lives in ``state``,
 which Flower keeps on the node (Flower's ``Context.state``), never on the server.
 
+A node trains on its shard of the simulation's partition, rebuilt from the
+run config, unless its node config names a ``data-dir`` of its own
+(:mod:`xcloud.deploy.local_data`).
+
 Messages (the server's, in order): ``hello`` (join: the client answers with
 its identity and its MAC key sealed to the server), ``keygen`` (key holder
 only: make the CKKS keys, or reseal them for newcomers), ``train`` (apply the
 aggregates the client lacks, train, answer with the protected update),
 ``release`` (public-key mode, key holder only: decrypt an aggregate and seal
-the flooded result to every client) and ``evaluate`` (apply the last
-aggregate and report the validation loss).
+the flooded result to every client), ``handover`` (public-key mode, key
+holder only: seal its global model to clients that lost theirs, so a
+restarted client catches up) and ``evaluate`` (apply the last aggregate and
+report the validation loss).
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from xcloud.crypto import CkksContext, KeySet
 from xcloud.deploy.config import DeployOptions, build_run, run_config_from_flower
 from xcloud.deploy.keys import NodeIdentity, open_sealed, open_secret_key, seal, seal_mac_key, share_secret_key
+from xcloud.deploy.local_data import local_data_dir, use_local_data
 from xcloud.errors import IntegrityError
 
-__all__ = ["HANDLERS", "client_id_of", "handle", "release_label"]
+__all__ = ["HANDLERS", "client_id_of", "handle", "release_label", "state_label"]
 
 FLOOD_SIGMA = 2.0**-20  # as the simulation's key holder (xcloud.fl.simulation.FLOOD_SIGMA)
 
@@ -66,6 +73,11 @@ def release_label(client_id: str, round_id: int, aggregate: bytes) -> bytes:
     return b"release\0" + client_id.encode() + b"\0" + str(round_id).encode() + hashlib.sha256(aggregate).digest()
 
 
+def state_label(client_id: str, version: int, session: bytes) -> bytes:
+    """Associated data of a global model (version ``version``) handed over to ``client_id`` in ``session``."""
+    return b"global-state\0" + client_id.encode() + b"\0" + str(version).encode() + b"\0" + bytes(session)
+
+
 class _Node:
     """One message's view of a client: its configuration, persistent state and the rebuilt setup."""
 
@@ -85,9 +97,12 @@ class _Node:
     @property
     def run(self) -> Any:
         if self._run is None:
-            key = (json.dumps(self.cfg.to_dict(), sort_keys=True), str(self.work_dir))
+            data_dir = local_data_dir(self.node_config)
+            key = (json.dumps(self.cfg.to_dict(), sort_keys=True), str(self.work_dir), str(data_dir or ""))
             if key not in _RUNS:
                 run = build_run(self.cfg, self.work_dir / "setup")
+                if data_dir is not None:  # this node's own notes instead of its rebuilt shard
+                    use_local_data(run, self.k, data_dir, self.work_dir)
                 _RUNS[key] = (run, {cid: dp.state_dict() for cid, dp in run.dp.items()})
             self._run, self._dp_initial = _RUNS[key]
         return self._run
@@ -156,6 +171,21 @@ def _install_keys(node: _Node, msg: dict[str, Any]) -> None:
         if keys.key_id != key_id:
             raise IntegrityError("the relayed public key is not the announced key")
         node.state["keys"] = keys.public_bytes()
+
+
+def _install_state(node: _Node, msg: dict[str, Any]) -> None:
+    """Public-key mode: takes the global model the key holder sealed to this client, if it is newer than its own."""
+    if not msg.get("state"):
+        return
+    version = int(msg["state_version"])
+    if version <= int(node.state.get("version", 0)):
+        return
+    raw = open_sealed(node.identity(), bytes(msg["state"]), state_label(node.client_id, version, node.state["session"]))
+    total = node.run.layout.total
+    if len(raw) != 8 * total:
+        raise IntegrityError("handed-over global model has the wrong size")
+    node.state["global"], node.state["velocity"] = raw[: 4 * total], raw[4 * total :]
+    node.state["version"] = version
 
 
 def _global(node: _Node) -> tuple[np.ndarray, np.ndarray]:
@@ -245,6 +275,7 @@ def _train(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     from xcloud.fl.simulation import derive_seed
 
     _install_keys(node, msg)
+    _install_state(node, msg)
     r = int(msg["round"])
     vec = _apply(node, msg)
     if int(node.state["version"]) != r:
@@ -307,7 +338,32 @@ def _release(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _handover(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
+    """Key holder, public-key mode: brings its global model to ``version`` and seals it to each recipient.
+
+    A client that lost its state (a restarted SuperNode) has a new identity,
+    so it cannot open the releases of the rounds it missed; the key holder,
+    which holds the same global model as every client, hands it over instead.
+    """
+    keys = node.keys()
+    if keys is None or not keys.has_secret:
+        raise ValueError(f"{node.client_id} is not the key holder")
+    vec = _apply(node, msg)
+    version = int(msg["version"])
+    if int(node.state["version"]) != version:
+        raise ValueError(f"{node.client_id} holds version {node.state['version']}, not {version}")
+    raw = np.ascontiguousarray(vec, np.float32).tobytes() + bytes(node.state["velocity"])
+    recipients = list(msg["recipients"])
+    pubs = [bytes(b) for b in msg["recipient_keys"]]
+    session = node.state["session"]
+    return {
+        "recipients": recipients,
+        "sealed": [seal(p, raw, state_label(c, version, session)) for c, p in zip(recipients, pubs, strict=True)],
+    }
+
+
 def _evaluate(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
+    _install_state(node, msg)
     vec = _apply(node, msg)
     out: dict[str, Any] = {
         "client_id": node.client_id,
@@ -321,7 +377,14 @@ def _evaluate(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-HANDLERS = {"hello": _hello, "keygen": _keygen, "train": _train, "release": _release, "evaluate": _evaluate}
+HANDLERS = {
+    "hello": _hello,
+    "keygen": _keygen,
+    "train": _train,
+    "release": _release,
+    "handover": _handover,
+    "evaluate": _evaluate,
+}
 
 
 def handle(

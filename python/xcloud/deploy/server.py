@@ -5,6 +5,17 @@ in deployment, :mod:`xcloud.deploy.app`; direct calls in tests). What it
 aggregates with is the transport-agnostic core: :class:`~xcloud.fl.aggregator.Aggregator`
 verifies, weights and adds the updates exactly as in the simulation.
 
+Rounds are synchronous (``sync = "sync"``: every live client trains from
+the same global model, the round closes when all answered or at
+``round-timeout``) or asynchronous (``sync = "async"``, FedBuff as in the
+simulation): every idle client is sent the newest global version; an
+aggregation closes as soon as ``buffer-size`` updates have arrived, from
+whatever version they were trained on, and the aggregator discounts an
+update ``s`` versions old by the strategy's staleness rule and refuses one
+more than ``max-staleness`` versions old. Clients still training stay in
+flight into the next version. Flower's ``push_messages``/``pull_messages``
+are what allow this: nothing waits for a whole round.
+
 Faults: a client that does not answer within ``round-timeout`` seconds (a
 killed or slow SuperNode), whose node leaves the federation, whose handler
 fails or whose update is rejected is left out of the round and reported
@@ -12,7 +23,9 @@ with the reason; the round completes with the others if at least
 ``min-clients`` valid updates arrived, and fails (model unchanged) otherwise.
 A restarted SuperNode joins again at the next round: it gets a new identity
 and MAC key, the CKKS key resealed to it by a client that holds it, and
-the aggregates it lacks to rebuild the global model.
+the aggregates it lacks to rebuild the global model; in public-key mode,
+where it cannot decrypt those, the key holder seals the current global
+model to it instead (``handover``).
 """
 
 from __future__ import annotations
@@ -33,9 +46,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from xcloud.deploy.config import DeployOptions, build_run, run_config_from_flower
 from xcloud.deploy.keys import NodeIdentity, open_mac_key
 from xcloud.errors import IntegrityError
-from xcloud.fl.aggregator import Aggregator
+from xcloud.fl.aggregator import Aggregator, RoundSummary
 from xcloud.fl.compression import Codec, make_compression
 from xcloud.fl.errors import UpdateRejected
+from xcloud.fl.sync import fedbuff_buffer
 
 __all__ = ["DeployRound", "DeployServer", "Reply", "Transport"]
 
@@ -94,7 +108,18 @@ class DeployRound:
     aggregate_s: float
     round_s: float  # wall time of the round at the server
     epsilon: float | None = None
+    staleness: list[int] = field(default_factory=list)  # per accepted update, aligned with weights
+    in_flight: list[str] = field(default_factory=list)  # async: clients still training when it closed
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    """A ``train`` message in flight (asynchronous mode)."""
+
+    client_id: str
+    node_id: int
+    base: int  # the global model version it trains from
 
 
 class DeployServer:
@@ -124,8 +149,11 @@ class DeployServer:
         self.opts = DeployOptions(run_config)
         if self.cfg.method == "centralized":
             raise ValueError("a deployed run needs a federated method")
-        if self.cfg.sync != "sync" or self.cfg.deadline_s or self.cfg.deadline_factor:
-            raise ValueError("deployed runs are synchronous with a wall-clock deadline (round-timeout)")
+        if self.cfg.deadline_s or self.cfg.deadline_factor:
+            raise ValueError(
+                "deployed rounds close at a wall-clock deadline (round-timeout), not a simulated one: "
+                "leave deadline-s and deadline-factor at 0"
+            )
         self.poll_s, self.sleep = poll_s, sleep
         root = Path(self.opts.work_dir or Path(tempfile.gettempdir()) / "xcloud-deploy")
         self.run = build_run(self.cfg, root / "server")
@@ -141,6 +169,12 @@ class DeployServer:
         self.rounds: list[DeployRound] = []
         self.final: dict[str, Any] = {}
         self.encrypted = bool(self.run.plan.encrypted)
+        # Asynchronous mode: train messages in flight (by message id), replies that arrived
+        # but are not aggregated yet (in arrival order), and trainings started per client.
+        self.jobs: dict[str, _Job] = {}
+        self.arrived: list[tuple[_Job, dict[str, Any]]] = []
+        self.local_rounds: dict[str, int] = {}
+        self.unused: dict[str, str] = {}  # async: updates that arrived after the last aggregation
         cfg = self.cfg
         downlink = make_compression(
             cfg.downlink_compression, topk_fraction=cfg.topk_fraction, chunk=cfg.compression_chunk
@@ -286,7 +320,10 @@ class DeployServer:
         return {}
 
     # -- rounds -----------------------------------------------------------------------
-    def _catch_up(self, m: _Member, upto: int) -> dict[str, Any]:
+    def _catch_up(self, m: _Member, upto: int, handed: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+        """What ``m`` needs to reach global version ``upto``: the aggregates it lacks, or a handed-over model."""
+        if handed and m.client_id in handed:
+            return {"state": handed[m.client_id], "state_version": upto, "aggregates": [], "aggregate_rounds": []}
         start = min(m.version, upto)
         msg: dict[str, Any] = {
             "aggregates": self.history[start:upto],
@@ -295,6 +332,42 @@ class DeployServer:
         if self.cfg.key_mode == "public" and self.encrypted:
             msg["releases"] = [self.releases[r].get(m.client_id, b"") for r in range(start, upto)]
         return msg
+
+    def handover(self, members: list[_Member], upto: int) -> dict[str, bytes]:
+        """Public-key mode: global version ``upto`` sealed by the key holder to each client that cannot rebuild it.
+
+        A client lacks a release when it was offline in that round or
+        joined again with a new identity (a restarted SuperNode); without
+        the secret key it cannot decrypt the aggregates itself, so the key
+        holder, which holds the same global model, seals it to the client.
+        Returns the sealed models by client id ({} when nobody needs one).
+        """
+        if self.cfg.key_mode != "public" or not self.encrypted or upto == 0:
+            return {}
+        need = [
+            m
+            for m in members
+            if m.client_id != self.key_holder
+            and m.version < upto
+            and any(m.client_id not in self.releases[r] for r in range(m.version, upto))
+        ]
+        holder = self.members.get(self.key_holder)
+        if not need or holder is None:
+            return {}
+        msg = {
+            "version": upto,
+            "recipients": [m.client_id for m in need],
+            "recipient_keys": [m.identity for m in need],
+            **self._catch_up(holder, upto),
+        }
+        answers, failures = self.exchange({holder.node_id: ("handover", msg)}, self.opts.round_timeout, "handover")
+        if holder.node_id in failures:
+            log.warning("the key holder did not hand the model over to %s: %s", msg["recipients"], failures)
+            return {}
+        holder.version = upto
+        a = answers[holder.node_id]
+        log.info("key holder handed global version %d over to %s", upto, msg["recipients"])
+        return dict(zip(list(a["recipients"]), [bytes(b) for b in a["sealed"]], strict=True))
 
     def _key_fields(self, m: _Member, sealed: Mapping[str, bytes]) -> dict[str, Any]:
         if m.has_key or not self.encrypted:
@@ -318,9 +391,15 @@ class DeployServer:
         for m in self.members.values():
             if m.node_id not in alive:
                 dropped[m.client_id] = "offline (its SuperNode is not connected)"
+        handed = self.handover(live, r)
         sends: dict[int, tuple[str, dict[str, Any]]] = {}
         for i, m in enumerate(live):
-            payload = {"round": r, "validate": i == 0 and r > 0, **self._catch_up(m, r), **self._key_fields(m, sealed)}
+            payload = {
+                "round": r,
+                "validate": i == 0 and r > 0,
+                **self._catch_up(m, r, handed),
+                **self._key_fields(m, sealed),
+            }
             sends[m.node_id] = ("train", payload)
         answers, failures = self.exchange(sends, self.opts.round_timeout, f"round-{r}")
         stats: list[dict[str, Any]] = []
@@ -350,9 +429,25 @@ class DeployServer:
             self.rounds[-1].val_loss = val_loss
         if self.cfg.key_mode == "public" and self.encrypted:
             self.releases.append(self._release(r, agg, live))
+        row = self._row(r, summary, dropped, stats, len(live), t0, [0] * len(summary.accepted))
+        self.rounds.append(row)
+        return row
+
+    @staticmethod
+    def _row(
+        r: int,
+        summary: RoundSummary,
+        dropped: Mapping[str, str],
+        stats: list[dict[str, Any]],
+        receivers: int,
+        t0: float,
+        staleness: list[int],
+        in_flight: list[str] | None = None,
+    ) -> DeployRound:
+        """The metrics row of an aggregation: the summary plus the accepted clients' training stats."""
         n = sum(s["examples"] for s in stats) or 1
         eps = [s["epsilon"] for s in stats if s.get("epsilon") is not None]
-        row = DeployRound(
+        return DeployRound(
             round=r,
             accepted=list(summary.accepted),
             dropped=dict(sorted(dropped.items())),
@@ -360,15 +455,146 @@ class DeployServer:
             train_loss=sum(s["loss"] * s["examples"] for s in stats) / n,
             val_loss=None,
             bytes_up=summary.bytes_in,
-            bytes_down=summary.bytes_out * len(live),
+            bytes_down=summary.bytes_out * receivers,
             train_s=sum(s["train_seconds"] for s in stats),
             encrypt_s=sum(s["encrypt_seconds"] for s in stats),
             aggregate_s=summary.aggregate_seconds,
             round_s=time.perf_counter() - t0,
             epsilon=max(eps) if eps else None,
+            staleness=staleness,
+            in_flight=list(in_flight or []),
         )
+
+    # -- asynchronous (FedBuff) versions ------------------------------------------------
+    def _spent(self, m: _Member) -> bool:
+        """A DP client has used the local rounds its record-level budget was calibrated for."""
+        return m.client_id in self.run.dp and self.local_rounds.get(m.client_id, 0) >= self.cfg.rounds
+
+    def _dispatch(self, v: int, sealed: Mapping[str, bytes], alive: set[int]) -> None:
+        """Sends every idle live client a ``train`` message from global version ``v``."""
+        busy = {j.client_id for j in self.jobs.values()} | {j.client_id for j, _ in self.arrived}
+        idle = sorted(
+            (m for m in self.members.values() if m.node_id in alive and m.client_id not in busy and not self._spent(m)),
+            key=lambda m: m.client_id,
+        )
+        handed = self.handover(idle, v)
+        for i, m in enumerate(idle):
+            payload = {
+                "round": v,
+                "validate": i == 0 and v > 0,
+                **self._catch_up(m, v, handed),
+                **self._key_fields(m, sealed),
+            }
+            mid = self.transport.send(m.node_id, "train", payload, f"version-{v}")
+            self.jobs[mid] = _Job(m.client_id, m.node_id, v)
+            self.local_rounds[m.client_id] = self.local_rounds.get(m.client_id, 0) + 1
+
+    def _collect(self, dropped: dict[str, str], check_alive: bool) -> None:
+        """Moves the replies that have arrived from :attr:`jobs` to :attr:`arrived`; records failed clients."""
+        for mid, rep in self.transport.poll(list(self.jobs)).items():
+            job = self.jobs.pop(mid)
+            m = self.members.get(job.client_id)
+            if m is None or m.node_id != job.node_id:
+                continue  # the client joined again on another node since
+            if rep.payload is None:
+                dropped[job.client_id] = f"client failed: {rep.error}"  # it is idle again: retried at the next version
+            elif str(rep.payload.get("client_id")) != job.client_id:
+                dropped[job.client_id] = f"answered as {rep.payload.get('client_id')!r}"
+            else:
+                m.version, m.has_key = job.base, bool(self.encrypted)
+                self.arrived.append((job, rep.payload))
+        if check_alive:
+            alive = set(self.transport.node_ids())
+            for mid, job in list(self.jobs.items()):
+                if job.node_id not in alive:
+                    del self.jobs[mid]
+                    dropped[job.client_id] = "its SuperNode left the federation"
+
+    def async_version(self, v: int) -> DeployRound:
+        """Global version ``v``: start the idle clients from it, aggregate the first ``buffer-size`` updates.
+
+        Raises
+        ------
+        NotEnoughClients
+            If fewer than ``min-clients`` valid updates arrived within ``round-timeout``.
+        """
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        nodes = list(self.transport.node_ids())
+        sealed = self.setup_keys(self.join(nodes))
+        alive = set(nodes)
+        dropped: dict[str, str] = {}
+        for m in self.members.values():
+            if m.node_id not in alive:
+                dropped[m.client_id] = "offline (its SuperNode is not connected)"
+        # A job whose client joined again on another node can never answer.
+        for mid, job in list(self.jobs.items()):
+            if self.members[job.client_id].node_id != job.node_id:
+                del self.jobs[mid]
+        self.aggregator.start_round(v, max_staleness=cfg.max_staleness)
+        self._dispatch(v, sealed, alive)
+        need = fedbuff_buffer(cfg.buffer_size, cfg.clouds, cfg.min_clients)
+        included: list[tuple[_Job, dict[str, Any]]] = []
+        rejected: dict[str, str] = {}
+        deadline = time.monotonic() + self.opts.round_timeout
+        last_check = time.monotonic()
+        while len(included) < need:
+            if not self.arrived:
+                if not self.jobs or time.monotonic() >= deadline:
+                    break
+                check = time.monotonic() - last_check > 2.0
+                self._collect(dropped, check)
+                if check:
+                    last_check = time.monotonic()
+                if not self.arrived:
+                    self.sleep(self.poll_s)
+                continue
+            job, a = self.arrived.pop(0)
+            dropped.pop(job.client_id, None)
+            if "val_loss" in a and 0 < job.base <= len(self.rounds):
+                self.rounds[job.base - 1].val_loss = float(a["val_loss"])
+            try:
+                self.aggregator.receive(job.client_id, bytes(a["update"]))
+            except UpdateRejected as e:  # the aggregator records it
+                rejected[job.client_id] = f"update rejected: {e}"
+                continue
+            included.append((job, a))
+        for cid, why in dropped.items():
+            self.aggregator.reject(cid, why)
+        dropped.update(rejected)
+        agg, summary = self.aggregator.finish_round()  # NotEnoughClients below min-clients
+        self.history.append(agg)
+        live = sorted((m for m in self.members.values() if m.node_id in alive), key=lambda m: m.client_id)
+        if self.cfg.key_mode == "public" and self.encrypted:
+            self.releases.append(self._release(v, agg, live))
+        stats = [json.loads(str(a["stats"])) for _, a in included]
+        base = {job.client_id: job.base for job, _ in included}
+        busy = {j.client_id for j in self.jobs.values()} | {j.client_id for j, _ in self.arrived}
+        staleness = [v - base[c] for c in summary.accepted]
+        row = self._row(v, summary, dropped, stats, len(live), t0, staleness, sorted(busy))
         self.rounds.append(row)
         return row
+
+    def drain(self) -> None:
+        """After the last version: waits (up to ``round-timeout``) for the trainings still in flight.
+
+        Their updates come too late for any aggregation; they are recorded in
+        :attr:`unused` and the clients become idle, so the final evaluation
+        reaches them.
+        """
+        deadline = time.monotonic() + self.opts.round_timeout
+        lost: dict[str, str] = {}
+        while self.jobs and time.monotonic() < deadline:
+            self._collect(lost, check_alive=True)
+            if self.jobs:
+                self.sleep(self.poll_s)
+        for job, _ in self.arrived:
+            self.unused[job.client_id] = f"trained from version {job.base}; arrived after the last aggregation"
+        self.arrived.clear()
+        for cid, why in lost.items():
+            self.unused[cid] = why
+        for job in self.jobs.values():
+            self.unused[job.client_id] = f"still training from version {job.base} at the end of the run"
 
     def _release(self, r: int, agg: bytes, live: list[_Member]) -> dict[str, bytes]:
         holder = self.members.get(self.key_holder)
@@ -390,10 +616,12 @@ class DeployServer:
         """Sends the last aggregate to every connected client; their validation losses and model digests."""
         alive = set(self.transport.node_ids())
         upto = len(self.history)
-        live = [m for m in self.members.values() if m.node_id in alive]
-        sends = {m.node_id: ("evaluate", self._catch_up(m, upto)) for m in live}
+        busy = {j.client_id for j in self.jobs.values()}  # async: still training (see drain)
+        live = [m for m in self.members.values() if m.node_id in alive and m.client_id not in busy]
+        handed = self.handover(live, upto)
+        sends = {m.node_id: ("evaluate", self._catch_up(m, upto, handed)) for m in live}
         answers, failures = self.exchange(sends, self.opts.round_timeout, "evaluate")
-        out: dict[str, Any] = {"clients": {}, "failed": {}}
+        out: dict[str, Any] = {"clients": {}, "failed": {c: "still training at the end of the run" for c in busy}}
         for a in answers.values():
             out["clients"][str(a["client_id"])] = {
                 "val_loss": float(a["val_loss"]),
@@ -413,10 +641,13 @@ class DeployServer:
         t0 = time.perf_counter()
         nodes = self.wait_for_nodes()
         log.info("%d node(s) connected", len(nodes))
+        step = self.async_version if self.cfg.sync == "async" else self.train_round
         for r in range(self.cfg.rounds):
-            row = self.train_round(r)
+            row = step(r)
             if on_round is not None:
                 on_round(row)
+        if self.cfg.sync == "async":
+            self.drain()
         if self.opts.final_evaluate:
             self.evaluate()
         result = self.results(time.perf_counter() - t0)
@@ -430,9 +661,11 @@ class DeployServer:
         return {
             "config": self.cfg.to_dict(),
             "key_mode": self.cfg.key_mode,
+            "sync": self.cfg.sync,
             "key_holder": self.key_holder,
             "members": sorted(self.members),
             "rounds": [asdict(r) for r in self.rounds],
             "final": self.final,
+            "unused": dict(sorted(self.unused.items())),
             "wall_s": wall_s,
         }

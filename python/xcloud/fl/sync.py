@@ -36,7 +36,7 @@ import torch
 
 from xcloud.net import LinkProfile, predict_round_time
 
-__all__ = ["ArrivalQueue", "InFlight", "split_compute", "sync_deadline"]
+__all__ = ["ArrivalQueue", "InFlight", "fedbuff_buffer", "split_compute", "sync_deadline"]
 
 
 @dataclass
@@ -124,6 +124,15 @@ class ArrivalQueue:
         for item in items:
             queue.push(InFlight.from_state(item))
         return queue
+
+
+def fedbuff_buffer(buffer_size: int, clouds: int, min_clients: int) -> int:
+    """How many updates an asynchronous aggregation waits for (FedBuff's K).
+
+    ``buffer_size`` if set, else half the clouds rounded up; never fewer than
+    ``min_clients``, the least an aggregation accepts.
+    """
+    return max(buffer_size or -(-clouds // 2), min_clients)
 
 
 def split_compute(
