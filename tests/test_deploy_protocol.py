@@ -234,9 +234,10 @@ def test_async_full_buffer_equals_the_simulations_async_run(tmp_path: Path) -> N
     assert result["sync"] == "async" and result["unused"] == {}
 
 
-def test_async_slow_node_is_aggregated_late_with_discounted_weight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key_mode", ["shared", "public"])
+def test_async_slow_node_is_aggregated_late_with_discounted_weight(tmp_path: Path, key_mode: str) -> None:
     # Prepare: K = 2 of 3; cloud-2 (node 3) answers only on the second poll after each message.
-    cfg = tiny(sync="async", buffer_size=2, rounds=3, staleness_exponent=1.0)
+    cfg = tiny(sync="async", buffer_size=2, rounds=3, staleness_exponent=1.0, key_mode=key_mode)
     server, transport, _ = deployed(cfg, tmp_path)
     transport.slow[3] = 2
     # Execute
