@@ -64,8 +64,13 @@ def test_xcloud_encrypts_embedding_and_head_only(tmp_path):
     assert 0 < run.plan.fraction < 1
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
-    cfg = replace(TINY, method="fedavg", rounds=2, server_momentum=0.5)  # the momentum buffer is checkpointed too
+@pytest.mark.parametrize(
+    "global_step",
+    [{"server_momentum": 0.5}, {"server_optimizer": "adam", "server_lr": 0.01, "server_momentum": 0.9}],
+    ids=["fedavgm", "fedadam"],
+)
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, global_step):
+    cfg = replace(TINY, method="fedavg", rounds=2, **global_step)  # the global step's state is checkpointed too
     full = run_training(cfg, tmp_path / "full", quiet=True)
     part = run_training(replace(cfg, rounds=1), tmp_path / "part", quiet=True)
     assert part.next_round == 1

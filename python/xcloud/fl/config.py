@@ -12,6 +12,7 @@ from typing import Any
 import tomllib
 
 from xcloud.fl.compression import CODECS, MAX_CHUNK, POLICIES
+from xcloud.fl.global_step import global_step_config
 from xcloud.net.links import PRESETS as LINK_PRESETS
 
 __all__ = ["METHODS", "RunConfig", "load_config"]
@@ -147,15 +148,23 @@ class RunConfig:
     staleness_exponent: float = field(
         default=0.5, metadata={"help": "weight of an update s versions old is multiplied by (1 + s)^-exponent"}
     )
+    server_optimizer: str = field(
+        default="sgd",
+        metadata={
+            "help": "global step applied identically by every cloud to the decrypted aggregate, so the server "
+            "never needs the plaintext: sgd (FedAvg, FedAvgM with --server-momentum) or adam (FedAdam)"
+        },
+    )
     server_lr: float = field(
-        default=1.0, metadata={"help": "global step size applied to the decrypted aggregate (FedAvgM's eta)"}
+        default=1.0, metadata={"help": "step size of the global step (sgd: 1 is plain FedAvg; adam: per value)"}
     )
     server_momentum: float = field(
         default=0.0,
-        metadata={
-            "help": "momentum of the global update (FedAvgM's beta; 0: plain FedAvg); applied identically by every "
-            "cloud after decryption, so the server never needs the plaintext"
-        },
+        metadata={"help": "global step's momentum: FedAvgM's beta for sgd (0: plain FedAvg), beta1 for adam"},
+    )
+    server_beta2: float = field(default=0.99, metadata={"help": "adam global step: decay of the second moment"})
+    server_tau: float = field(
+        default=1e-3, metadata={"help": "adam global step: added to the root of the second moment"}
     )
     compression: str = field(
         default="none",
@@ -224,8 +233,7 @@ class RunConfig:
             raise ValueError(f"buffer_size ({self.buffer_size}) must be at least min_clients ({self.min_clients})")
         if self.client_dp_noise < 0 or self.client_clip <= 0:
             raise ValueError("client_dp_noise must be >= 0 and client_clip > 0")
-        if not self.server_lr > 0 or not 0.0 <= self.server_momentum < 1.0:
-            raise ValueError("server_lr must be > 0 and server_momentum in [0, 1)")
+        global_step_config(self)  # raises ValueError for a bad server optimizer or its settings
         if self.threads < 0:
             raise ValueError("threads must be >= 0")
         if self.compression not in POLICIES:

@@ -41,6 +41,7 @@ from xcloud.fl.aggregator import Aggregator
 from xcloud.fl.client import FederatedClient, flood, open_aggregate
 from xcloud.fl.config import RunConfig
 from xcloud.fl.errors import ClientFailure, RoundFailed, UpdateRejected
+from xcloud.fl.global_step import GlobalOptimizer, global_step_config
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
@@ -222,7 +223,7 @@ class FederatedRun:
         self.model = self._new_model()
         self.global_state = trainable_state(self.model)
         self.layout = ParameterLayout.from_state(self.global_state)
-        self.velocity = np.zeros(self.layout.total, dtype=np.float32)  # FedAvgM momentum buffer
+        self.global_opt = GlobalOptimizer(global_step_config(cfg), self.layout.total)
         self.train_cfg = TrainConfig(
             lr=cfg.lr, local_steps=cfg.local_steps, batch_size=cfg.batch_size, device=cfg.device
         )
@@ -629,10 +630,9 @@ class FederatedRun:
             raise
         delta, decrypt_s = self._release(agg_msg, r)
         self._last_decrypt_s = decrypt_s
-        # The global step (FedAvgM, Hsu et al. 2019): every cloud holds the same
+        # The global step (xcloud.fl.global_step): every cloud holds the same
         # decrypted delta and applies the same rule, so they stay in sync.
-        self.velocity = self.cfg.server_momentum * self.velocity + delta
-        new_vec = self.layout.flatten(self.global_state) + self.cfg.server_lr * self.velocity
+        new_vec = self.global_opt.step(self.layout.flatten(self.global_state), delta)
         self.global_state.update(self.layout.unflatten(new_vec, self.global_state))
         val = self._validate()
         fits = [a.stats for a in included]
@@ -692,10 +692,10 @@ class FederatedRun:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint holds: the next round, the global model, metrics and DP accountants."""
         return {
-            "format": 1,
+            "format": 2,
             "next_round": self.next_round,
             "global_state": self.global_state,
-            "velocity": torch.from_numpy(self.velocity.copy()),
+            "global_opt": {k: torch.from_numpy(v) for k, v in self.global_opt.state().items()},
             "metrics": [m.__dict__ for m in self.metrics],
             "dp": {cid: dp.state_dict() for cid, dp in self.dp.items()},
             # The simulation plays every cloud, so its checkpoint holds their shared
@@ -765,11 +765,11 @@ class FederatedRun:
         ValueError
             If the checkpoint does not match this run's model.
         """
-        if state.get("format") != 1 or state.get("layout_digest") != self.layout.digest().hex():
+        if state.get("format") != 2 or state.get("layout_digest") != self.layout.digest().hex():
             raise ValueError("checkpoint does not match this run's model or format")
         self.next_round = int(state["next_round"])
         self.global_state = state["global_state"]
-        self.velocity = state["velocity"].numpy().astype(np.float32)
+        self.global_opt.load_state({k: v.numpy() for k, v in state["global_opt"].items()})
         self.metrics = [RoundMetrics(**m) for m in state["metrics"]]
         for cid, s in state["dp"].items():
             self.dp[cid].load_state_dict(s)
