@@ -127,18 +127,20 @@ namespace {
 // rows 1..3 the same rotated by 8, 16, 24 bits. Gives the bytes of
 // aes256_encrypt_block (the test compares them); not constant-time, which
 // only public seeds may rely on (see the header).
+inline uint32_t rotl(uint32_t v, int k) { return (v << k) | (v >> (32 - k)); }
+
 struct TTable {
-  uint32_t t[256];
+  uint32_t t[4][256];  // t[r]: the contribution of a row-r byte, rotated by 8 r bits
   TTable() {
     for (int x = 0; x < 256; ++x) {
       const uint8_t sx = kSbox[x], s2 = xtime(sx), s3 = static_cast<uint8_t>(s2 ^ sx);
-      t[x] = uint32_t{s2} | (uint32_t{sx} << 8) | (uint32_t{sx} << 16) | (uint32_t{s3} << 24);
+      const uint32_t w = uint32_t{s2} | (uint32_t{sx} << 8) | (uint32_t{sx} << 16) | (uint32_t{s3} << 24);
+      t[0][x] = w;
+      for (int r = 1; r < 4; ++r) t[r][x] = rotl(w, 8 * r);
     }
   }
 };
 const TTable kT;
-
-inline uint32_t rotl(uint32_t v, int k) { return (v << k) | (v >> (32 - k)); }
 inline uint32_t le32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
@@ -149,8 +151,8 @@ void encrypt_block_tables(const uint32_t rkw[60], const uint8_t in[16], uint8_t 
   for (int r = 1; r < 14; ++r) {
     uint32_t n[4];
     for (int c = 0; c < 4; ++c) {
-      n[c] = kT.t[w[c] & 0xff] ^ rotl(kT.t[(w[(c + 1) & 3] >> 8) & 0xff], 8) ^
-             rotl(kT.t[(w[(c + 2) & 3] >> 16) & 0xff], 16) ^ rotl(kT.t[w[(c + 3) & 3] >> 24], 24) ^ rkw[4 * r + c];
+      n[c] = kT.t[0][w[c] & 0xff] ^ kT.t[1][(w[(c + 1) & 3] >> 8) & 0xff] ^ kT.t[2][(w[(c + 2) & 3] >> 16) & 0xff] ^
+             kT.t[3][w[(c + 3) & 3] >> 24] ^ rkw[4 * r + c];
     }
     std::memcpy(w, n, sizeof(w));
   }

@@ -53,12 +53,16 @@ void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n) {
 }
 
 void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n) {
-  uint8_t w[8] = {0};
-  for (size_t i = 0; i < n; ++i) {
-    rng.fill(w, kCbdBytes);
-    out[i] = cbd_of(load_le64(w));
+  // Words in bulk (one fill per chunk, the same bytes as one fill per
+  // sample), converted one at a time: this is the path of CPUs without AVX2.
+  uint8_t buf[kCbdBytes * kChunkWords + 8];
+  std::memset(buf, 0, sizeof(buf));
+  for (size_t i = 0; i < n; i += kChunkWords) {
+    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
+    rng.fill(buf, kCbdBytes * m);
+    for (size_t k = 0; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + kCbdBytes * k));  // bits 0-41 only
   }
-  secure_zero(w, sizeof(w));
+  secure_zero(buf, sizeof(buf));
 }
 
 }  // namespace detail
