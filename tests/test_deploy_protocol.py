@@ -340,3 +340,12 @@ def test_deploy_table_shows_staleness() -> None:
     header, line = _table({"rounds": [row]}).splitlines()
     assert header.split()[-3:] == ["stale", "left", "out"]
     assert line.split()[-2:] == ["2", "-"]
+
+
+def test_adam_global_step_equals_the_simulation(tmp_path: Path) -> None:
+    # The clients apply the global step themselves; FedAdam keeps two moments in each client's state.
+    cfg = tiny(server_optimizer="adam", server_lr=0.01, server_momentum=0.9)
+    server, _, _ = deployed(cfg, tmp_path)
+    server.run_all()
+    ref, _ = simulated(cfg, tmp_path)
+    assert_one_model_equal_to(tmp_path, 3, ref)

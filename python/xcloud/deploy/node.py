@@ -5,7 +5,8 @@ can hold (bytes, str, int, float, bool and lists of them); :mod:`xcloud.deploy.a
 wraps them in Flower messages, tests call them directly. A ClientApp runs in
 a fresh process for every message, so everything a client keeps between
 messages (its X25519 identity, its MAC key, its CKKS keys, the global model
-it holds, its DP accountant and compression residual) lives in ``state``,
+it holds with the state of the global step, its DP accountant and
+compression residual) lives in ``state``,
 which Flower keeps on the node (Flower's ``Context.state``), never on the server.
 
 A node trains on its shard of the simulation's partition, rebuilt from the
@@ -42,6 +43,7 @@ from xcloud.deploy.config import DeployOptions, build_run, run_config_from_flowe
 from xcloud.deploy.keys import NodeIdentity, open_sealed, open_secret_key, seal, seal_mac_key, share_secret_key
 from xcloud.deploy.local_data import local_data_dir, use_local_data
 from xcloud.errors import IntegrityError
+from xcloud.fl.global_step import GlobalOptimizer, global_step_config
 
 __all__ = ["HANDLERS", "client_id_of", "handle", "release_label", "state_label"]
 
@@ -181,22 +183,42 @@ def _install_state(node: _Node, msg: dict[str, Any]) -> None:
     if version <= int(node.state.get("version", 0)):
         return
     raw = open_sealed(node.identity(), bytes(msg["state"]), state_label(node.client_id, version, node.state["session"]))
-    total = node.run.layout.total
-    if len(raw) != 8 * total:
+    model_bytes = 4 * node.run.layout.total
+    opt = _optimizer(node, b"")
+    if len(raw) != model_bytes + len(_optimizer_bytes(opt)):
         raise IntegrityError("handed-over global model has the wrong size")
-    node.state["global"], node.state["velocity"] = raw[: 4 * total], raw[4 * total :]
+    _optimizer(node, raw[model_bytes:])  # checks it loads
+    node.state["global"], node.state["global_opt"] = raw[:model_bytes], raw[model_bytes:]
     node.state["version"] = version
 
 
-def _global(node: _Node) -> tuple[np.ndarray, np.ndarray]:
+def _optimizer(node: _Node, raw: bytes) -> GlobalOptimizer:
+    """The run's global step (:mod:`xcloud.fl.global_step`) with the state saved in ``raw`` ("" : a fresh one)."""
+    opt = GlobalOptimizer(global_step_config(node.cfg), node.run.layout.total)
+    if raw:
+        values = np.frombuffer(raw, dtype=np.float32)
+        if values.size != opt.first.size + opt.second.size:
+            raise ValueError("the stored global step state does not match the run")
+        opt.load_state({"first": values[: opt.first.size], "second": values[opt.first.size :]})
+    return opt
+
+
+def _optimizer_bytes(opt: GlobalOptimizer) -> bytes:
+    state = opt.state()
+    return (
+        np.ascontiguousarray(state["first"], np.float32).tobytes()
+        + np.ascontiguousarray(state["second"], np.float32).tobytes()
+    )
+
+
+def _global(node: _Node) -> tuple[np.ndarray, GlobalOptimizer]:
     run = node.run
     if node.state.get("global"):
         vec = np.frombuffer(node.state["global"], dtype=np.float32).copy()
-        vel = np.frombuffer(node.state["velocity"], dtype=np.float32).copy()
-        if vec.size != run.layout.total or vel.size != run.layout.total:
+        if vec.size != run.layout.total:
             raise ValueError("the stored global model does not match the run's layout")
-        return vec, vel
-    return run.layout.flatten(run.global_state), np.zeros(run.layout.total, dtype=np.float32)
+        return vec, _optimizer(node, bytes(node.state.get("global_opt", b"")))
+    return run.layout.flatten(run.global_state), _optimizer(node, b"")
 
 
 def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
@@ -205,7 +227,7 @@ def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
     from xcloud.fl.messages import unpack_aggregate
 
     run, cfg = node.run, node.cfg
-    vec, vel = _global(node)
+    vec, opt = _global(node)
     version = int(node.state.get("version", 0))
     aggs = [bytes(a) for a in msg.get("aggregates", [])]
     rounds = [int(r) for r in msg.get("aggregate_rounds", [])]
@@ -242,12 +264,10 @@ def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
                 round_id=r,
                 threads=cfg.threads or None,
             )
-        # The simulation's global step (FedAvgM), with the same float32 operations.
-        vel = cfg.server_momentum * vel + delta
-        vec = vec + cfg.server_lr * vel
+        vec = opt.step(vec, delta)  # the simulation's global step, the same float32 operations
         version = r + 1
     node.state["global"] = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
-    node.state["velocity"] = np.ascontiguousarray(vel, dtype=np.float32).tobytes()
+    node.state["global_opt"] = _optimizer_bytes(opt)
     node.state["version"] = version
     return vec
 
@@ -352,7 +372,7 @@ def _handover(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     version = int(msg["version"])
     if int(node.state["version"]) != version:
         raise ValueError(f"{node.client_id} holds version {node.state['version']}, not {version}")
-    raw = np.ascontiguousarray(vec, np.float32).tobytes() + bytes(node.state["velocity"])
+    raw = np.ascontiguousarray(vec, np.float32).tobytes() + bytes(node.state["global_opt"])
     recipients = list(msg["recipients"])
     pubs = [bytes(b) for b in msg["recipient_keys"]]
     session = node.state["session"]
