@@ -1,14 +1,16 @@
 #pragma once
 // Samplers for CKKS keys, encryption randomness and noise, each drawing from a
-// ChaCha20 keystream.
+// ChaCha20 keystream, except sample_uniform_mod_ctr (AES-256-CTR, public
+// seeds only).
 //
 // None of them branches on the value it produces (the only data-dependent
-// loop, in sample_uniform_mod, rejects public randomness).
-// Each is a dispatcher (simd.h): the reference draws one word (8 bytes; 6
-// for the noise) at a time from the stream; the fast path fills a buffer with the same words in
-// bulk (consuming exactly as many keystream bytes, so the stream position
-// after the call is the same) and converts it in a tight loop (CBD with AVX2).
-// Both give the same output.
+// loops, in the uniform samplers, reject public randomness).
+// The ChaCha20 ones are dispatchers (simd.h): the reference converts one word
+// at a time (uniform and ternary draw each 8-byte word separately, the noise
+// reads its 6-byte words from a bulk fill); the fast path fills a buffer with
+// the same words in bulk (consuming exactly as many keystream bytes, so the
+// stream position after the call is the same) and converts it in a tight
+// loop (CBD with AVX2). Both give the same output.
 // Thread safety: each call uses only the stream it is given.
 #include <cstddef>
 #include <cstdint>
