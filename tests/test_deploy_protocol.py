@@ -349,3 +349,15 @@ def test_adam_global_step_equals_the_simulation(tmp_path: Path) -> None:
     server.run_all()
     ref, _ = simulated(cfg, tmp_path)
     assert_one_model_equal_to(tmp_path, 3, ref)
+
+
+def test_app_template_config_is_a_valid_run_config() -> None:
+    import tomllib
+
+    from xcloud.deploy.config import DeployOptions
+    from xcloud.deploy.launcher import TEMPLATE
+
+    config = tomllib.loads(TEMPLATE.read_text())["tool"]["flwr"]["app"]["config"]
+    cfg = run_config_from_flower(config)  # every key known, every value of the right type
+    DeployOptions(config)
+    assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
