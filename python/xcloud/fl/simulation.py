@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from xcloud.fl.global_step import GlobalOptimizer, global_step_config
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
-from xcloud.fl.sync import ArrivalQueue, InFlight, split_compute, sync_deadline
+from xcloud.fl.sync import ArrivalQueue, InFlight, fedbuff_buffer, split_compute, sync_deadline
 from xcloud.models import (
     GPT,
     SENSITIVE_PARAMETERS,
@@ -66,7 +66,10 @@ from xcloud.net import (
     predict_round_time,
     probe_emulated,
 )
-from xcloud.privacy import RecordDP, RecordDPConfig, client_level_epsilon, clip_update, make_generator, noise_share
+from xcloud.privacy import client_level_epsilon, clip_update, make_generator, noise_share
+
+if TYPE_CHECKING:
+    from xcloud.privacy.record_dp import RecordDP
 
 __all__ = ["FederatedRun", "RoundMetrics", "derive_seed", "make_strategy"]
 
@@ -235,6 +238,8 @@ class FederatedRun:
         self._setup_links()
         self.dp: dict[str, RecordDP] = {}
         if cfg.method in ("dp", "xcloud"):
+            from xcloud.privacy.record_dp import RecordDP, RecordDPConfig  # loads Opacus, only when needed
+
             for cid, ds in zip(self.client_ids, self.train_sets, strict=True):
                 self.dp[cid] = RecordDP(
                     RecordDPConfig(
@@ -326,7 +331,7 @@ class FederatedRun:
         encrypted = bool(self.plan.encrypted)
         # Codecs of the plain parts: the uplink one (or the auto policy, which each
         # client applies to its measured bandwidth) and the server's downlink one.
-        codec_args = {
+        codec_args: dict[str, Any] = {
             "topk_fraction": cfg.topk_fraction,
             "chunk": cfg.compression_chunk,
             "none_mbps": cfg.auto_none_mbps,
@@ -515,7 +520,7 @@ class FederatedRun:
         # one whose training fails is left out of this version and tries again at the next.
         dropped = [cid for cid in self.waiting if not self._start_async(cid, r, t0, on_client)]
         self.waiting = list(dropped)
-        need = max(cfg.buffer_size or -(-cfg.clouds // 2), cfg.min_clients)
+        need = fedbuff_buffer(cfg.buffer_size, cfg.clouds, cfg.min_clients)
         included: list[InFlight] = []
         close = t0
         while len(included) < need and self.in_flight:

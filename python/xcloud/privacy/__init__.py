@@ -7,7 +7,13 @@
 
 Privacy spent always comes from a maintained accountant, never from a formula
 of xcloud's own.
+
+``RecordDP`` and its helpers load Opacus (about 2.5 s of imports), so they are
+imported on first use: a process that never trains with record-level DP (a
+Flower ClientApp of a method without it) does not pay for Opacus.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from xcloud.privacy.client_dp import (
     client_level_epsilon,
@@ -16,7 +22,20 @@ from xcloud.privacy.client_dp import (
     noise_multiplier_for,
     noise_share,
 )
-from xcloud.privacy.record_dp import RecordDP, RecordDPConfig, quiet_rdp_conversion
+
+if TYPE_CHECKING:
+    from xcloud.privacy.record_dp import RecordDP, RecordDPConfig, quiet_rdp_conversion
+
+_RECORD_DP_NAMES = ("RecordDP", "RecordDPConfig", "quiet_rdp_conversion")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORD_DP_NAMES:
+        from xcloud.privacy import record_dp
+
+        return getattr(record_dp, name)
+    raise AttributeError(f"module 'xcloud.privacy' has no attribute {name!r}")
+
 
 __all__ = [
     "RecordDP",
