@@ -182,6 +182,50 @@ def test_restarted_node_rejoins_and_catches_up(tmp_path: Path, key_mode: str) ->
     assert {c["version"] for c in final.values()} == {3}
 
 
+def test_public_key_restart_between_rounds_gets_a_handover(tmp_path: Path) -> None:
+    """A SuperNode restarted between two rounds is never offline in a round, yet its old releases are useless."""
+    cfg = tiny(rounds=3, key_mode="public")
+    server, transport, _ = deployed(cfg, tmp_path)
+    server.wait_for_nodes()
+    server.train_round(0)
+    transport.remove_node(2)
+    transport.add_node({"partition-id": 1})  # same client id, new identity, before round 1
+    r1 = server.train_round(1)
+    r2 = server.train_round(2)
+    server.evaluate()
+    assert r1.accepted == r2.accepted == ["cloud-0", "cloud-1", "cloud-2"]
+    assert r1.dropped == r2.dropped == {}
+    assert [k for _, k in transport.sent].count("handover") == 1
+    final = server.final["clients"]
+    assert len(final) == 3 and len({c["model_sha256"] for c in final.values()}) == 1
+
+
+@pytest.mark.parametrize("sync", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("stats", "not json"), ("stats", '{"examples": "many"}'), ("val_loss", "nan"), ("update", None)],
+)
+def test_malformed_reply_drops_only_that_client(tmp_path: Path, sync: str, field: str, value: Any) -> None:
+    """Fields outside the update's MAC are checked: a bad one costs its client the round, never the server."""
+    extra = {"sync": "async", "buffer_size": 3} if sync == "async" else {}
+    cfg = tiny(rounds=1, **extra)
+    server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
+
+    def spoil(nid: int, kind: str, out: dict[str, Any]) -> dict[str, Any]:
+        if kind == "train" and nid == 2:
+            out = dict(out)
+            if value is None:
+                del out[field]
+            else:
+                out[field] = value
+        return out
+
+    transport.tamper = spoil
+    row = server.run_all()["rounds"][0]
+    assert row["accepted"] == ["cloud-0", "cloud-2"]
+    assert "malformed reply" in row["dropped"]["cloud-1"]
+
+
 def test_tampered_update_is_rejected_and_round_goes_on(tmp_path: Path) -> None:
     cfg = tiny(rounds=1)
     server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -272,6 +273,11 @@ class DeployServer:
             old = self.members.get(cid)
             if old is not None:
                 log.warning("%s joins again on node %s (was node %s)", cid, nid, old.node_id)
+                if old.identity != bytes(a["identity"]):
+                    # Releases were sealed to the old identity: the new one cannot open
+                    # them, so forget them and let handover() bring the client up to date.
+                    for rel in self.releases:
+                        rel.pop(cid, None)
             self.members[cid] = _Member(
                 cid, nid, bytes(a["identity"]), mac, version=int(a["version"]), has_key=bool(a["has_key"])
             )
@@ -415,14 +421,20 @@ class DeployServer:
             if member is None or str(a.get("client_id")) != member.client_id:
                 continue
             member.version, member.has_key = r, bool(self.encrypted)
-            if "val_loss" in a and self.rounds:
-                val_loss = float(a["val_loss"])
             try:
-                self.aggregator.receive(member.client_id, bytes(a["update"]))
+                update, st, vl = _parse_train_reply(a)
+            except ValueError as e:
+                dropped[member.client_id] = str(e)
+                self.aggregator.reject(member.client_id, str(e))
+                continue
+            if vl is not None and self.rounds:
+                val_loss = vl
+            try:
+                self.aggregator.receive(member.client_id, update)
             except UpdateRejected as e:
                 dropped[member.client_id] = f"update rejected: {e}"
                 continue
-            stats.append(json.loads(str(a["stats"])))
+            stats.append(st)
         agg, summary = self.aggregator.finish_round()  # NotEnoughClients below min-clients
         self.history.append(agg)
         if self.rounds and val_loss is not None:
@@ -531,6 +543,7 @@ class DeployServer:
         for mid, job in list(self.jobs.items()):
             if self.members[job.client_id].node_id != job.node_id:
                 del self.jobs[mid]
+        self.arrived = [(j, a) for j, a in self.arrived if self.members[j.client_id].node_id == j.node_id]
         self.aggregator.start_round(v, max_staleness=cfg.max_staleness)
         self._dispatch(v, sealed, alive)
         need = fedbuff_buffer(cfg.buffer_size, cfg.clouds, cfg.min_clients)
@@ -551,14 +564,19 @@ class DeployServer:
                 continue
             job, a = self.arrived.pop(0)
             dropped.pop(job.client_id, None)
-            if "val_loss" in a and 0 < job.base <= len(self.rounds):
-                self.rounds[job.base - 1].val_loss = float(a["val_loss"])
             try:
-                self.aggregator.receive(job.client_id, bytes(a["update"]))
+                update, st, vl = _parse_train_reply(a)
+            except ValueError as e:
+                dropped[job.client_id] = str(e)  # recorded with the aggregator below
+                continue
+            if vl is not None and 0 < job.base <= len(self.rounds):
+                self.rounds[job.base - 1].val_loss = vl
+            try:
+                self.aggregator.receive(job.client_id, update)
             except UpdateRejected as e:  # the aggregator records it
                 rejected[job.client_id] = f"update rejected: {e}"
                 continue
-            included.append((job, a))
+            included.append((job, st))
         for cid, why in dropped.items():
             self.aggregator.reject(cid, why)
         dropped.update(rejected)
@@ -567,7 +585,7 @@ class DeployServer:
         live = sorted((m for m in self.members.values() if m.node_id in alive), key=lambda m: m.client_id)
         if self.cfg.key_mode == "public" and self.encrypted:
             self.releases.append(self._release(v, agg, live))
-        stats = [json.loads(str(a["stats"])) for _, a in included]
+        stats = [st for _, st in included]
         base = {job.client_id: job.base for job, _ in included}
         busy = {j.client_id for j in self.jobs.values()} | {j.client_id for j, _ in self.arrived}
         staleness = [v - base[c] for c in summary.accepted]
@@ -669,3 +687,37 @@ class DeployServer:
             "unused": dict(sorted(self.unused.items())),
             "wall_s": wall_s,
         }
+
+
+_STAT_FIELDS = ("examples", "loss", "train_seconds", "encrypt_seconds")
+
+
+def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], float | None]:
+    """The update, training stats and validation loss of a ``train`` reply.
+
+    The stats and validation loss travel outside the update's MAC, so they are
+    checked here: a reply that lacks a field or carries one of the wrong type
+    or a non-finite number is refused with ValueError, and only its client
+    misses the aggregation; the server goes on.
+    """
+    try:
+        update = bytes(a["update"])
+        stats = json.loads(str(a["stats"]))
+        if not isinstance(stats, dict):
+            raise TypeError("stats is not an object")
+        for k in _STAT_FIELDS:
+            v = stats[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"stats field {k!r} is {v!r}")
+            if k != "loss" and not (math.isfinite(v) and v >= 0):  # a loss may be NaN (no step taken)
+                raise ValueError(f"stats field {k!r} is {v!r}")
+        eps = stats.get("epsilon")
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps)):
+            raise ValueError(f"stats field 'epsilon' is {eps!r}")
+        val = a.get("val_loss")
+        val_loss = None if val is None else float(val)
+        if val_loss is not None and not math.isfinite(val_loss):
+            raise ValueError(f"val_loss is {val_loss!r}")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"malformed reply: {type(e).__name__}: {e}") from None
+    return update, stats, val_loss
