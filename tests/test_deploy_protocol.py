@@ -405,3 +405,28 @@ def test_app_template_config_is_a_valid_run_config() -> None:
     cfg = run_config_from_flower(config)  # every key known, every value of the right type
     DeployOptions(config)
     assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
+
+
+def test_restarted_node_is_charged_for_the_trainings_before_its_restart() -> None:
+    """A restarted SuperNode lost its accountant; the server's count of its trainings is charged in full."""
+    from xcloud.deploy.node import _restarted_dp_state
+    from xcloud.privacy import RecordDP, RecordDPConfig
+
+    def fresh() -> RecordDP:
+        return RecordDP(
+            RecordDPConfig(target_epsilon=8.0), dataset_size=200, batch_size=16, steps_per_round=5, total_rounds=4
+        )
+
+    initial = fresh().state_dict()
+    trained = fresh()
+    for _ in range(2 * 5):  # two local rounds before the restart
+        trained.accountant.step(noise_multiplier=trained.noise_multiplier, sample_rate=trained.sample_rate)
+    restarted = fresh()
+    restarted.load_state_dict(_restarted_dp_state(initial, {"prior_trainings": 2}, 5))
+    assert restarted.steps == 10
+    assert restarted.epsilon() == pytest.approx(trained.epsilon(), rel=1e-9)
+    untouched = fresh()
+    untouched.load_state_dict(_restarted_dp_state(initial, {}, 5))
+    assert untouched.steps == 0
+    with pytest.raises(ValueError, match="prior_trainings"):
+        _restarted_dp_state(initial, {"prior_trainings": -1}, 5)

@@ -313,7 +313,10 @@ def _train(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     client.feedback.residual = np.frombuffer(fb, dtype=np.float32).copy() if fb else None
     dp = run.dp.get(node.client_id)
     if dp is not None:
-        dp.load_state_dict(json.loads(node.state["dp"]) if node.state.get("dp") else node._dp_initial[node.client_id])
+        if node.state.get("dp"):
+            dp.load_state_dict(json.loads(node.state["dp"]))
+        else:
+            dp.load_state_dict(_restarted_dp_state(node._dp_initial[node.client_id], msg, dp.steps_per_round))
     _fault(node, r)
     global_state = dict(run.global_state)
     global_state.update(run.layout.unflatten(vec, run.global_state))
@@ -429,3 +432,21 @@ def handle(
     if kind != "hello" and "identity" not in state:
         raise ValueError(f"{node.client_id} has not joined this session (no hello yet)")
     return fn(node, msg)
+
+
+def _restarted_dp_state(initial: dict[str, Any], msg: Mapping[str, Any], steps_per_round: int) -> dict[str, Any]:
+    """The accountant of a node without DP state: fresh, or charged for the trainings it did before a restart.
+
+    A restarted SuperNode has lost its accountant. The server counts every
+    training it sent to this client id (``prior_trainings``), and each is
+    charged in full, even one cut short by the restart: the epsilon then
+    reported is an upper bound, never less than what was spent.
+    """
+    prior = int(msg.get("prior_trainings", 0))
+    if prior < 0:
+        raise ValueError(f"prior_trainings must be >= 0, got {prior}")
+    state = dict(initial)
+    if prior:
+        charged = [initial["noise_multiplier"], initial["sample_rate"], prior * steps_per_round]
+        state["history"] = [*initial["history"], charged]
+    return state

@@ -403,10 +403,12 @@ class DeployServer:
             payload = {
                 "round": r,
                 "validate": i == 0 and r > 0,
+                "prior_trainings": self.local_rounds.get(m.client_id, 0),
                 **self._catch_up(m, r, handed),
                 **self._key_fields(m, sealed),
             }
             sends[m.node_id] = ("train", payload)
+            self.local_rounds[m.client_id] = self.local_rounds.get(m.client_id, 0) + 1
         answers, failures = self.exchange(sends, self.opts.round_timeout, f"round-{r}")
         stats: list[dict[str, Any]] = []
         val_loss = None
@@ -494,6 +496,7 @@ class DeployServer:
             payload = {
                 "round": v,
                 "validate": i == 0 and v > 0,
+                "prior_trainings": self.local_rounds.get(m.client_id, 0),
                 **self._catch_up(m, v, handed),
                 **self._key_fields(m, sealed),
             }
