@@ -99,3 +99,18 @@ def test_run_config_refuses_bad_global_step_settings(overrides, match):
 def test_run_config_maps_to_the_global_step():
     cfg = load_config(None, {"server_optimizer": "adam", "server_lr": 0.02, "server_momentum": 0.8})
     assert global_step_config(cfg) == GlobalStepConfig(optimizer="adam", lr=0.02, beta1=0.8, beta2=0.99, tau=1e-3)
+
+
+def test_bytes_round_trip_continues_identically():
+    x, d1, d2 = _vectors()
+    c = GlobalStepConfig(optimizer="adam", lr=0.01, beta1=0.9)
+    a = GlobalOptimizer(c, x.size)
+    x1 = a.step(x, d1)
+    raw = a.to_bytes()
+    assert len(raw) == a.state_nbytes == 4 * 2 * x.size
+    b = GlobalOptimizer(c, x.size)
+    b.load_bytes(raw)
+    np.testing.assert_array_equal(a.step(x1, d2), b.step(x1, d2))
+    with pytest.raises(ValueError, match="does not match"):
+        b.load_bytes(raw[:-4])
+    assert GlobalOptimizer(GlobalStepConfig(), x.size).state_nbytes == 4 * x.size  # sgd keeps no second moment

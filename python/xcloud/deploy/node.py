@@ -184,8 +184,7 @@ def _install_state(node: _Node, msg: dict[str, Any]) -> None:
         return
     raw = open_sealed(node.identity(), bytes(msg["state"]), state_label(node.client_id, version, node.state["session"]))
     model_bytes = 4 * node.run.layout.total
-    opt = _optimizer(node, b"")
-    if len(raw) != model_bytes + len(_optimizer_bytes(opt)):
+    if len(raw) != model_bytes + _optimizer(node, b"").state_nbytes:
         raise IntegrityError("handed-over global model has the wrong size")
     _optimizer(node, raw[model_bytes:])  # checks it loads
     node.state["global"], node.state["global_opt"] = raw[:model_bytes], raw[model_bytes:]
@@ -196,19 +195,8 @@ def _optimizer(node: _Node, raw: bytes) -> GlobalOptimizer:
     """The run's global step (:mod:`xcloud.fl.global_step`) with the state saved in ``raw`` ("" : a fresh one)."""
     opt = GlobalOptimizer(global_step_config(node.cfg), node.run.layout.total)
     if raw:
-        values = np.frombuffer(raw, dtype=np.float32)
-        if values.size != opt.first.size + opt.second.size:
-            raise ValueError("the stored global step state does not match the run")
-        opt.load_state({"first": values[: opt.first.size], "second": values[opt.first.size :]})
+        opt.load_bytes(raw)
     return opt
-
-
-def _optimizer_bytes(opt: GlobalOptimizer) -> bytes:
-    state = opt.state()
-    return (
-        np.ascontiguousarray(state["first"], np.float32).tobytes()
-        + np.ascontiguousarray(state["second"], np.float32).tobytes()
-    )
 
 
 def _global(node: _Node) -> tuple[np.ndarray, GlobalOptimizer]:
@@ -267,7 +255,7 @@ def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
         vec = opt.step(vec, delta)  # the simulation's global step, the same float32 operations
         version = r + 1
     node.state["global"] = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
-    node.state["global_opt"] = _optimizer_bytes(opt)
+    node.state["global_opt"] = opt.to_bytes()
     node.state["version"] = version
     return vec
 

@@ -23,6 +23,7 @@ Flower nodes compute the same bits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +85,28 @@ class GlobalOptimizer:
         self.second = f32(c.beta2) * self.second + f32(1.0 - c.beta2) * (delta * delta)
         return params + f32(c.lr) * self.first / (np.sqrt(self.second) + f32(c.tau))
 
+    @property
+    def state_nbytes(self) -> int:
+        """Size of :meth:`to_bytes`'s output."""
+        return 4 * (self.first.size + self.second.size)
+
+    def to_bytes(self) -> bytes:
+        """The optimizer state as raw float32 values: the first moment, then the second."""
+        return self.first.astype(np.float32).tobytes() + self.second.astype(np.float32).tobytes()
+
+    def load_bytes(self, raw: bytes) -> None:
+        """Restores :meth:`to_bytes`'s output.
+
+        Raises
+        ------
+        ValueError
+            If ``raw`` does not have this optimizer's size.
+        """
+        if len(raw) != self.state_nbytes:
+            raise ValueError("the stored global step state does not match the run")
+        values = np.frombuffer(raw, dtype=np.float32)
+        self.load_state({"first": values[: self.first.size], "second": values[self.first.size :]})
+
     def state(self) -> dict[str, np.ndarray]:
         """The optimizer state, for a checkpoint (copies)."""
         return {"first": self.first.copy(), "second": self.second.copy()}
@@ -103,8 +126,8 @@ class GlobalOptimizer:
         self.first, self.second = first.copy(), second.copy()
 
 
-def global_step_config(cfg: object) -> GlobalStepConfig:
-    """The global step of a run configuration (``server_*`` fields of :class:`~xcloud.fl.config.RunConfig`).
+def global_step_config(cfg: Any) -> GlobalStepConfig:
+    """The global step of a run configuration (the ``server_*`` fields of :class:`~xcloud.fl.config.RunConfig`).
 
     Raises
     ------
@@ -112,9 +135,9 @@ def global_step_config(cfg: object) -> GlobalStepConfig:
         If a setting is out of range.
     """
     return GlobalStepConfig(
-        optimizer=getattr(cfg, "server_optimizer", "sgd"),
-        lr=getattr(cfg, "server_lr", 1.0),
-        beta1=getattr(cfg, "server_momentum", 0.0),
-        beta2=getattr(cfg, "server_beta2", 0.99),
-        tau=getattr(cfg, "server_tau", 1e-3),
+        optimizer=cfg.server_optimizer,
+        lr=cfg.server_lr,
+        beta1=cfg.server_momentum,
+        beta2=cfg.server_beta2,
+        tau=cfg.server_tau,
     )
