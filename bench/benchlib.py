@@ -548,9 +548,10 @@ class XCloud(Implementation):
 class XCloudCompact(XCloud):
     """xcloud's ``CkksContext.preset("compact")``: N=4096, one 47-bit prime, scale 2^32.
 
-    For shared-key (secret-key) mode only: the secret-key upload is 1.48x its float32
-    bytes; public-key encryption at this size keeps too few bits (README), so it has no
-    public-key rows. Aggregation rows sum secret-key inputs (compact seeded-sum form).
+    The secret-key upload is 1.48x its float32 bytes. Public-key encryption runs modulo
+    q*P (a 30-bit auxiliary prime P) at scale 2^34 and is divided by P before it leaves
+    the encryptor: two 47-bit polynomials, 2.94x the float32 bytes. Aggregation rows sum
+    secret-key inputs (compact seeded-sum form) or public-key inputs (full c1).
     """
 
     name = "xcloud compact"
@@ -565,10 +566,11 @@ class XCloudCompact(XCloud):
 
         def make() -> tuple[list[Any], np.ndarray, list[float]]:
             x = payload(n)
+            keys = self.keys if mode == "secret" else self.public
             cts, xs = [], []
             for i in range(AGG_INPUTS):
                 xs.append(np.roll(x, i * 7919))
-                cts.append(self._x.encrypt_blocks(self.keys, xs[-1], mode=mode))
+                cts.append(self._x.encrypt_blocks(keys, xs[-1], mode=mode))
             w = self._x.dyadic_weights(cts, [1.0 / AGG_INPUTS] * AGG_INPUTS)
             total = np.zeros(n, dtype=np.float64)
             for wi, xi in zip(w, xs, strict=True):
@@ -591,9 +593,13 @@ class XCloudCompact(XCloud):
         for t in thread_counts():
             out.append(Case(cls, "encrypt", "prepare_encrypt_secret", "secret-key", t))
         for t in thread_counts():
+            out.append(Case(cls, "encrypt", "prepare_encrypt_public", "public-key", t))
+        for t in thread_counts():
             out.append(Case(cls, "decrypt", "prepare_decrypt", "secret-key", t))
         for t in thread_counts():
             out.append(Case(cls, "aggregate", "prepare_aggregate_secret", "secret-key inputs", t, AGG_INPUTS))
+        for t in thread_counts():
+            out.append(Case(cls, "aggregate", "prepare_aggregate_public", "public-key inputs", t, AGG_INPUTS))
         return out
 
 

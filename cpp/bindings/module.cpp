@@ -13,6 +13,7 @@
 #include "parallel/parallel_for.h"
 #include "ring/aes256.h"
 #include "ring/chacha20.h"
+#include "ring/poly_ops.h"
 #include "ring/sampler.h"
 #include "ring/sha256.h"
 #include "ring/simd.h"
@@ -229,6 +230,47 @@ void bind_testing(py::module_& t) {
   // The seeded-sum weights as stored (L x K residues, [j * K + k]); empty for other forms.
   t.def("seed_weights", [](const BatchPtr& c) { return u64_array(c->seed_weights); });
   // Scalar vs SIMD dispatch (ring/simd.h), for differential tests.
+  t.def("poly_rescale_aux", [](const py::object& t, const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& e,
+                               const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& xp,
+                               const py::object& m, u64 q, u64 p, bool scalar) {
+    if (!is_prime(q) || !is_prime(p) || q == p || q >= (u64{1} << kMaxPrimeBits) || p >= (u64{1} << kMaxPrimeBits)) {
+      throw std::invalid_argument("q and p must be distinct primes below 2^50");
+    }
+    const size_t n = static_cast<size_t>(xp.size());
+    if (static_cast<size_t>(e.size()) != n) throw std::invalid_argument("e and xp must have the same length");
+    for (size_t i = 0; i < n; ++i) {
+      if (xp.data()[i] >= p) throw std::invalid_argument("xp residues out of range");
+    }
+    std::vector<u64> tv;
+    if (!t.is_none()) {
+      auto ta = t.cast<py::array_t<uint64_t, py::array::c_style | py::array::forcecast>>();
+      if (static_cast<size_t>(ta.size()) != n) throw std::invalid_argument("t must have the same length");
+      tv.assign(ta.data(), ta.data() + n);
+      for (u64 v : tv) {
+        if (v >= q) throw std::invalid_argument("t residues out of range");
+      }
+    }
+    std::vector<int64_t> mv;
+    if (!m.is_none()) {
+      auto ma = m.cast<py::array_t<int64_t, py::array::c_style | py::array::forcecast>>();
+      if (static_cast<size_t>(ma.size()) != n) throw std::invalid_argument("m must have the same length");
+      mv.assign(ma.data(), ma.data() + n);
+      for (int64_t v : mv) {
+        if (v <= -(int64_t{1} << 50) || v >= (int64_t{1} << 50)) throw std::invalid_argument("|m| must be below 2^50");
+      }
+    }
+    const u64 pinv = inv_mod(p % q, q), pinv_shoup = shoup_precompute(pinv, q);
+    std::vector<u64> out(n);
+    const u64* tp = tv.empty() ? nullptr : tv.data();
+    const int64_t* mp = mv.empty() ? nullptr : mv.data();
+    if (scalar) {
+      detail::poly_rescale_aux_scalar(out.data(), tp, e.data(), xp.data(), mp, n, q, p, pinv, pinv_shoup);
+    } else {
+      poly_rescale_aux(out.data(), tp, e.data(), xp.data(), mp, n, q, p, pinv, pinv_shoup);
+    }
+    return u64_array(out);
+  }, py::arg("t"), py::arg("e"), py::arg("xp"), py::arg("m"), py::arg("q"), py::arg("p"), py::arg("scalar"),
+     "t + (e - [xp + e]_p) * p^-1 (+ m) mod q: the modulus drop of public-key encryption (poly_ops.h).");
   t.def("simd_supported", &simd_supported, "True if this build has the AVX2 + FMA kernels and the CPU runs them.");
   t.def("simd_enabled", &simd_enabled, "True if the kernels currently take the SIMD path.");
   t.def("set_force_scalar", &set_force_scalar, py::arg("force"),
@@ -254,12 +296,20 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("security_bits", &CkksParams::security_bits)
       .def_property_readonly("insecure", &CkksParams::insecure)
       .def_property_readonly("log2_q", &CkksParams::log2_q)
+      .def_property_readonly("aux_prime_bits", [](const CkksParams& p) { return p.literal().aux_prime_bits; })
+      .def_property_readonly("aux_prime", &CkksParams::aux_prime)
+      .def_property_readonly("public_scale_bits", &CkksParams::public_scale_bits)
+      .def_property_readonly("public_scale", &CkksParams::public_scale)
+      .def_property_readonly("log2_key_modulus", &CkksParams::log2_key_modulus)
       .def_property_readonly("fingerprint", [](const CkksParams& p) { return to_pybytes(p.fingerprint()); })
       .def_property_readonly("canonical_bytes", [](const CkksParams& p) { return to_pybytes(p.canonical_bytes()); })
       .def("describe", &CkksParams::describe);
 
-  m.def("make_params", [](int log_n, std::vector<int> prime_bits, int scale_bits, double max_value, int security_bits, bool insecure) {
+  m.def("make_params", [](int log_n, std::vector<int> prime_bits, int scale_bits, double max_value, int security_bits, bool insecure,
+                          int aux_prime_bits, int public_scale_bits) {
     CkksParametersLiteral lit;
+    lit.aux_prime_bits = aux_prime_bits;
+    lit.public_scale_bits = public_scale_bits;
     lit.log_n = log_n;
     lit.prime_bits = std::move(prime_bits);
     lit.scale_bits = scale_bits;
@@ -267,7 +317,7 @@ PYBIND11_MODULE(_native, m) {
     lit.security_bits = security_bits;
     return insecure ? CkksParams::create_insecure(lit) : CkksParams::create(lit);
   }, py::arg("log_n"), py::arg("prime_bits"), py::arg("scale_bits"), py::arg("max_value"), py::arg("security_bits"),
-        py::arg("insecure"));
+        py::arg("insecure"), py::arg("aux_prime_bits") = 0, py::arg("public_scale_bits") = 0);
   m.def("max_log_q", &max_log_q, py::arg("n"), py::arg("security_bits"));
   m.def("hardware_threads", &hardware_threads);
 

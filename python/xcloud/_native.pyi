@@ -31,13 +31,33 @@ class Params:
     @property
     def log2_q(self) -> float: ...
     @property
+    def aux_prime_bits(self) -> int: ...
+    @property
+    def aux_prime(self) -> int:
+        """The auxiliary prime P of public-key encryption, or 0 without one."""
+    @property
+    def public_scale_bits(self) -> int:
+        """Scale bits of public-key encryptions (scale_bits unless set with an auxiliary prime)."""
+    @property
+    def public_scale(self) -> float: ...
+    @property
+    def log2_key_modulus(self) -> float:
+        """log2 Q + log2 P: the modulus the public key lives at (checked against the security table)."""
+    @property
     def fingerprint(self) -> bytes: ...
     @property
     def canonical_bytes(self) -> bytes: ...
     def describe(self) -> str: ...
 
 def make_params(
-    log_n: int, prime_bits: list[int], scale_bits: int, max_value: float, security_bits: int, insecure: bool
+    log_n: int,
+    prime_bits: list[int],
+    scale_bits: int,
+    max_value: float,
+    security_bits: int,
+    insecure: bool,
+    aux_prime_bits: int = 0,
+    public_scale_bits: int = 0,
 ) -> Params:
     """Validated parameters. Raises ParameterError."""
 
@@ -166,6 +186,17 @@ class testing:  # submodule
     @staticmethod
     def seed_weights(ct: CiphertextBatch) -> npt.NDArray[np.uint64]:
         """A 'seeded-sum' batch's weights as stored: L x K residues, index j * K + k; empty otherwise."""
+    @staticmethod
+    def poly_rescale_aux(
+        t: npt.ArrayLike | None,
+        e: npt.ArrayLike,
+        xp: npt.ArrayLike,
+        m: npt.ArrayLike | None,
+        q: int,
+        p: int,
+        scalar: bool,
+    ) -> npt.NDArray[np.uint64]:
+        """t + (e - [xp + e]_p) * p^-1 (+ m) mod q: the modulus drop (dispatching, or the scalar reference)."""
     @staticmethod
     def simd_supported() -> bool:
         """Whether this CPU has the AVX2 + FMA paths."""

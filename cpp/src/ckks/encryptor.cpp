@@ -28,6 +28,9 @@ struct Scratch {
     secure_zero(u.data(), u.size());
     secure_zero(t.data(), t.size() * sizeof(u64));
     secure_zero(t2.data(), t2.size() * sizeof(u64));
+    secure_zero(up.data(), up.size() * sizeof(u64));
+    secure_zero(p0.data(), p0.size() * sizeof(u64));
+    secure_zero(p1.data(), p1.size() * sizeof(u64));
   }
   std::vector<double> m;
   std::vector<cplx> z;
@@ -35,6 +38,7 @@ struct Scratch {
   std::vector<int32_t> e0, e1;
   std::vector<int8_t> u;
   std::vector<u64> t, t2;
+  std::vector<u64> up, p0, p1;  // public-key encryption with an auxiliary prime: u, c0 and c1 modulo P
 };
 
 void check_request(const CkksParams& params, const EncryptRequest& req) {
@@ -57,7 +61,7 @@ void check_request(const CkksParams& params, const EncryptRequest& req) {
 // Validates x[begin, begin+count) and encodes it, scaled by Delta and rounded,
 // into s.mi. @throws std::invalid_argument on NaN/Inf or |x| > max_value.
 template <typename T>
-void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t count, Scratch& s) {
+void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t count, double scale, Scratch& s) {
   const double maxv = params.max_value();
   const size_t bad = find_out_of_range(x, count, maxv);
   if (bad < count) {
@@ -69,7 +73,7 @@ void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t c
     throw std::invalid_argument(os.str());
   }
   params.encoder().encode(x, count, s.m.data(), s.z.data());
-  round_scaled(s.mi.data(), s.m.data(), params.scale(), params.n());
+  round_scaled(s.mi.data(), s.m.data(), scale, params.n());
 }
 
 CiphertextBatch make_batch(const KeySet& keys, const EncryptRequest& req, Origin origin) {
@@ -82,7 +86,7 @@ CiphertextBatch make_batch(const KeySet& keys, const EncryptRequest& req, Origin
   ct.shape = req.shape;
   ct.n_values = req.count;
   ct.n_blocks = static_cast<uint32_t>(blocks_for(req.count, params.n()));
-  ct.scale = params.scale();
+  ct.scale = origin == Origin::kPublicKey ? params.public_scale() : params.scale();
   ct.bound = params.max_value();
   return ct;
 }
@@ -127,7 +131,7 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
     Scratch& s = *sp;
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, req.count - begin));
-    encode_block(params, x + begin, begin, count, s);
+    encode_block(params, x + begin, begin, count, ct.scale, s);
     const auto noise_nonce = stream_nonce("XCE", static_cast<uint32_t>(b));
     ChaCha20Stream noise(master.data(), noise_nonce.data());
     u64* c0 = ct.c0.data() + b * L * n;
@@ -144,6 +148,49 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
         const size_t off = j * n;
         params.ntt(j).inverse_mul(s.t.data(), s.t.data(), sk.ntt.data() + off, sk.ntt_shoup.data() + off);
         poly_signed_minus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
+      }
+    } else if (params.has_aux()) {
+      // An encryption of zero modulo Q*P, x0 = u*b + e0 and x1 = u*a + e1,
+      // divided by P with rounding: round(x / P) = (x_q - [x_P]_P) * P^-1
+      // mod q. The noise u*e + e1*s + e0 shrinks by P and only the
+      // rounding's remains (r0 + r1*s, |r0|, |r1| <= 1/2). Delta*m is added
+      // modulo Q after the division. P^-1 is folded into the key
+      // (b_drop = b * P^-1), and c1 is formed in evaluation form directly:
+      // NTT(c1') = u * a_drop + NTT((e1 - [x1_P]_P) * P^-1), so per wire
+      // prime only three NTTs run, as in the direct encryption.
+      sample_ternary(noise, s.u.data(), n);
+      sample_cbd(noise, s.e0.data(), n);
+      sample_cbd(noise, s.e1.data(), n);
+      const PublicKey& pk = keys.public_key();
+      if (s.up.size() != n) {
+        s.up.assign(n, 0);
+        s.p0.assign(n, 0);
+        s.p1.assign(n, 0);
+      }
+      const u64 p = params.aux_prime();
+      {
+        // u*b and u*a modulo P, coefficient form (the errors are added inside poly_rescale_aux).
+        const NttTables& ntt = params.aux_ntt();
+        const size_t off = L * n;  // the key's row modulo P
+        poly_from_int8(s.up.data(), s.u.data(), n, p);
+        ntt.forward(s.up.data());
+        ntt.inverse_mul(s.p0.data(), s.up.data(), pk.b.data() + off, pk.b_shoup.data() + off);
+        ntt.inverse_mul(s.p1.data(), s.up.data(), pk.a.data() + off, pk.a_shoup.data() + off);
+      }
+      u64* c1 = ct.c1.data() + b * L * n;
+      for (size_t j = 0; j < L; ++j) {
+        const u64 q = params.primes()[j];
+        const u64 pinv = params.aux_inv_mod_prime(j), pinv_shoup = params.aux_inv_mod_prime_shoup(j);
+        const NttTables& ntt = params.ntt(j);
+        const size_t off = j * n;
+        poly_from_int8(s.t2.data(), s.u.data(), n, q);
+        ntt.forward(s.t2.data());  // u in evaluation form
+        ntt.inverse_mul(s.t.data(), s.t2.data(), pk.b_drop.data() + off, pk.b_drop_shoup.data() + off);
+        poly_rescale_aux(c0 + off, s.t.data(), s.e0.data(), s.p0.data(), s.mi.data(), n, q, p, pinv, pinv_shoup);
+        u64* c1j = c1 + off;
+        poly_rescale_aux(c1j, nullptr, s.e1.data(), s.p1.data(), nullptr, n, q, p, pinv, pinv_shoup);
+        ntt.forward(c1j);
+        poly_mul_add(c1j, s.t2.data(), pk.a_drop.data() + off, pk.a_drop_shoup.data() + off, n, q);
       }
     } else {
       // c0 = u*b + e0 + Delta*m, c1 = u*a + e1 with u ternary.

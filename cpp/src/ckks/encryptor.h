@@ -29,7 +29,14 @@ struct EncryptRequest {
 //         a shape whose product differs from count, or keys without a secret.
 CiphertextBatch encrypt_secret(const KeySet& keys, const EncryptRequest& req);
 
-// Public-key encryption (needs only the public key).
+// Public-key encryption (needs only the public key). c0 = u*b + e0 + Delta*m,
+// c1 = u*a + e1 (u ternary; e0, e1 centred binomial), modulo Q. With an
+// auxiliary prime P (CkksParametersLiteral::aux_prime_bits) the encryption
+// of zero is made modulo Q*P and divided by P with rounding (a modulus drop)
+// before Delta*m is added modulo Q: the result is an ordinary ciphertext
+// modulo Q whose noise is the rounding's, r0 + r1*s (std about
+// sqrt(N/18) ~ 15 per coefficient at N = 4096), instead of
+// u*e + e1*s + e0 (std about 240).
 // @throws as encrypt_secret (a public key is needed instead of a secret one).
 CiphertextBatch encrypt_public(const KeySet& keys, const EncryptRequest& req);
 

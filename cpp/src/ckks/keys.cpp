@@ -15,7 +15,20 @@ namespace xcloud {
 
 namespace {
 
+// Version 1: b has one polynomial per prime. Version 2 (parameter sets with
+// an auxiliary prime P only): b has one more, modulo P, last. A parameter set
+// reads only its own version (any other is a different fingerprint anyway).
 constexpr uint16_t kKeyFormatVersion = 1;
+constexpr uint16_t kKeyFormatVersionAux = 2;
+
+// Primes the public key lives at: the wire primes, then P if there is one.
+size_t key_primes(const CkksParams& params) { return params.num_primes() + (params.has_aux() ? 1 : 0); }
+u64 key_prime(const CkksParams& params, size_t j) {
+  return j < params.num_primes() ? params.primes()[j] : params.aux_prime();
+}
+const NttTables& key_ntt(const CkksParams& params, size_t j) {
+  return j < params.num_primes() ? params.ntt(j) : params.aux_ntt();
+}
 constexpr uint8_t kKindPublic = 1;
 constexpr uint8_t kKindSecret = 2;  // secret key and public key
 
@@ -47,35 +60,58 @@ void secret_to_ntt(const CkksParams& params, SecretKey& sk) {
 }
 
 void public_shoup(const CkksParams& params, PublicKey& pk) {
-  const size_t n = params.n(), L = params.num_primes();
+  const size_t n = params.n(), L = key_primes(params);
   pk.a_shoup.resize(L * n);
   pk.b_shoup.resize(L * n);
   for (size_t j = 0; j < L; ++j) {
-    const u64 q = params.primes()[j];
+    const u64 q = key_prime(params, j);
     for (size_t i = 0; i < n; ++i) {
       pk.a_shoup[j * n + i] = shoup_precompute(pk.a[j * n + i], q);
       pk.b_shoup[j * n + i] = shoup_precompute(pk.b[j * n + i], q);
+    }
+  }
+  if (!params.has_aux()) return;
+  const size_t LQ = params.num_primes();
+  pk.a_drop.resize(LQ * n);
+  pk.b_drop.resize(LQ * n);
+  pk.a_drop_shoup.resize(LQ * n);
+  pk.b_drop_shoup.resize(LQ * n);
+  for (size_t j = 0; j < LQ; ++j) {
+    const u64 q = params.primes()[j], w = params.aux_inv_mod_prime(j), ws = params.aux_inv_mod_prime_shoup(j);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = j * n + i;
+      pk.a_drop[k] = mul_shoup(pk.a[k], w, ws, q);
+      pk.b_drop[k] = mul_shoup(pk.b[k], w, ws, q);
+      pk.a_drop_shoup[k] = shoup_precompute(pk.a_drop[k], q);
+      pk.b_drop_shoup[k] = shoup_precompute(pk.b_drop[k], q);
     }
   }
 }
 
 std::unique_ptr<PublicKey> make_public(const CkksParams& params, const SecretKey& sk, const Seed& a_seed,
                                        ChaCha20Stream& noise) {
-  const size_t n = params.n(), L = params.num_primes();
+  const size_t n = params.n(), L = params.num_primes(), LK = key_primes(params);
   auto pk = std::make_unique<PublicKey>();
   pk->a_seed = a_seed;
-  pk->a.resize(L * n);
-  pk->b.resize(L * n);
+  pk->a.resize(LK * n);
+  pk->b.resize(LK * n);
   expand_uniform(params, a_seed, pk->a.data());
   SecureVector<int32_t> e(n);
   sample_cbd(noise, e.data(), n);
-  for (size_t j = 0; j < L; ++j) {
-    const u64 q = params.primes()[j];
+  SecureVector<u64> s_aux(LK > L ? n : 0);  // s modulo P, evaluation form (the secret key keeps only the wire primes)
+  for (size_t j = 0; j < LK; ++j) {
+    const u64 q = key_prime(params, j);
+    const NttTables& ntt = key_ntt(params, j);
     u64* b = pk->b.data() + j * n;
     for (size_t i = 0; i < n; ++i) b[i] = signed_to_residue(e[i], q);
-    params.ntt(j).forward(b);
+    ntt.forward(b);
     const u64* a = pk->a.data() + j * n;
     const u64* s = sk.ntt.data() + j * n;
+    if (j >= L) {
+      for (size_t i = 0; i < n; ++i) s_aux[i] = signed_to_residue(sk.coeffs[i], q);
+      ntt.forward(s_aux.data());
+      s = s_aux.data();
+    }
     for (size_t i = 0; i < n; ++i) b[i] = sub_mod(b[i], mul_mod_slow(a[i], s[i], q), q);  // b = e - a*s
   }
   public_shoup(params, *pk);
@@ -115,10 +151,10 @@ void expand_uniform_prime(const CkksParams& params, const Seed& seed, size_t j, 
 }
 
 void expand_uniform(const CkksParams& params, const Seed& seed, u64* out) {
-  for (size_t j = 0; j < params.num_primes(); ++j) {
+  for (size_t j = 0; j < key_primes(params); ++j) {
     const auto nonce = stream_nonce("XCa", static_cast<uint32_t>(j));
     ChaCha20Stream rng(seed.data(), nonce.data());
-    sample_uniform_mod(rng, params.primes()[j], out + j * params.n(), params.n());
+    sample_uniform_mod(rng, key_prime(params, j), out + j * params.n(), params.n());
   }
 }
 
@@ -157,6 +193,8 @@ KeySetPtr KeySet::public_only() const {
 //   "XCKY" | u16 version | u8 kind (1 public, 2 secret+public) | u8 0
 //   | 32-byte parameter fingerprint | 16-byte key id
 //   | 32-byte a seed | b: L polynomials, each packed at bit_length(q_j) bits
+//     (version 2, for parameter sets with an auxiliary prime P: L + 1
+//     polynomials, the last modulo P at bit_length(P) bits)
 //   | [kind 2: s packed 2 bits per coefficient: 0 -> 0, 1 -> 1, 2 -> -1]
 //   | SHA-256 of all preceding bytes
 static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
@@ -165,15 +203,15 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   std::vector<uint8_t> out;
   ByteWriter w(out);
   w.bytes(reinterpret_cast<const uint8_t*>("XCKY"), 4);
-  w.u16(kKeyFormatVersion);
+  w.u16(params.has_aux() ? kKeyFormatVersionAux : kKeyFormatVersion);
   w.u8(with_secret ? kKindSecret : kKindPublic);
   w.u8(0);
   w.bytes(params.fingerprint().data(), 32);
   w.bytes(ks.key_id().data(), 16);
   const PublicKey& pk = ks.public_key();
   w.bytes(pk.a_seed.data(), 32);
-  for (size_t j = 0; j < params.num_primes(); ++j) {
-    const int bits = 64 - __builtin_clzll(params.primes()[j]);
+  for (size_t j = 0; j < key_primes(params); ++j) {
+    const int bits = 64 - __builtin_clzll(key_prime(params, j));
     const size_t off = out.size();
     out.resize(off + packed_size(n, bits));
     pack_bits(pk.b.data() + j * n, n, bits, out.data() + off);
@@ -202,7 +240,16 @@ KeySetPtr KeySet::from_bytes(const ParamsPtr& params, const uint8_t* data, size_
   const uint8_t* magic = r.take(4);
   if (std::memcmp(magic, "XCKY", 4) != 0) throw IntegrityError("key bytes: bad magic (not an xcloud key file)");
   const uint16_t version = r.u16();
-  if (version != kKeyFormatVersion) throw IntegrityError("key bytes: unsupported version " + std::to_string(version));
+  const uint16_t want = params->has_aux() ? kKeyFormatVersionAux : kKeyFormatVersion;
+  if (version != kKeyFormatVersion && version != kKeyFormatVersionAux) {
+    throw UnsupportedVersionError("key bytes: unsupported version " + std::to_string(version));
+  }
+  if (version != want) {
+    throw IntegrityError("key bytes: version " + std::to_string(version) + " keys " +
+                         (version == kKeyFormatVersionAux ? "have" : "lack") +
+                         " the auxiliary prime of public-key encryption, which these parameters " +
+                         (params->has_aux() ? "have" : "lack") + " (made for another parameter set)");
+  }
   if (std::memcmp(digest.data(), data + len - 32, 32) != 0) throw IntegrityError("key bytes: checksum mismatch (corrupted or tampered)");
   const uint8_t kind = r.u8();
   if (kind != kKindPublic && kind != kKindSecret) throw IntegrityError("key bytes: unknown key kind");
@@ -212,13 +259,13 @@ KeySetPtr KeySet::from_bytes(const ParamsPtr& params, const uint8_t* data, size_
   }
   std::array<uint8_t, 16> id;
   std::memcpy(id.data(), r.take(16), 16);
-  const size_t n = params->n(), L = params->num_primes();
+  const size_t n = params->n(), L = key_primes(*params);
   auto pk = std::make_unique<PublicKey>();
   std::memcpy(pk->a_seed.data(), r.take(32), 32);
   pk->a.resize(L * n);
   pk->b.resize(L * n);
   for (size_t j = 0; j < L; ++j) {
-    const u64 q = params->primes()[j];
+    const u64 q = key_prime(*params, j);
     const int bits = 64 - __builtin_clzll(q);
     unpack_bits(r.take(packed_size(n, bits)), n, bits, q, pk->b.data() + j * n, what);
   }

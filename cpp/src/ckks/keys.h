@@ -28,9 +28,16 @@ struct SecretKey {
 
 struct PublicKey {
   Seed a_seed;                  // a (evaluation form, all primes) = uniform from this seed
-  std::vector<u64> a;           // L x N expanded from a_seed
-  std::vector<u64> b;           // L x N evaluation form of -a*s + e
+  // L' x N, L' = L + 1 with an auxiliary prime P (params.h; the last row is
+  // modulo P: the public key lives modulo Q*P), else L.
+  std::vector<u64> a;           // L' x N expanded from a_seed
+  std::vector<u64> b;           // L' x N evaluation form of -a*s + e
   std::vector<u64> a_shoup, b_shoup;  // Shoup companions of a and b
+  // With an auxiliary prime P: a * P^-1 and b * P^-1 modulo the wire primes
+  // (L x N, evaluation form) and their Shoup companions, so that the modulus
+  // drop of public-key encryption folds its division into the products.
+  // Derived from a and b; never serialised.
+  std::vector<u64> a_drop, b_drop, a_drop_shoup, b_drop_shoup;
 };
 
 class KeySet {
@@ -71,9 +78,10 @@ class KeySet {
 
 
 
-// The public-key polynomial a from its seed: L x N uniform residues
-// (evaluation form), one ChaCha20 stream per prime with nonce ("XCa", prime
-// index), 8 keystream bytes per try (key format version 1).
+// The public-key polynomial a from its seed: L' x N uniform residues
+// (evaluation form; L' as PublicKey, the auxiliary prime at index L), one
+// ChaCha20 stream per prime with nonce ("XCa", prime index), 8 keystream
+// bytes per try (key format versions 1 and 2).
 void expand_uniform(const CkksParams& params, const Seed& seed, u64* out);
 
 // The uniform c1 of a secret-key ciphertext block, prime j, from its public

@@ -1,5 +1,6 @@
 #include "ckks/params.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -51,6 +52,20 @@ void validate_structure(const CkksParametersLiteral& lit, bool insecure) {
     throw ParameterError("the primes total " + std::to_string(total) + " bits; at most " +
                          std::to_string(static_cast<int>(kMaxLog2Q)) + " are supported");
   }
+  if (lit.aux_prime_bits != 0 && (lit.aux_prime_bits < kMinPrimeBits || lit.aux_prime_bits > kMaxPrimeBits)) {
+    throw ParameterError("aux_prime_bits must be 0 (no auxiliary prime) or in [" + std::to_string(kMinPrimeBits) +
+                         ", " + std::to_string(kMaxPrimeBits) + "], got " + std::to_string(lit.aux_prime_bits));
+  }
+  if (lit.public_scale_bits != 0) {
+    if (lit.aux_prime_bits == 0) {
+      throw ParameterError("public_scale_bits needs an auxiliary prime (aux_prime_bits > 0); without one, public-key "
+                           "encryption uses scale_bits");
+    }
+    if (lit.public_scale_bits < lit.scale_bits || lit.public_scale_bits > 80) {
+      throw ParameterError("public_scale_bits must be 0 (scale_bits) or in [scale_bits, 80], got " +
+                           std::to_string(lit.public_scale_bits));
+    }
+  }
   if (lit.scale_bits < 10 || lit.scale_bits > 80) {
     throw ParameterError("scale_bits must be in [10, 80], got " + std::to_string(lit.scale_bits));
   }
@@ -96,20 +111,30 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
   log2_q_ = 0.0;
   for (u64 q : primes_) log2_q_ += std::log2(static_cast<double>(q));
   if (log2_q_ > kMaxLog2Q) throw ParameterError("total modulus above 2^120");
+  log2_qp_ = log2_q_;
+  if (lit.aux_prime_bits != 0) {
+    try {
+      aux_prime_ = generate_ntt_primes(lit.aux_prime_bits, two_n, 1, primes_).front();
+    } catch (const std::invalid_argument& e) {
+      throw ParameterError(std::string("auxiliary prime: ") + e.what());
+    }
+    log2_qp_ += std::log2(static_cast<double>(aux_prime_));
+  }
   // Fresh ciphertexts must not wrap: Delta * sqrt(2) * max_value (the
   // coefficient bound) times 4 for noise and sign, below Q.
-  const double need = lit.scale_bits + 0.5 * std::log2(2.0) + std::log2(lit.max_value) + 2.0;
+  const int fresh_scale_bits = std::max(lit.scale_bits, lit.public_scale_bits);
+  const double need = fresh_scale_bits + 0.5 * std::log2(2.0) + std::log2(lit.max_value) + 2.0;
   if (need >= log2_q_) {
     std::ostringstream os;
-    os << "scale 2^" << lit.scale_bits << " with max_value " << lit.max_value << " needs log2 Q > " << need
+    os << "scale 2^" << fresh_scale_bits << " with max_value " << lit.max_value << " needs log2 Q > " << need
        << ", but the primes give " << log2_q_;
     throw ParameterError(os.str());
   }
   if (!insecure) {
     const int limit = max_log_q(n_, lit.security_bits);
-    if (std::ceil(log2_q_) > limit) {
+    if (std::ceil(log2_qp_) > limit) {
       std::ostringstream os;
-      os << "log2 Q = " << std::ceil(log2_q_) << " exceeds " << limit << " bits, the maximum for N = " << n_
+      os << (aux_prime_ ? "log2 Q*P (the public key's modulus) = " : "log2 Q = ") << std::ceil(log2_qp_) << " exceeds " << limit << " bits, the maximum for N = " << n_
          << " at " << lit.security_bits << "-bit security (ternary secret); use fewer or smaller primes or a larger N";
       throw ParameterError(os.str());
     }
@@ -117,6 +142,7 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
   ntt_.reserve(primes_.size());
   for (u64 q : primes_) ntt_.emplace_back(q, n_);
   scale_ = std::ldexp(1.0, lit.scale_bits);
+  public_scale_ = std::ldexp(1.0, lit.public_scale_bits ? lit.public_scale_bits : lit.scale_bits);
 
   const size_t L = primes_.size();
   garner_inv_.assign(L * L, 0);
@@ -124,10 +150,21 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
     for (size_t j = 0; j < i; ++j) garner_inv_[i * L + j] = inv_mod(primes_[j] % primes_[i], primes_[i]);
   }
 
-  // Canonical serialisation, version 1.
+  if (aux_prime_) {
+    aux_ntt_ = std::make_shared<const NttTables>(aux_prime_, n_);
+    for (u64 q : primes_) {
+      aux_inv_.push_back(inv_mod(aux_prime_ % q, q));
+      aux_inv_shoup_.push_back(shoup_precompute(aux_inv_.back(), q));
+    }
+  }
+
+  // Canonical serialisation: version 1 without an auxiliary prime (unchanged
+  // since it was introduced), version 2 with one: the same fields, then the
+  // auxiliary prime as u64 and the public-key scale bits as u16 after the
+  // insecure flag.
   canonical_.clear();
   for (char c : std::string("XCKP")) put_u8(canonical_, static_cast<uint8_t>(c));
-  put_u16(canonical_, 1);
+  put_u16(canonical_, aux_prime_ ? 2 : 1);
   put_u8(canonical_, static_cast<uint8_t>(lit.log_n));
   put_u8(canonical_, static_cast<uint8_t>(L));
   for (u64 q : primes_) put_u64(canonical_, q);
@@ -139,6 +176,10 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
   put_u8(canonical_, static_cast<uint8_t>(lit.secret));
   put_u8(canonical_, static_cast<uint8_t>(lit.error));
   put_u8(canonical_, insecure ? 1 : 0);
+  if (aux_prime_) {
+    put_u64(canonical_, aux_prime_);
+    put_u16(canonical_, static_cast<uint16_t>(lit.public_scale_bits ? lit.public_scale_bits : lit.scale_bits));
+  }
   fingerprint_ = sha256(canonical_.data(), canonical_.size());
 }
 
@@ -156,7 +197,12 @@ std::string CkksParams::describe() const {
   std::ostringstream os;
   os << "CKKS N=" << n_ << " primes=[";
   for (size_t j = 0; j < primes_.size(); ++j) os << (j ? ", " : "") << primes_[j];
-  os << "] log2Q=" << log2_q_ << " scale=2^" << lit_.scale_bits << " max_value=" << lit_.max_value;
+  os << "]";
+  if (aux_prime_) {
+    os << " aux_prime=" << aux_prime_ << " (log2QP=" << log2_qp_ << ", public-key scale=2^" << public_scale_bits()
+       << ")";
+  }
+  os << " log2Q=" << log2_q_ << " scale=2^" << lit_.scale_bits << " max_value=" << lit_.max_value;
   if (insecure_) {
     os << " INSECURE";
   } else {

@@ -27,6 +27,19 @@ struct CkksParametersLiteral {
   int scale_bits = 38;                   // encoding scale Delta = 2^scale_bits
   double max_value = 1.0;                // inputs must satisfy |x| <= max_value
   int security_bits = 128;               // 128, 192 or 256 (HomomorphicEncryption.org table)
+  // Bit size of an auxiliary prime P used only inside public-key encryption
+  // (0: none). With P the public key lives modulo Q*P, a public-key
+  // encryption is made modulo Q*P and divided by P with rounding before it
+  // leaves the encryptor, so ciphertexts stay modulo Q (the wire primes) and
+  // the encryption noise shrinks by P. log2(Q*P) is what the security table
+  // checks. See encrypt_public().
+  int aux_prime_bits = 0;
+  // Encoding scale of public-key encryptions, 2^public_scale_bits (0: the
+  // same as scale_bits). Only with an auxiliary prime, at least scale_bits:
+  // the rounding noise of the modulus drop (r1*s) is larger than a
+  // secret-key encryption's, and a larger scale buys its precision back at
+  // the cost of aggregation headroom (fewer fractional weight bits).
+  int public_scale_bits = 0;
   SecretDistribution secret = SecretDistribution::kUniformTernary;
   ErrorDistribution error = ErrorDistribution::kCenteredBinomial21;
 };
@@ -55,11 +68,26 @@ class CkksParams {
   const NttTables& ntt(size_t j) const { return ntt_[j]; }
   const Encoder& encoder() const { return encoder_; }
   double scale() const { return scale_; }
+  // Scale of public-key encryptions (literal public_scale_bits, else scale()).
+  double public_scale() const { return public_scale_; }
+  int public_scale_bits() const { return lit_.public_scale_bits ? lit_.public_scale_bits : lit_.scale_bits; }
   double max_value() const { return lit_.max_value; }
   double log2_q() const { return log2_q_; }
   bool insecure() const { return insecure_; }
   int security_bits() const { return lit_.security_bits; }
   const CkksParametersLiteral& literal() const { return lit_; }
+
+  // The auxiliary prime P (literal aux_prime_bits > 0), distinct from the
+  // primes, = 1 mod 2N; 0 when there is none. aux_ntt() and
+  // aux_inv_mod_prime(j) (P^-1 mod q_j, with its Shoup companion) are valid
+  // only when has_aux().
+  bool has_aux() const { return aux_prime_ != 0; }
+  u64 aux_prime() const { return aux_prime_; }
+  const NttTables& aux_ntt() const { return *aux_ntt_; }
+  u64 aux_inv_mod_prime(size_t j) const { return aux_inv_[j]; }
+  u64 aux_inv_mod_prime_shoup(size_t j) const { return aux_inv_shoup_[j]; }
+  // log2 of the modulus the public key lives at: log2 Q + log2 P.
+  double log2_key_modulus() const { return log2_qp_; }
 
   // Canonical serialisation (little-endian, versioned) and its SHA-256.
   const std::vector<uint8_t>& canonical_bytes() const { return canonical_; }
@@ -80,8 +108,13 @@ class CkksParams {
   std::vector<NttTables> ntt_;
   Encoder encoder_;
   double scale_;
+  double public_scale_;
   double log2_q_;
   std::vector<u64> garner_inv_;
+  u64 aux_prime_ = 0;
+  std::shared_ptr<const NttTables> aux_ntt_;
+  std::vector<u64> aux_inv_, aux_inv_shoup_;
+  double log2_qp_ = 0.0;
   std::vector<uint8_t> canonical_;
   std::array<uint8_t, 32> fingerprint_;
 };

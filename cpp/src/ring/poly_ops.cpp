@@ -50,6 +50,22 @@ void poly_from_int32_scalar(u64* out, const int32_t* v, size_t n, u64 q) {
   for (size_t i = 0; i < n; ++i) out[i] = reduce_signed(v[i], q, ratio);
 }
 
+void poly_rescale_aux_scalar(u64* out, const u64* t, const int32_t* e, const u64* xp, const int64_t* m, size_t n,
+                             u64 q, u64 p, u64 pinv, u64 pinv_shoup) {
+  const u64 ratio_q = barrett_ratio(q), ratio_p = barrett_ratio(p);
+  const u64 half = p >> 1;  // (p - 1) / 2: v > half <=> v - p is the centred value
+  for (size_t i = 0; i < n; ++i) {
+    const u64 v = reduce_signed(static_cast<int64_t>(xp[i]) + e[i], p, ratio_p);  // [0, p)
+    const u64 above = static_cast<u64>(0) - ((half - v) >> 63);                   // all ones iff v > half (v < 2^50)
+    const int64_t c = static_cast<int64_t>(v) - static_cast<int64_t>(above & p);  // [xp + e]_p
+    u64 r = mul_shoup(reduce_signed(e[i] - c, q, ratio_q), pinv, pinv_shoup, q);
+    // Branches on the pointers only, never on data.
+    if (t) r = add_mod(r, t[i], q);
+    if (m) r = add_mod(r, reduce_signed(m[i], q, ratio_q), q);
+    out[i] = r;
+  }
+}
+
 void poly_from_int8_scalar(u64* out, const int8_t* v, size_t n, u64 q) {
   const u64 ratio = barrett_ratio(q);
   for (size_t i = 0; i < n; ++i) out[i] = reduce_signed(v[i], q, ratio);
@@ -154,6 +170,17 @@ void poly_from_int32(u64* out, const int32_t* v32, size_t n, u64 q) {
   if (v) detail::poly_from_int32_avx2(out, v32, v, q);
 #endif
   detail::poly_from_int32_scalar(out + v, v32 + v, n - v, q);
+}
+
+void poly_rescale_aux(u64* out, const u64* t, const int32_t* e, const u64* xp, const int64_t* m, size_t n, u64 q,
+                      u64 p, u64 pinv, u64 pinv_shoup) {
+  size_t v = simd_part(n, q);
+  if (p >= (u64{1} << kMaxPrimeBits)) v = 0;
+#ifdef XCLOUD_HAVE_AVX2
+  if (v) detail::poly_rescale_aux_avx2(out, t, e, xp, m, v, q, p, pinv);
+#endif
+  detail::poly_rescale_aux_scalar(out + v, t ? t + v : nullptr, e + v, xp + v, m ? m + v : nullptr, n - v, q, p, pinv,
+                                  pinv_shoup);
 }
 
 void poly_from_int8(u64* out, const int8_t* v8, size_t n, u64 q) {

@@ -36,6 +36,17 @@ void poly_add(u64* out, const u64* a, const u64* b, size_t n, u64 q);
 // signed m (int64) and e (int32) with |m[i] + e[i]| < 2^63, t residues.
 void poly_signed_minus(u64* out, const int64_t* m, const int32_t* e, const u64* t, size_t n, u64 q);
 void poly_signed_plus(u64* out, const int64_t* m, const int32_t* e, const u64* t, size_t n, u64 q);
+// The modulus drop of a public-key encryption made modulo q*p (see
+// encryptor.cpp): for a coefficient x = y + e modulo q*p whose residue mod p
+// is xp[i] + e[i], out[i] = t[i] + (e[i] - [xp[i] + e[i]]_p) * pinv + m[i]
+// mod q, where [v]_p is v centred into (-p/2, p/2) (p odd: no tie) and pinv =
+// p^-1 mod q (pinv_shoup its Shoup companion). With t[i] = y * p^-1 mod q
+// this is round(x / p) + m[i] mod q. t and m may be null (taken as 0). xp in
+// [0, p), |e| < 2^31, |m| < 2^50, t in [0, q), p < 2^50, p != q. No
+// data-dependent branch: the centring is a mask (scalar) or a balanced
+// reduction (SIMD); both give the one centred representative.
+void poly_rescale_aux(u64* out, const u64* t, const int32_t* e, const u64* xp, const int64_t* m, size_t n, u64 q,
+                      u64 p, u64 pinv, u64 pinv_shoup);
 // out[i] = v[i] mod q for small signed integers.
 void poly_from_int32(u64* out, const int32_t* v, size_t n, u64 q);
 void poly_from_int8(u64* out, const int8_t* v, size_t n, u64 q);
@@ -63,6 +74,8 @@ void poly_weighted_sum_scalar(u64* out, const u64* const* in, const u64* w, cons
 void poly_signed_minus_scalar(u64* out, const int64_t* m, const int32_t* e, const u64* t, size_t n, u64 q);
 void poly_signed_plus_scalar(u64* out, const int64_t* m, const int32_t* e, const u64* t, size_t n, u64 q);
 void poly_from_int32_scalar(u64* out, const int32_t* v, size_t n, u64 q);
+void poly_rescale_aux_scalar(u64* out, const u64* t, const int32_t* e, const u64* xp, const int64_t* m, size_t n,
+                             u64 q, u64 p, u64 pinv, u64 pinv_shoup);
 void poly_from_int8_scalar(u64* out, const int8_t* v, size_t n, u64 q);
 }  // namespace detail
 

@@ -132,6 +132,30 @@ void poly_from_int32_avx2(uint64_t* out, const int32_t* v, size_t n, uint64_t q)
   }
 }
 
+// xp + e (|.| < 2^51) balanced mod p: exactly the centred representative
+// (|out| <= p/2 + 1/4, an integer, p odd); e minus it, |.| < 2^50, to [0, q)
+// (canon_full); times p^-1 balanced (|.| <= 5q/8), -> [0, q); plus t
+// ([0, 2q) -> [0, q)) and m (|m| < 2^50, canon_full; likewise). All values
+// are exact integer doubles.
+void poly_rescale_aux_avx2(uint64_t* out, const uint64_t* t, const int32_t* e, const uint64_t* xp, const int64_t* m,
+                           size_t n, uint64_t q, uint64_t p, uint64_t pinv) {
+  const ModConsts c(q), cp(p);
+  const __m256d wd = _mm256_set1_pd(static_cast<double>(pinv));
+  const __m256d wq = _mm256_set1_pd(static_cast<double>(pinv) / static_cast<double>(q));
+  for (size_t i = 0; i < n; i += 4) {
+    const __m256d ev = _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e + i)));
+    const __m256d centred = reduce_balanced(_mm256_add_pd(u64_to_pd(load_u64(xp + i)), ev), cp);
+    const __m256d d = canon_full(_mm256_sub_pd(ev, centred), c);
+    __m256d r = canon_from_signed(mul_balanced(d, wd, wq, c), c);
+    if (t) r = canon_from_2q(_mm256_add_pd(r, u64_to_pd(load_u64(t + i))), c);
+    if (m) {
+      const __m256i mv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + i));
+      r = canon_from_2q(_mm256_add_pd(r, canon_full(i64_to_pd(mv), c)), c);
+    }
+    store_u64(out + i, pd_to_u64(r));
+  }
+}
+
 void poly_from_int8_avx2(uint64_t* out, const int8_t* v, size_t n, uint64_t q) {
   const ModConsts c(q);
   for (size_t i = 0; i < n; i += 4) {

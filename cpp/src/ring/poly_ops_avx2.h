@@ -18,6 +18,8 @@ void poly_add_avx2(uint64_t* out, const uint64_t* a, const uint64_t* b, size_t n
 void poly_signed_avx2(uint64_t* out, const int64_t* m, const int32_t* e, const uint64_t* t, bool plus, size_t n,
                       uint64_t q);
 void poly_from_int32_avx2(uint64_t* out, const int32_t* v, size_t n, uint64_t q);
+void poly_rescale_aux_avx2(uint64_t* out, const uint64_t* t, const int32_t* e, const uint64_t* xp, const int64_t* m,
+                           size_t n, uint64_t q, uint64_t p, uint64_t pinv);
 void poly_from_int8_avx2(uint64_t* out, const int8_t* v, size_t n, uint64_t q);
 // True if every |x[i]| <= bound (no NaN), i < n - n % 8.
 bool all_in_range_avx2(const float* x, size_t n, double bound);

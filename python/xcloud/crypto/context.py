@@ -16,16 +16,25 @@ __all__ = ["PRESETS", "CkksContext", "CkksLiteral"]
 #: - ``"default"``: two 36-bit primes, scale 2^38 (log2 Q = 72): every mode and
 #:   every weighting, 2^-28 fresh precision in secret-key mode, 2^-21 in
 #:   public-key mode, 2^-16 for weighted sums of 1,000 inputs.
-#: - ``"compact"``: one 47-bit prime, scale 2^32 (log2 Q = 47) for shared-key
-#:   (secret-key) encryption: 5.9 bytes per value on the wire (1.48x float32,
-#:   against 9.0), one NTT per block instead of two, about 2^-22.5 fresh
-#:   precision. Public-key encryption at this size keeps only about 2^-15.7,
-#:   and aggregation weights are applied with about 10 fractional bits (see
-#:   :func:`xcloud.dyadic_weights`), so it suits shared-key federated rounds,
-#:   not sums of thousands of exactly weighted inputs.
+#: - ``"compact"``: one 47-bit prime, scale 2^32 (log2 Q = 47), and a 30-bit
+#:   auxiliary prime P that only public-key encryption uses (log2 Q*P = 77,
+#:   the figure checked against the 107-bit bound). Secret-key (shared-key)
+#:   mode: 5.9 bytes per value on the wire (1.48x float32, against 9.0), one
+#:   NTT per block instead of two, about 2^-22.5 fresh precision. Public-key
+#:   mode: the encryption is made modulo Q*P under a public key at Q*P and
+#:   divided by P with rounding before it leaves the encryptor, so the wire
+#:   carries two polynomials modulo the 47-bit prime: 11.8 bytes per value
+#:   (2.95x float32, against 18.1 for ``"default"``), about 2^-20.3 fresh
+#:   precision (the rounding's noise; a direct encryption at 47 bits would keep
+#:   2^-15.4). Aggregation weights are applied with about 10 fractional bits
+#:   (see :func:`xcloud.dyadic_weights`), which keeps weighted sums of 1,000
+#:   inputs within about 2^-24 of the dyadic weights' sum in either mode.
+#:   Its fingerprint covers P: keys and ciphertexts made under the compact
+#:   preset before P was added (parameter format version 1) are refused with
+#:   :class:`xcloud.IntegrityError`.
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
-    "compact": {"prime_bits": (47,), "scale_bits": 32},
+    "compact": {"prime_bits": (47,), "scale_bits": 32, "aux_prime_bits": 30, "public_scale_bits": 34},
 }
 
 
@@ -45,7 +54,16 @@ class CkksLiteral:
     max_value: float = 1.0
     """Inputs must satisfy |x| <= max_value (clip updates to this bound first)."""
     security_bits: int = 128
-    """128, 192 or 256: log2 Q is checked against the HomomorphicEncryption.org table."""
+    """128, 192 or 256: log2 Q (Q*P with an auxiliary prime) is checked against the HomomorphicEncryption.org table."""
+    aux_prime_bits: int = 0
+    """Bit size (20..50) of an auxiliary prime P for public-key encryption, or 0 for none.
+
+    With P, the public key lives modulo Q*P and a public-key encryption is
+    divided by P with rounding before it leaves the encryptor: ciphertexts stay
+    modulo Q and their encryption noise shrinks to the rounding's.
+    """
+    public_scale_bits: int = 0
+    """Scale of public-key encryptions, 2**public_scale_bits (0: ``scale_bits``); only with an auxiliary prime."""
 
 
 class CkksContext:
@@ -76,13 +94,28 @@ class CkksContext:
         max_value: float = 1.0,
         security_bits: int = 128,
         *,
+        aux_prime_bits: int = 0,
+        public_scale_bits: int = 0,
         _insecure: bool = False,
     ) -> None:
         self.literal = CkksLiteral(
-            log_n, tuple(int(b) for b in prime_bits), scale_bits, float(max_value), security_bits
+            log_n,
+            tuple(int(b) for b in prime_bits),
+            scale_bits,
+            float(max_value),
+            security_bits,
+            int(aux_prime_bits),
+            int(public_scale_bits),
         )
         self._params = _native.make_params(
-            int(log_n), list(self.literal.prime_bits), int(scale_bits), float(max_value), int(security_bits), _insecure
+            int(log_n),
+            list(self.literal.prime_bits),
+            int(scale_bits),
+            float(max_value),
+            int(security_bits),
+            _insecure,
+            int(aux_prime_bits),
+            int(public_scale_bits),
         )
 
     @classmethod
@@ -105,19 +138,37 @@ class CkksContext:
         prime_bits: Sequence[int] = (36, 36),
         scale_bits: int = 38,
         max_value: float = 1.0,
+        *,
+        aux_prime_bits: int = 0,
+        public_scale_bits: int = 0,
     ) -> CkksContext:
         """A parameter set that skips the security check: for tests and examples only.
 
         Its fingerprint differs from any secure set's, so its ciphertexts can
         never be mistaken for secure ones.
         """
-        return cls(log_n, prime_bits, scale_bits, max_value, 128, _insecure=True)
+        return cls(
+            log_n,
+            prime_bits,
+            scale_bits,
+            max_value,
+            128,
+            aux_prime_bits=aux_prime_bits,
+            public_scale_bits=public_scale_bits,
+            _insecure=True,
+        )
 
     @classmethod
     def _wrap(cls, params: _native.Params) -> CkksContext:
         ctx = cls.__new__(cls)
         ctx.literal = CkksLiteral(
-            params.log_n, tuple(params.prime_bits), params.scale_bits, params.max_value, params.security_bits
+            params.log_n,
+            tuple(params.prime_bits),
+            params.scale_bits,
+            params.max_value,
+            params.security_bits,
+            params.aux_prime_bits,
+            params.public_scale_bits if params.aux_prime_bits else 0,
         )
         ctx._params = params
         return ctx
@@ -143,8 +194,23 @@ class CkksContext:
         return float(self._params.log2_q)
 
     @property
+    def aux_prime(self) -> int:
+        """The auxiliary prime P of public-key encryption (0 without one); never on the wire."""
+        return int(self._params.aux_prime)
+
+    @property
+    def log2_key_modulus(self) -> float:
+        """log2 Q + log2 P: the public key's modulus, the figure the security check uses."""
+        return float(self._params.log2_key_modulus)
+
+    @property
     def scale(self) -> float:
         return float(self._params.scale)
+
+    @property
+    def public_scale(self) -> float:
+        """Scale of public-key encryptions (``scale`` unless ``public_scale_bits`` is set)."""
+        return float(self._params.public_scale)
 
     @property
     def max_value(self) -> float:
