@@ -101,6 +101,35 @@ def test_deployed_run_equals_simulation(tmp_path: Path) -> None:
     assert kinds.count("keygen") == 1 and kinds.count("train") == 6
 
 
+def test_scaffold_deployed_run_equals_simulation(tmp_path: Path) -> None:
+    """Drift correction on the deployed path: each node keeps its own control variate between messages."""
+    cfg = tiny(rounds=3, drift_correction="scaffold")
+    server, _, _ = deployed(cfg, tmp_path)
+    result = server.run_all()
+    ref, sim_rows = simulated(cfg, tmp_path)
+    assert_one_model_equal_to(tmp_path, 3, ref)
+    for row, sim in zip(result["rounds"], sim_rows, strict=True):
+        assert row["val_loss"] == pytest.approx(sim.val_loss, abs=1e-4)
+    plain, _ = simulated(tiny(rounds=3), tmp_path / "plain")
+    assert np.abs(plain - ref).max() > 100 * PRECISION  # the correction did change the training
+
+
+def test_scaffold_public_key_restart_gets_the_federation_control_variate(tmp_path: Path) -> None:
+    cfg = tiny(rounds=3, key_mode="public", drift_correction="scaffold")
+    server, transport, _ = deployed(cfg, tmp_path)
+    server.wait_for_nodes()
+    server.train_round(0)
+    server.train_round(1)
+    transport.remove_node(2)
+    transport.add_node({"partition-id": 1})  # same client id, new identity, lost state
+    r2 = server.train_round(2)
+    server.evaluate()
+    assert r2.accepted == ["cloud-0", "cloud-1", "cloud-2"] and r2.dropped == {}
+    assert [k for _, k in transport.sent].count("handover") == 1
+    final = server.final["clients"]
+    assert len(final) == 3 and len({c["model_sha256"] for c in final.values()}) == 1
+
+
 def test_server_never_holds_the_secret_key(tmp_path: Path) -> None:
     # Prepare: record every answer the server receives.
     cfg = tiny(rounds=1)

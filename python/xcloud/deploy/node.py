@@ -5,8 +5,9 @@ can hold (bytes, str, int, float, bool and lists of them); :mod:`xcloud.deploy.a
 wraps them in Flower messages, tests call them directly. A ClientApp runs in
 a fresh process for every message, so everything a client keeps between
 messages (its X25519 identity, its MAC key, its CKKS keys, the global model
-it holds with the state of the global step, its DP accountant and
-compression residual) lives in ``state``,
+it holds with the state of the global step, its DP accountant,
+compression residual and, with drift correction, its own and the federation's
+SCAFFOLD control variates) lives in ``state``,
 which Flower keeps on the node (Flower's ``Context.state``), never on the server.
 
 A node trains on its shard of the simulation's partition, rebuilt from the
@@ -184,10 +185,17 @@ def _install_state(node: _Node, msg: dict[str, Any]) -> None:
         return
     raw = open_sealed(node.identity(), bytes(msg["state"]), state_label(node.client_id, version, node.state["session"]))
     model_bytes = 4 * node.run.layout.total
-    if len(raw) != model_bytes + _optimizer(node, b"").state_nbytes:
+    opt_bytes = _optimizer(node, b"").state_nbytes
+    control_bytes = model_bytes if node.run.scaffold else 0
+    if len(raw) != model_bytes + opt_bytes + control_bytes:
         raise IntegrityError("handed-over global model has the wrong size")
-    _optimizer(node, raw[model_bytes:])  # checks it loads
-    node.state["global"], node.state["global_opt"] = raw[:model_bytes], raw[model_bytes:]
+    _optimizer(node, raw[model_bytes : model_bytes + opt_bytes])  # checks it loads
+    node.state["global"] = raw[:model_bytes]
+    node.state["global_opt"] = raw[model_bytes : model_bytes + opt_bytes]
+    if control_bytes:
+        fed = raw[model_bytes + opt_bytes :]
+        # Zero means none yet (the handover of version 0); any real one is nonzero somewhere.
+        node.state["control_fed"] = fed if np.any(np.frombuffer(fed, np.float32)) else b""
     node.state["version"] = version
 
 
@@ -252,11 +260,27 @@ def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
                 round_id=r,
                 threads=cfg.threads or None,
             )
+        if run.scaffold:  # the aggregate also carries the federation's control variate
+            from xcloud.fl.drift import split_update  # torch: only with drift correction
+
+            delta, control = split_update(delta, run.layout.total)
+            node.state["control_fed"] = np.ascontiguousarray(control, np.float32).tobytes()
         vec = opt.step(vec, delta)  # the simulation's global step, the same float32 operations
         version = r + 1
     node.state["global"] = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
     node.state["global_opt"] = opt.to_bytes()
     node.state["version"] = version
+    return vec
+
+
+def _control(node: _Node, key: str) -> np.ndarray | None:
+    """A control variate kept in the node's state (None before it exists)."""
+    raw = node.state.get(key, b"")
+    if not raw:
+        return None
+    vec = np.frombuffer(raw, dtype=np.float32).copy()
+    if vec.size != node.run.layout.total:
+        raise ValueError(f"the stored {key} does not match the run's layout")
     return vec
 
 
@@ -305,10 +329,15 @@ def _train(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
             dp.load_state_dict(json.loads(node.state["dp"]))
         else:
             dp.load_state_dict(_restarted_dp_state(node._dp_initial[node.client_id], msg, dp.steps_per_round))
+    if run.scaffold:
+        client.control.own = _control(node, "control_own")
+        client.federation_control = _control(node, "control_fed")
     _fault(node, r)
     global_state = dict(run.global_state)
     global_state.update(run.layout.unflatten(vec, run.global_state))
     update, stats = client.fit(global_state, r, seed=derive_seed(cfg.seed, "train", r, node.client_id))
+    if run.scaffold:
+        node.state["control_own"] = np.ascontiguousarray(client.control.own, np.float32).tobytes()
     if dp is not None:
         node.state["dp"] = json.dumps(dp.state_dict())
     residual = client.feedback.residual
@@ -364,6 +393,9 @@ def _handover(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     if int(node.state["version"]) != version:
         raise ValueError(f"{node.client_id} holds version {node.state['version']}, not {version}")
     raw = np.ascontiguousarray(vec, np.float32).tobytes() + bytes(node.state["global_opt"])
+    if node.run.scaffold:  # the federation's control variate too (the recipient's own is lost with its state)
+        fed = node.state.get("control_fed", b"")
+        raw += fed if fed else np.zeros(node.run.layout.total, np.float32).tobytes()
     recipients = list(msg["recipients"])
     pubs = [bytes(b) for b in msg["recipient_keys"]]
     session = node.state["session"]

@@ -21,6 +21,7 @@ import xcloud
 from xcloud.crypto import CkksContext, KeySet
 from xcloud.errors import IntegrityError
 from xcloud.fl.compression import AutoPolicy, Codec, ErrorFeedback, compress, resolve
+from xcloud.fl.drift import ControlVariate
 from xcloud.fl.errors import ClientFailure
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.messages import AggregateHeader, UpdateHeader, pack_update, unpack_aggregate
@@ -134,6 +135,11 @@ class FederatedClient:
         ``bandwidth_mbps``; None (default) sends float32, as before
         compression existed. Lossy codecs go through the client's
         error-feedback residual, :attr:`feedback`.
+    control : ControlVariate, optional
+        SCAFFOLD drift correction (:mod:`xcloud.fl.drift`): local training is
+        shifted by ``federation_control - c_i``, and the update carries the new
+        ``c_i`` after the delta, so ``plan`` must be the :func:`~xcloud.fl.drift.control_plan`
+        of the model's plan. ``train`` is then called with a ``correction`` keyword.
     """
 
     def __init__(
@@ -151,6 +157,7 @@ class FederatedClient:
         threads: int | None = None,
         update_transform: Any = None,
         compression: Codec | AutoPolicy | None = None,
+        control: ControlVariate | None = None,
     ) -> None:
         self.client_id = client_id
         self.model = model
@@ -163,7 +170,11 @@ class FederatedClient:
         self.update_transform = update_transform
         self.compression = compression
         self.feedback = ErrorFeedback()  # uplink residual of lossy codecs (checkpointed with the run)
+        self.control = control
+        self.federation_control: np.ndarray | None = None  # the released aggregate of the c_i (SCAFFOLD)
         self._mask = plan.mask()
+        if control is not None and plan.layout.total != 2 * layout.total:
+            raise ValueError("with a control variate the plan must cover the delta and the control variate")
         if self._mask.any() and keys is None:
             raise ValueError("the protection plan encrypts values but the client has no keys")
 
@@ -177,7 +188,11 @@ class FederatedClient:
         """
         load_trainable_state(self.model, global_state)
         t0 = time.perf_counter()
-        stats = self.train(self.model, self.train_set, seed)
+        if self.control is None:
+            stats = self.train(self.model, self.train_set, seed)
+        else:
+            correction = self.control.correction(self.federation_control, global_state)
+            stats = self.train(self.model, self.train_set, seed, correction=correction)
         train_s = time.perf_counter() - t0
         start = self.layout.flatten(global_state)
         delta = self.layout.flatten(trainable_state(self.model)) - start
@@ -185,6 +200,11 @@ class FederatedClient:
             raise ClientFailure(f"client {self.client_id}: local training produced a non-finite update")
         if self.update_transform is not None:
             delta = self.update_transform(delta)
+        if self.control is not None:
+            own = self.control.collect()
+            if not np.all(np.isfinite(own)):
+                raise ClientFailure(f"client {self.client_id}: local training produced a non-finite control variate")
+            delta = np.concatenate([delta, own])
         return self._protect(delta, round_id, float(stats.mean_loss), len(self.train_set), train_s, stats.epsilon)
 
     def _protect(

@@ -166,6 +166,13 @@ class RunConfig:
     server_tau: float = field(
         default=1e-3, metadata={"help": "adam global step: added to the root of the second moment"}
     )
+    drift_correction: str = field(
+        default="none",
+        metadata={
+            "help": "none, or scaffold: each local gradient is shifted by the federation's control variate minus "
+            "the cloud's own (SCAFFOLD; the control variate travels encrypted with the update, doubling its size)"
+        },
+    )
     compression: str = field(
         default="none",
         metadata={
@@ -204,6 +211,13 @@ class RunConfig:
             raise ValueError(
                 "the compact CKKS preset keeps only about 2^-15.7 of precision in public-key mode; "
                 "use key_mode shared or ckks default"
+            )
+        if self.drift_correction not in ("none", "scaffold"):
+            raise ValueError(f"drift_correction must be 'none' or 'scaffold', got {self.drift_correction!r}")
+        if self.drift_correction == "scaffold" and self.client_dp_noise > 0:
+            raise ValueError(
+                "drift_correction scaffold cannot be combined with client-level DP: the control variate "
+                "would travel without the client-level noise"
             )
         if not 0.0 <= self.encrypt_fraction <= 1.0:
             raise ValueError("encrypt_fraction must be in [0, 1]")

@@ -40,6 +40,7 @@ from xcloud.data.hf_tokenizer import HFTokenizer
 from xcloud.fl.aggregator import Aggregator
 from xcloud.fl.client import FederatedClient, flood, open_aggregate
 from xcloud.fl.config import RunConfig
+from xcloud.fl.drift import ControlVariate, control_plan, split_update
 from xcloud.fl.errors import ClientFailure, RoundFailed, UpdateRejected
 from xcloud.fl.global_step import GlobalOptimizer, global_step_config
 from xcloud.fl.layout import ParameterLayout
@@ -232,7 +233,12 @@ class FederatedRun:
         )
         self.strategy = make_strategy(cfg)
         self.strategy.staleness_exponent = cfg.staleness_exponent
-        self.plan: ProtectionPlan = self.strategy.plan(self.layout)
+        # With drift correction the update carries the client's control variate after the delta.
+        self.scaffold = cfg.drift_correction == "scaffold" and cfg.method != "centralized"
+        model_plan = self.strategy.plan(self.layout)
+        self.plan: ProtectionPlan = control_plan(model_plan) if self.scaffold else model_plan
+        self.controls: dict[str, ControlVariate] = {}  # each cloud's c_i (SCAFFOLD)
+        self.federation_control: np.ndarray | None = None  # the released aggregate of the c_i
         self.ctx = CkksContext.preset(cfg.ckks)
         self.client_ids = [f"cloud-{k}" for k in range(cfg.clouds)]
         self._setup_links()
@@ -366,8 +372,10 @@ class FederatedRun:
                     threads=cfg.threads or None,
                     update_transform=self._client_dp_transform() if cfg.client_dp_noise > 0 else None,
                     compression=uplink,
+                    control=self.controls.setdefault(cid, ControlVariate(self.layout)) if self.scaffold else None,
                 )
             )
+            self.clients[-1].federation_control = self.federation_control
         self.server = Aggregator(
             self.ctx,
             self.plan,
@@ -394,8 +402,8 @@ class FederatedRun:
     def _trainer(self, cid: str) -> Callable[[torch.nn.Module, Any, int], Any]:
         dp = self.dp.get(cid)
 
-        def train(model: torch.nn.Module, dataset: Any, seed: int) -> Any:
-            return train_local(model, dataset, self.train_cfg, seed=seed, dp=dp)
+        def train(model: torch.nn.Module, dataset: Any, seed: int, correction: Any = None) -> Any:
+            return train_local(model, dataset, self.train_cfg, seed=seed, dp=dp, correction=correction)
 
         return train
 
@@ -635,6 +643,11 @@ class FederatedRun:
             raise
         delta, decrypt_s = self._release(agg_msg, r)
         self._last_decrypt_s = decrypt_s
+        if self.scaffold:
+            delta, control = split_update(delta, self.layout.total)
+            self.federation_control = control
+            for c in self.clients:
+                c.federation_control = self.federation_control
         # The global step (xcloud.fl.global_step): every cloud holds the same
         # decrypted delta and applies the same rule, so they stay in sync.
         new_vec = self.global_opt.step(self.layout.flatten(self.global_state), delta)
@@ -707,6 +720,16 @@ class FederatedRun:
             # secret key; run_training writes it readable by the owner only.
             "keys": keys.secret_bytes() if (keys := getattr(self, "keys", None)) is not None else None,
             "layout_digest": self.layout.digest().hex(),
+            # SCAFFOLD: the federation's control variate and each cloud's own.
+            "control": None
+            if not self.scaffold
+            else {
+                "federation": None if self.federation_control is None else torch.from_numpy(self.federation_control),
+                "clients": {
+                    cid: None if cv.own is None else torch.from_numpy(cv.own.copy())
+                    for cid, cv in self.controls.items()
+                },
+            },
             "timeline": self._timeline_state(),
             # Error-feedback residuals of lossy compression (what each sender has yet to
             # deliver): the uplink of every cloud, and the server's downlink.
@@ -783,6 +806,17 @@ class FederatedRun:
             self._rekey()
         if "timeline" in state:
             self._load_timeline(state["timeline"])
+        if self.scaffold:
+            control = state.get("control")
+            if control is None:
+                raise ValueError("checkpoint has no SCAFFOLD control variates but the run corrects drift")
+            fed = control["federation"]
+            self.federation_control = None if fed is None else fed.numpy().copy()
+            for cid, own in control["clients"].items():
+                cv = self.controls.setdefault(cid, ControlVariate(self.layout))
+                cv.own = None if own is None else own.numpy().copy()
+            for c in getattr(self, "clients", []):
+                c.federation_control = self.federation_control
         # After _rekey, which rebuilds the clients and the server.
         feedbacks = {c.client_id: c.feedback for c in getattr(self, "clients", [])}
         if hasattr(self, "server"):

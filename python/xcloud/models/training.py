@@ -22,6 +22,16 @@ whose items are either
 Items of different lengths are right-padded within a batch (inputs with 0,
 targets with -100). The model is called as ``model(x, y) -> (logits, loss)``
 (the :class:`~xcloud.models.GPT` interface).
+
+Drift correction
+----------------
+With a :class:`GradientCorrection` (SCAFFOLD, Karimireddy et al. 2020, option
+I), every step's gradient is recorded and then shifted by a fixed per-parameter
+offset (the federation's control variate minus the client's own, ``c - c_i``)
+before AdamW sees it. Under record-level DP the shift is applied to the
+clipped and noised gradient Opacus hands the optimizer, so it is
+post-processing and costs no privacy. The recorded mean gradient (before the
+shift) is the client's next control variate.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -42,6 +52,7 @@ if TYPE_CHECKING:
     from xcloud.privacy.record_dp import RecordDP
 
 __all__ = [
+    "GradientCorrection",
     "TokenDataset",
     "TrainConfig",
     "TrainStats",
@@ -109,6 +120,67 @@ class TrainStats:
     examples: int
     seconds: float
     epsilon: float | None
+
+
+@dataclass
+class GradientCorrection:
+    """SCAFFOLD's gradient shift for one call of :func:`train_local`, and what it measured.
+
+    Attributes
+    ----------
+    offset : dict[str, torch.Tensor] or None
+        Per trainable parameter name (``named_parameters`` names), the value added
+        to each step's gradient (``c - c_i``); None for no shift (the first
+        round, before any control variate exists).
+    mean_grad : dict[str, torch.Tensor]
+        Filled by :func:`train_local`: the mean over its steps of the gradient the
+        optimizer was given, before the shift (under DP: clipped and noised), on
+        the CPU in float32. Names of parameters that never had a gradient map to zeros.
+    """
+
+    offset: dict[str, torch.Tensor] | None = None
+    mean_grad: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class _CorrectedAdamW(torch.optim.AdamW):
+    """AdamW whose ``step`` records each gradient and adds ``correction.offset`` to it first.
+
+    Opacus calls the wrapped optimizer's ``step`` after it clipped and noised
+    the gradients, so the record and the shift see the privatised gradient.
+    """
+
+    def __init__(
+        self, named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float, correction: GradientCorrection
+    ) -> None:
+        super().__init__([p for _, p in named], lr=lr, weight_decay=weight_decay)
+        self._named = named
+        self._correction = correction
+        self._sums = [torch.zeros_like(p, dtype=torch.float32) for _, p in named]
+        self._offsets: list[torch.Tensor | None] = [None] * len(named)
+        if correction.offset is not None:
+            missing = [n for n, _ in named if n not in correction.offset]
+            if missing:
+                raise ValueError(f"the gradient correction lacks parameters {missing[:3]}")
+            self._offsets = [correction.offset[n].to(device=p.device, dtype=p.dtype) for n, p in named]
+        self._count = 0
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        for (_, p), acc, off in zip(self._named, self._sums, self._offsets, strict=True):
+            if p.grad is None:
+                continue
+            acc.add_(p.grad.float())
+            if off is not None:
+                p.grad.add_(off)
+        self._count += 1
+        return super().step(closure)
+
+    def finish(self) -> None:
+        """Writes the mean recorded gradient into the correction's ``mean_grad``."""
+        n = max(self._count, 1)
+        self._correction.mean_grad = {
+            name: (acc / n).cpu() for (name, _), acc in zip(self._named, self._sums, strict=True)
+        }
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -196,6 +268,7 @@ def train_local(
     *,
     seed: int,
     dp: RecordDP | None = None,
+    correction: GradientCorrection | None = None,
 ) -> TrainStats:
     """Trains ``model`` in place for exactly ``cfg.local_steps`` optimizer steps.
 
@@ -214,6 +287,9 @@ def train_local(
         Record-level DP-SGD: Poisson batches of expected size
         ``dp.expected_batch_size``, per-example clipping and noise through
         Opacus, each step accounted. ``cfg.grad_clip`` and AMP are then unused.
+    correction : GradientCorrection, optional
+        SCAFFOLD drift correction (see the module docstring); its ``mean_grad``
+        is filled when the call returns.
 
     Returns
     -------
@@ -223,7 +299,7 @@ def train_local(
     ------
     ValueError
         If the dataset is empty, or its size differs from the one ``dp`` was
-        calibrated for.
+        calibrated for, or ``correction`` lacks a trainable parameter.
     """
     n = len(dataset)
     if n == 0:
@@ -234,8 +310,13 @@ def train_local(
     was_training = model.training
     model.to(device).train()
     use_amp, amp_dtype = _amp_settings(cfg, device, dp)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    optimizer: torch.optim.AdamW
+    if correction is None:
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        optimizer = _CorrectedAdamW(named, cfg.lr, cfg.weight_decay, correction)
     seed63 = int(seed) % (1 << 63)  # any Python int; torch seeds are 64-bit
     sampler = torch.Generator().manual_seed(seed63)  # CPU stream for batch indices
     losses: list[float] = []
@@ -280,6 +361,8 @@ def train_local(
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.to(home).train(was_training)
+    if isinstance(optimizer, _CorrectedAdamW):
+        optimizer.finish()
     return TrainStats(
         mean_loss=sum(losses) / len(losses) if losses else float("nan"),
         steps=cfg.local_steps,

@@ -1,0 +1,194 @@
+"""SCAFFOLD drift correction: the gradient shift in local training, the control variates on the wire, runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from tiny_config import TINY
+
+from xcloud.cli.run import run_training
+from xcloud.deploy.config import build_run
+from xcloud.fl.drift import CONTROL_PREFIX, ControlVariate, control_layout, control_plan, split_update
+from xcloud.fl.layout import ParameterLayout
+from xcloud.fl.protection import ProtectionPlan
+from xcloud.fl.simulation import FederatedRun
+from xcloud.models.training import GradientCorrection, TrainConfig, train_local
+
+SCAFFOLD = replace(TINY, drift_correction="scaffold", probe_links=False)
+
+
+class _Linear(nn.Module):
+    """A model whose loss is linear in its weights: every step's gradient is the constant ``g``."""
+
+    def __init__(self, g: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros_like(g))
+        self.frozen = nn.Parameter(torch.ones(2), requires_grad=False)
+        self.register_buffer("g", g)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        loss = (self.w * self.g).sum() + 0.0 * x.float().sum()
+        return torch.zeros(x.shape[0], x.shape[1], 3), loss
+
+
+def _data(n: int = 8) -> torch.Tensor:
+    return torch.randint(0, 3, (n, 5), generator=torch.Generator().manual_seed(0))
+
+
+CFG = TrainConfig(lr=0.1, local_steps=4, batch_size=2, grad_clip=0.0, device="cpu")
+
+
+def test_train_local_records_the_mean_gradient_before_the_shift():
+    g = torch.tensor([0.5, -2.0, 0.0])
+    model = _Linear(g)
+    corr = GradientCorrection(offset={"w": torch.tensor([1.0, 1.0, 1.0])})
+    train_local(model, _data(), CFG, seed=1, correction=corr)
+    assert set(corr.mean_grad) == {"w"}  # trainable parameters only
+    torch.testing.assert_close(corr.mean_grad["w"], g)  # the recorded gradient is the unshifted one
+
+
+def test_the_shift_moves_training_as_if_the_gradient_were_shifted():
+    g = torch.tensor([0.5, -2.0, 0.25])
+    off = torch.tensor([-0.5, 2.0, 1.0])
+    shifted = _Linear(g)
+    train_local(shifted, _data(), CFG, seed=1, correction=GradientCorrection(offset={"w": off}))
+    direct = _Linear(g + off)  # the same training on the shifted gradient itself
+    train_local(direct, _data(), CFG, seed=1)
+    torch.testing.assert_close(shifted.w.detach(), direct.w.detach())
+    assert shifted.w[0] == 0 and shifted.w[1] == 0  # zero shifted gradient: AdamW does not move
+
+
+def test_no_offset_trains_exactly_like_no_correction():
+    g = torch.tensor([0.3, -0.7])
+    m1, m2 = _Linear(g), _Linear(g)
+    train_local(m1, _data(), CFG, seed=3)
+    corr = GradientCorrection()
+    train_local(m2, _data(), CFG, seed=3, correction=corr)
+    torch.testing.assert_close(m1.w.detach(), m2.w.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(corr.mean_grad["w"], g)
+
+
+def test_an_offset_missing_a_parameter_is_refused():
+    with pytest.raises(ValueError, match="lacks parameters"):
+        train_local(_Linear(torch.ones(2)), _data(), CFG, seed=0, correction=GradientCorrection(offset={}))
+
+
+def _layout() -> ParameterLayout:
+    return ParameterLayout(("emb", "blk", "head"), ((4, 2), (3,), (2, 2)))
+
+
+def test_control_layout_and_plan_mirror_the_model():
+    layout = _layout()
+    ext = control_layout(layout)
+    assert ext.total == 2 * layout.total
+    assert ext.names[3:] == tuple(CONTROL_PREFIX + n for n in layout.names)
+    plan = ProtectionPlan(layout, ("emb", "head"))
+    cplan = control_plan(plan)
+    m = plan.mask()
+    np.testing.assert_array_equal(cplan.mask(), np.concatenate([m, m]))  # a control tensor is as protected
+    assert cplan.digest() != plan.digest()  # a plain update is refused where control variates are expected
+    with pytest.raises(ValueError, match="may not start"):
+        control_layout(ParameterLayout(("control/x",), ((1,),)))
+
+
+def test_split_update_checks_the_size_and_zeroes_what_noise_can_reach():
+    d, c = split_update(np.arange(6, dtype=np.float32), 3)
+    np.testing.assert_array_equal(d, [0, 1, 2])
+    np.testing.assert_array_equal(c, [3, 4, 5])
+    vec = np.array([2.0**-20, 0.0, 0.0, 2.0**-20, -(2.0**-17), -(2.0**-15)], np.float32)
+    d, c = split_update(vec, 3)  # below CONTROL_DEADZONE (2^-16): zero; above: kept; the delta is untouched
+    np.testing.assert_array_equal(c, [0.0, 0.0, -(2.0**-15)])
+    assert d[0] == 2.0**-20
+    with pytest.raises(ValueError, match="not a delta and a control variate"):
+        split_update(np.zeros(5, np.float32), 3)
+
+
+def test_control_variate_shifts_only_once_both_variates_exist():
+    layout = ParameterLayout(("w",), ((3,),))
+    like = {"w": torch.zeros(3)}
+    cv = ControlVariate(layout)
+    assert cv.correction(np.ones(3, np.float32), like).offset is None  # no c_i yet
+    with pytest.raises(RuntimeError, match="no local training"):
+        cv.collect()
+    cv.own = np.array([1.0, 2.0, 3.0], np.float32)
+    assert cv.correction(None, like).offset is None  # no federation variate yet
+    corr = cv.correction(np.array([2.0, 2.0, 2.0], np.float32), like)
+    torch.testing.assert_close(corr.offset["w"], torch.tensor([1.0, 0.0, -1.0]))
+    corr.mean_grad = {"w": torch.tensor([4.0, 5.0, 6.0])}
+    np.testing.assert_array_equal(cv.collect(), [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(cv.own, [4.0, 5.0, 6.0])
+    with pytest.raises(ValueError, match="layout needs"):
+        cv.correction(np.ones(4, np.float32), like)
+
+
+def test_config_refuses_unknown_values_and_client_level_dp():
+    with pytest.raises(ValueError, match="drift_correction"):
+        replace(TINY, drift_correction="fedprox").validate()
+    with pytest.raises(ValueError, match="client-level DP"):
+        replace(TINY, drift_correction="scaffold", client_dp_noise=1.0).validate()
+
+
+def test_the_flower_path_refuses_drift_correction(tmp_path):
+    with pytest.raises(ValueError, match="simulation"):
+        build_run(SCAFFOLD, tmp_path)
+
+
+def _weighted_mean(run: FederatedRun) -> np.ndarray:
+    w = run.metrics[-1].weights
+    owns = [run.controls[cid].own for cid in run.metrics[-1].clients]
+    return sum(wi * o for wi, o in zip(w, owns, strict=True))
+
+
+def test_updates_carry_the_control_variate_and_the_federation_holds_their_weighted_mean(tmp_path):
+    plain = FederatedRun(replace(SCAFFOLD, method="fedavg", drift_correction="none", rounds=1), tmp_path / "p")
+    plain.run_round(0)
+    run = FederatedRun(replace(SCAFFOLD, method="fedavg", rounds=1), tmp_path / "s")
+    run.run_round(0)
+    assert run.plan.layout.total == 2 * run.layout.total
+    # The first round has no shift yet: the same model as without drift correction, twice the upload.
+    np.testing.assert_array_equal(run.layout.flatten(run.global_state), plain.layout.flatten(plain.global_state))
+    assert run.metrics[0].bytes_up > 1.9 * plain.metrics[0].bytes_up
+    assert run.federation_control is not None
+    np.testing.assert_allclose(run.federation_control, _weighted_mean(run), rtol=1e-5, atol=2.0**-16)
+    assert all(c.federation_control is run.federation_control for c in run.clients)
+
+
+def test_scaffold_changes_learning_and_encryption_does_not_change_it(tmp_path):
+    cfg = replace(SCAFFOLD, rounds=3)
+    plain = run_training(replace(cfg, method="fedavg", drift_correction="none"), tmp_path / "n", quiet=True)
+    fedavg = run_training(replace(cfg, method="fedavg"), tmp_path / "f", quiet=True)
+    he = run_training(replace(cfg, method="he"), tmp_path / "h", quiet=True)
+    v_plain, v_fed, v_he = (r.layout.flatten(r.global_state) for r in (plain, fedavg, he))
+    assert not np.allclose(v_plain, v_fed)  # from round 1 on, the local gradients are shifted
+    # CKKS error only: the dead zone keeps it from steering AdamW where the control variate is 0.
+    assert np.abs(v_he - v_fed).max() < 2**-16
+    assert abs(he.metrics[-1].val_ppl - fedavg.metrics[-1].val_ppl) / fedavg.metrics[-1].val_ppl < 1e-5
+
+
+def test_scaffold_under_record_level_dp_and_in_public_key_mode_runs(tmp_path):
+    run = run_training(replace(SCAFFOLD, method="xcloud", key_mode="public", rounds=2), tmp_path, quiet=True)
+    assert run.metrics[-1].epsilon is not None and np.isfinite(run.metrics[-1].val_loss)
+    assert all(run.controls[c].own is not None for c in run.client_ids)
+
+
+def test_resume_restores_the_control_variates(tmp_path):
+    cfg = replace(SCAFFOLD, method="fedavg", rounds=3)
+    full = run_training(cfg, tmp_path / "full", quiet=True)
+    part = run_training(replace(cfg, rounds=2), tmp_path / "part", quiet=True)
+    assert part.next_round == 2
+    resumed = run_training(cfg, tmp_path / "part", resume=True, quiet=True)
+    np.testing.assert_array_equal(full.layout.flatten(full.global_state), resumed.layout.flatten(resumed.global_state))
+    np.testing.assert_array_equal(full.federation_control, resumed.federation_control)
+
+
+def test_a_checkpoint_without_control_variates_is_refused(tmp_path):
+    run = FederatedRun(replace(SCAFFOLD, method="fedavg", rounds=1), tmp_path)
+    run.run_round(0)
+    state = run.state_dict()
+    state["control"] = None
+    with pytest.raises(ValueError, match="control variates"):
+        FederatedRun(replace(SCAFFOLD, method="fedavg", rounds=1), tmp_path / "b").load_state_dict(state)
