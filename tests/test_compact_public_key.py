@@ -270,6 +270,14 @@ def test_ciphertext_known_answers(kat):
     assert max_abs_error(xcloud.decrypt_blocks(kat["keys"], kat["public_ct"]), kat["x"]) <= FRESH_BOUND
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_public_key_known_answer_does_not_depend_on_threads(kat, threads):
+    ct = xcloud.encrypt_blocks_derand(
+        kat["keys"].public_only(), kat["x"], seed=ENC_SEED, threads=threads, mode="public"
+    )
+    assert sha256_hex(ct.to_bytes()) == COMPACT_PUBLIC_MODE_CT_SHA256
+
+
 def test_secret_key_mode_is_byte_identical_to_the_old_preset_but_for_fingerprint_and_key_id(kat):
     twin = xcloud.CkksContext(prime_bits=(47,), scale_bits=32)
     old = xcloud.encrypt_blocks_derand(twin.keygen_derand(KEY_SEED), kat["x"], seed=ENC_SEED).to_bytes()

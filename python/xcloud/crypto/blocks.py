@@ -311,8 +311,9 @@ def dyadic_weights(cts: Sequence[CiphertextBlocks], weights: Sequence[float]) ->
 
     The kernel applies weight ``w`` as the integer ``round(w * 2**k)`` at
     scale ``2**k``, with ``k <= 30`` limited by the headroom of the modulus
-    (about 30 bits at the default parameters, about 10 at
-    ``CkksContext.preset("compact")``). This returns weights that are
+    (about 30 bits at the default parameters, about 12 at
+    ``CkksContext.preset("compact")`` for secret-key inputs and 10 for its
+    public-key inputs, which are at scale 2^34). This returns weights that are
     multiples of ``2**-k`` for the largest ``k`` that cannot overflow, adjusted
     by whole units of ``2**-k`` so that they add up to ``round(sum(weights) *
     2**k) * 2**-k`` (exactly 1 for normalised weights). :func:`aggregate` with

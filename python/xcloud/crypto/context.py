@@ -24,13 +24,17 @@ __all__ = ["PRESETS", "CkksContext", "CkksLiteral"]
 #:   mode: the encryption is made modulo Q*P under a public key at Q*P and
 #:   divided by P with rounding before it leaves the encryptor, so the wire
 #:   carries two polynomials modulo the 47-bit prime: 11.8 bytes per value
-#:   (2.95x float32, against 18.1 for ``"default"``), about 2^-20.3 fresh
-#:   precision (the rounding's noise; a direct encryption at 47 bits would keep
-#:   2^-15.4). Aggregation weights are applied with about 10 fractional bits
-#:   (see :func:`xcloud.dyadic_weights`), which keeps weighted sums of 1,000
-#:   inputs within about 2^-24 of the dyadic weights' sum in either mode.
-#:   Its fingerprint covers P: keys and ciphertexts made under the compact
-#:   preset before P was added (parameter format version 1) are refused with
+#:   (2.95x float32, against 18.1 for ``"default"``). What noise remains is
+#:   the rounding's (r0 + r1*s), heavy-tailed in the slots, so public-key
+#:   encryptions use scale 2^34 (``public_scale_bits``): about 2^-21.2 fresh
+#:   precision (a direct encryption at 47 bits keeps 2^-15.4). Aggregation
+#:   weights are applied with at most 12 fractional bits to secret-key inputs
+#:   and 10 to public-key ones (see :func:`xcloud.dyadic_weights`); sums of
+#:   1,000 inputs stay within 2^-26 of the sum with those weights in either
+#:   mode. Secret-key and public-key ciphertexts (different scales) are not
+#:   aggregated together. Its fingerprint covers P and the public-key scale:
+#:   keys and ciphertexts made under the compact preset before P was added
+#:   (parameter format version 1) are refused with
 #:   :class:`xcloud.IntegrityError`.
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
