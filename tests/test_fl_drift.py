@@ -192,3 +192,15 @@ def test_a_checkpoint_without_control_variates_is_refused(tmp_path):
     state["control"] = None
     with pytest.raises(ValueError, match="control variates"):
         FederatedRun(replace(SCAFFOLD, method="fedavg", rounds=1), tmp_path / "b").load_state_dict(state)
+
+
+def test_scaffold_in_async_mode_applies_each_versions_control_variate(tmp_path):
+    cfg = replace(SCAFFOLD, method="fedavg", sync="async", buffer_size=2, rounds=3, sim_compute_s=1.0)
+    run = FederatedRun(cfg, tmp_path)
+    controls = []
+    for r in range(3):
+        run.run_round(r)
+        controls.append(run.federation_control.copy())
+    assert all(np.isfinite(c).all() for c in controls)
+    assert not np.array_equal(controls[0], controls[1])  # every version releases a new federation variate
+    assert all(c.federation_control is run.federation_control for c in run.clients)
