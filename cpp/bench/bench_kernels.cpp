@@ -494,6 +494,113 @@ void bench_threads() {
 
 }  // namespace
 
+// Where a public-key encryption's time goes (one block, SIMD path, best of
+// many), for the default preset (direct, two primes) and the compact preset
+// (modulo q*P, then the modulus drop): the stages as encryptor.cpp runs them,
+// next to the whole call per block (1 thread, 256 blocks), wall and CPU time.
+void bench_pk_stages() {
+  struct Preset {
+    const char* name;
+    std::vector<int> primes;
+    int scale_bits, aux_bits, public_scale_bits;
+  };
+  for (const Preset& pr : {Preset{"default", {36, 36}, 38, 0, 0}, Preset{"compact", {47}, 32, 30, 34}}) {
+    CkksParametersLiteral lit;
+    lit.prime_bits = pr.primes;
+    lit.scale_bits = pr.scale_bits;
+    lit.aux_prime_bits = pr.aux_bits;
+    lit.public_scale_bits = pr.public_scale_bits;
+    const auto params = CkksParams::create(lit);
+    Seed seed{};
+    seed[0] = 4;
+    const auto keys = KeySet::generate_derand(params, seed);
+    const PublicKey& pk = keys->public_key();
+    const size_t n = params->n(), L = params->num_primes();
+    const size_t blocks = 256, n_values = blocks * n;
+    std::vector<float> x(n_values);
+    std::mt19937_64 g(6);
+    for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+    std::vector<double> m(n);
+    std::vector<cplx> z(n / 2);
+    std::vector<int64_t> mi(n);
+    std::vector<int32_t> e0(n), e1(n);
+    std::vector<int8_t> u(n);
+    std::vector<u64> t(n), t2(n), c0(n), c1(n);
+    const uint8_t nonce[12] = {5};
+    const int reps = 400;
+    params->encoder().encode(x.data(), n, m.data(), z.data());
+    round_scaled(mi.data(), m.data(), params->public_scale(), n);
+    {
+      ChaCha20Stream s(seed.data(), nonce);
+      sample_ternary(s, u.data(), n);
+      sample_cbd(s, e0.data(), n);
+      sample_cbd(s, e1.data(), n);
+    }
+    struct Row {
+      const char* what;
+      double ns;
+    };
+    std::vector<Row> rows;
+    rows.push_back({"encode (FFT) and round", best_ns([&] {
+                      params->encoder().encode(x.data(), n, m.data(), z.data());
+                      round_scaled(mi.data(), m.data(), params->public_scale(), n);
+                    }, reps)});
+    rows.push_back({"u, e0, e1 (ChaCha20)", best_ns([&] {
+                      ChaCha20Stream s(seed.data(), nonce);
+                      sample_ternary(s, u.data(), n);
+                      sample_cbd(s, e0.data(), n);
+                      sample_cbd(s, e1.data(), n);
+                    }, reps)});
+    const u64 q0 = params->primes()[0];
+    const double fwd = best_ns([&] { poly_from_int8(t2.data(), u.data(), n, q0); params->ntt(0).forward(t2.data()); }, reps);
+    const double inv = best_ns([&] { params->ntt(0).inverse_mul(t.data(), t2.data(), pk.b.data(), pk.b_shoup.data()); }, reps);
+    if (!params->has_aux()) {
+      rows.push_back({"u forward NTT, all primes", fwd * L});
+      rows.push_back({"u*b inverse NTT, all primes", inv * L});
+      rows.push_back({"c0 = u*b + e0 + m, all primes", L * best_ns([&] { poly_signed_plus(c0.data(), mi.data(), e0.data(), t.data(), n, q0); }, reps)});
+      rows.push_back({"e1 forward NTT, all primes", L * best_ns([&] { poly_from_int32(c1.data(), e1.data(), n, q0); params->ntt(0).forward(c1.data()); }, reps)});
+      rows.push_back({"c1 = u*a + e1, all primes", L * best_ns([&] { poly_mul_add(c1.data(), t2.data(), pk.a.data(), pk.a_shoup.data(), n, q0); }, reps)});
+    } else {
+      const u64 p = params->aux_prime();
+      const u64 pinv = params->aux_inv_mod_prime(0), pinv_s = params->aux_inv_mod_prime_shoup(0);
+      std::vector<u64> xp(n);
+      for (size_t i = 0; i < n; ++i) xp[i] = g() % p;  // residues modulo P, as u*b mod P is
+      rows.push_back({"u forward NTT, q and P", 2 * fwd});
+      rows.push_back({"u*b, u*a mod P, u*b/P mod q: 3 inverse NTTs", 3 * inv});
+      rows.push_back({"c0: drop of P, + m", best_ns([&] { poly_rescale_aux(c0.data(), t.data(), e0.data(), xp.data(), mi.data(), n, q0, p, pinv, pinv_s); }, reps)});
+      rows.push_back({"c1: drop of P", best_ns([&] { poly_rescale_aux(c1.data(), nullptr, e1.data(), xp.data(), nullptr, n, q0, p, pinv, pinv_s); }, reps)});
+      rows.push_back({"c1 forward NTT", best_ns([&] { params->ntt(0).forward(c1.data()); }, reps)});
+      rows.push_back({"c1 += u*a/P", best_ns([&] { poly_mul_add(c1.data(), t2.data(), pk.a_drop.data(), pk.a_drop_shoup.data(), n, q0); }, reps)});
+    }
+    std::vector<uint64_t> out;
+    rows.push_back({"output allocation, c0 and c1 (zeroed, THP)",
+                    2 * best_ns([&] { std::vector<uint64_t>().swap(out); resize_zeroed(out, blocks * L * n); }, 20) / blocks});
+    EncryptRequest req;
+    req.data = x.data();
+    req.dtype = DType::kFloat32;
+    req.count = n_values;
+    req.shape = {static_cast<int64_t>(n_values)};
+    req.threads = 1;
+    req.seed = seed;
+    const auto pub = keys->public_only();
+    CiphertextBatch ct;
+    const double whole = best_ns([&] { ct = encrypt_public(*pub, req); }, 7) / blocks;
+    const double cpu = best_cpu_ns([&] { ct = encrypt_public(*pub, req); }, 7) / blocks;
+    double sum = 0;
+    std::printf("pkstages %s (N=%zu, L=%zu%s), public-key encrypt, per block of %zu values:\n", pr.name, n, L,
+                params->has_aux() ? ", auxiliary prime P" : "", n);
+    for (const Row& row : rows) {
+      sum += row.ns;
+      std::printf("  %-44s %8.2f us  %5.2f ns/value  %4.1f%%\n", row.what, row.ns / 1e3, row.ns / n, 100 * row.ns / whole);
+    }
+    std::printf("  %-44s %8.2f us  %5.2f ns/value  %4.1f%%\n", "sum of the stages", sum / 1e3, sum / n, 100 * sum / whole);
+    std::printf("  %-44s %8.2f us  %5.2f ns/value  (%.1f M values/s)\n", "whole call (1 thread, 256 blocks)", whole / 1e3,
+                whole / n, n / whole * 1e3);
+    std::printf("  %-44s %8.2f us  %5.2f ns/value  (%.1f M values/s)\n", "whole call, process CPU time", cpu / 1e3, cpu / n,
+                n / cpu * 1e3);
+  }
+}
+
 int main(int argc, char** argv) {
   std::printf("SIMD (AVX2 + FMA) kernels: %s; the \"simd\" columns below are %s\n",
               simd_supported() ? "built and supported by this CPU" : "not available in this build or on this CPU",
@@ -503,6 +610,7 @@ int main(int argc, char** argv) {
   if (want(argc, argv, "random")) bench_random();
   if (want(argc, argv, "encoder")) bench_encoder();
   if (want(argc, argv, "stages")) bench_stages();
+  if (want(argc, argv, "pkstages")) bench_pk_stages();
   if (want(argc, argv, "crt")) bench_crt();
   if (want(argc, argv, "e2e")) bench_e2e();
   if (want(argc, argv, "threads")) bench_threads();
