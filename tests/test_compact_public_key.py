@@ -207,7 +207,9 @@ def test_weighted_aggregate_of_1000_public_key_inputs(keys, thousand, concentrat
     w = xcloud.dyadic_weights(cts, list(np.random.default_rng(4).dirichlet(np.full(1000, concentration))))
     k = T.aggregate_weight_bits([c._native for c in cts], w)
     assert k == 10  # 34 + 10 + 0.5 + log2(1) + 2 < 47: the headroom left at the public-key scale
-    y = xcloud.decrypt_blocks(keys, xcloud.aggregate(cts, w))
+    total = xcloud.aggregate(cts, w)
+    back = xcloud.CiphertextBlocks.from_bytes(keys.ctx, total.to_bytes())  # scale 2^44 still reads back
+    y = xcloud.decrypt_blocks(keys, back)
     err = max_abs_error(y, np.tensordot(np.array(w), xs, axes=1))
     assert err <= AGGREGATE_BOUND, f"max error 2^{math.log2(err):.2f}"
 
@@ -238,6 +240,10 @@ def test_public_key_bytes_and_reload(ctx, kat, tmp_path):
     x = kat["x"]
     again = xcloud.encrypt_blocks_derand(loaded, x, seed=ENC_SEED, mode="public")
     assert again.to_bytes() == kat["public_ct"].to_bytes()
+    keys.save_secret(tmp_path / "sk")
+    secret = ctx.load_keys(tmp_path / "sk")
+    assert secret.secret_bytes() == sec
+    assert max_abs_error(xcloud.decrypt_blocks(secret, again), x) <= FRESH_BOUND
 
 
 def test_keys_of_the_old_compact_preset_are_refused(ctx):
