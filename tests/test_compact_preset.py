@@ -95,6 +95,30 @@ def test_federated_round_with_the_compact_preset(tmp_path):
     assert sum(me.weights) == 1.0
 
 
-def test_compact_preset_is_refused_in_public_key_mode(tmp_path):
-    with pytest.raises(ValueError, match="public-key mode"):
-        FederatedRun(replace(TINY, method="he", ckks="compact", key_mode="public"), tmp_path)
+def test_compact_preset_in_public_key_mode_matches_within_flooding_noise(tmp_path):
+    plain = FederatedRun(replace(TINY, method="fedavg"), tmp_path / "a")
+    pk = FederatedRun(replace(TINY, method="he", ckks="compact", key_mode="public"), tmp_path / "b")
+    mp, me = plain.run_round(0), pk.run_round(0)
+    assert not pk.clients[1].keys.has_secret
+    diff = np.abs(plain.layout.flatten(plain.global_state) - pk.layout.flatten(pk.global_state)).max()
+    assert diff < 2**-14  # the key holder's flooding noise (sigma 2^-20) and the dyadic weights
+    padded = -(-pk.layout.total // 4096) * 4096
+    assert me.bytes_up <= 3.0 * 4 * padded * TINY.clouds * 1.01  # two 47-bit polynomials: 2.94x float32
+    assert me.val_loss == pytest.approx(mp.val_loss, rel=1e-4)
+
+
+def test_a_secret_key_update_cannot_join_compact_public_key_ones(tmp_path):
+    """The compact preset's public-key encryptions have scale 2^34, its secret-key ones 2^32: never summed."""
+    from xcloud.fl.errors import UpdateRejected
+
+    run = FederatedRun(replace(TINY, method="he", ckks="compact", key_mode="public"), tmp_path / "pk")
+    full = FederatedRun(replace(TINY, method="he", ckks="compact"), tmp_path / "sk")
+    run.server.start_round(0)
+    msg0, _ = run.clients[0].fit(run.global_state, 0, seed=1)
+    run.server.receive("cloud-0", msg0)
+    # cloud-1 encrypts with the secret key (scale 2^32) under the run's key id and MAC key.
+    rogue = full.clients[1]
+    rogue.keys, rogue.mac_key, rogue.plan = run.keys, run.clients[1].mac_key, run.plan
+    msg1, _ = rogue.fit(run.global_state, 0, seed=2)
+    with pytest.raises(UpdateRejected, match="cannot join"):
+        run.server.receive("cloud-1", msg1)

@@ -191,13 +191,19 @@ class Aggregator:
             # A fresh encryption of a flat vector, as the plan says: anything else
             # (another shape or scale, an aggregate, a forged bound) would make
             # the whole round's aggregation fail later.
+            # Public-key encryptions may use their own scale (the compact preset's 2^34).
+            scale = self.ctx.public_scale if ct.origin == "public-key" else self.ctx.scale
             if (
                 ct.shape != (self._n_enc,)
-                or ct.scale != self.ctx.scale
+                or ct.scale != scale
                 or ct.origin not in ("secret-key", "public-key")
                 or not 0 < ct.bound <= self.ctx.max_value
             ):
                 raise UpdateRejected("bad-ciphertext", "encrypted part is not a fresh encryption of the planned values")
+            if self._cts and self._cts[0].scale != ct.scale:
+                raise UpdateRejected(
+                    "bad-ciphertext", f"a {ct.origin} encryption cannot join the round's {self._cts[0].origin} ones"
+                )
         elif ct is not None:
             raise UpdateRejected("bad-shape", "unexpected encrypted part")
         if not np.all(np.isfinite(plain)):

@@ -207,11 +207,6 @@ class RunConfig:
             raise ValueError("key_mode must be 'shared' or 'public'")
         if self.ckks not in ("default", "compact"):
             raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
-        if self.ckks == "compact" and self.key_mode == "public":
-            raise ValueError(
-                "the compact CKKS preset keeps only about 2^-15.7 of precision in public-key mode; "
-                "use key_mode shared or ckks default"
-            )
         if self.drift_correction not in ("none", "scaffold"):
             raise ValueError(f"drift_correction must be 'none' or 'scaffold', got {self.drift_correction!r}")
         if self.drift_correction == "scaffold" and self.client_dp_noise > 0:
