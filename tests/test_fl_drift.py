@@ -11,7 +11,6 @@ import torch.nn as nn
 from tiny_config import TINY
 
 from xcloud.cli.run import run_training
-from xcloud.deploy.config import build_run
 from xcloud.fl.drift import CONTROL_PREFIX, ControlVariate, control_layout, control_plan, split_update
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
@@ -130,11 +129,6 @@ def test_config_refuses_unknown_values_and_client_level_dp():
         replace(TINY, drift_correction="fedprox").validate()
     with pytest.raises(ValueError, match="client-level DP"):
         replace(TINY, drift_correction="scaffold", client_dp_noise=1.0).validate()
-
-
-def test_the_flower_path_refuses_drift_correction(tmp_path):
-    with pytest.raises(ValueError, match="simulation"):
-        build_run(SCAFFOLD, tmp_path)
 
 
 def _weighted_mean(run: FederatedRun) -> np.ndarray:
