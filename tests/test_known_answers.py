@@ -47,13 +47,17 @@ KEY_ID = "bc502d79f8ed8322f30f0253f557bb4c"
 PUBLIC_KEY_SHA256 = "46c1d7a40e39a3ac6c77314b4b13d86f8e35508af8727cc5ff92ce39eb722628"
 SECRET_KEY_SHA256 = "469c4ab21fce7dc592f95b00da53ead04232ff9c94778c579b6d91be80f18223"
 SECRET_MODE_CT_SHA256 = "cb43d0c1702cbfb6a74c11ecbc0bc6ac01cb775c27ed72b27ca434c68ac9200e"
-PUBLIC_MODE_CT_SHA256 = "953160d50ac6186e7525a5769f168b0af2b9fb4e6ab5924393ab45d06d3ab547"
+# Public-key mode: since 2026-12-02 the ephemeral ternary u takes one keystream byte per
+# coefficient (sample_ternary_packed) instead of 8, which changed u, the noise after it and so
+# every derandomised public-key ciphertext (was 953160d5..., v1 249985912..., aggregate
+# 18fd1089...); the wire format and the keys are unchanged.
+PUBLIC_MODE_CT_SHA256 = "227f7656776630b4b57d5c0fc933df2a339bbcda5b3877fbcf8cefdcd7fbc8c7"
 # The same public-key ciphertext written as wire version 1 (version field 1, checksum redone). With
 # the version-2 change alone this was the digest committed for version 1 (bec0bf23...), i.e. no
 # full-c1 message changed; the 6-byte noise words changed the noise, hence this value.
-PUBLIC_MODE_CT_V1_SHA256 = "249985912a35a3af3ae09bd8926bf0cc655a46cecd7945e58178426e15807d7c"
+PUBLIC_MODE_CT_V1_SHA256 = "9c5df0f3736f7d121382e41449145e9fcb6970ef75321ce019034e403df440db"
 # aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75]): full c1 (a public-key input)
-AGGREGATE_SHA256 = "18fd1089d70df617a43f61845ce39d276de9cdb20d5f9e5f9f5fd07290546b5c"
+AGGREGATE_SHA256 = "f32138f743beebd7e02c5208bfa4786513eb1dc88f8d5dd3ec60380f9721aa0f"
 # aggregate([secret-mode ct, second secret-mode ct], weights=[0.25, -0.75]), the second
 # encrypting x[::-1] ** 3 with seed bytes(32 * [8]): compact (seeded-sum) and full c1
 COMPACT_AGGREGATE_SHA256 = "7db2d51740c7688b34af064b7862de5f86a9e36ab678a8af28607dca1dc705dc"

@@ -202,6 +202,69 @@ def test_ternary_is_the_top_of_three_times_a_keystream_word() -> None:
     assert s.tolist() == expected
 
 
+# -- sample_ternary_packed (the ephemeral u of a public-key encryption) ----------------------
+
+
+def packed_trits(words: list[int], n: int) -> list[int]:
+    """The documented construction: 8 base-3 digits of r / 2^64 per 64-bit word r, each minus 1."""
+    out: list[int] = []
+    for r in words:
+        for _ in range(8):
+            p = 3 * r
+            out.append((p >> 64) - 1)
+            r = p & (2**64 - 1)
+    return out[:n]
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 1000, 2051])
+def test_ternary_packed_is_eight_base_3_digits_per_keystream_word(n: int) -> None:
+    # Prepare: ceil(n / 8) words of OpenSSL's ChaCha20 keystream.
+    expected = packed_trits(keystream_words(SEED_A, -(-n // 8)), n)
+    # Execute
+    s = testing.sample_ternary_packed(SEED_A, n)
+    # Assert
+    assert s.dtype == np.int8 and s.shape == (n,)
+    assert s.tolist() == expected
+
+
+def test_ternary_packed_digits_of_a_word_are_floor_of_3_to_the_8_times_r() -> None:
+    # Prepare: the 8 digits of word w, read as a base-3 number, are floor(3^8 r_w / 2^64).
+    words = keystream_words(SEED_B, 500)
+    # Execute
+    s = testing.sample_ternary_packed(SEED_B, 8 * len(words)).astype(np.int64) + 1
+    # Assert
+    digits = s.reshape(-1, 8)
+    values = digits @ (3 ** np.arange(7, -1, -1, dtype=np.int64))
+    assert values.tolist() == [(3**8 * r) >> 64 for r in words]
+
+
+def test_ternary_packed_values_are_uniform_in_every_digit_position() -> None:
+    # Prepare: 300,000 coefficients; each of the 8 positions within a word, and all pooled.
+    n = 300_000
+    # Execute
+    s = testing.sample_ternary_packed(SEED_A, n).astype(np.int64) + 1
+    # Assert
+    assert chi_square(np.bincount(s, minlength=3), np.full(3, n / 3)) < CHI2_CRITICAL_1E6[2]
+    for pos in range(8):
+        col = s[pos::8]
+        assert chi_square(np.bincount(col, minlength=3), np.full(3, len(col) / 3)) < CHI2_CRITICAL_1E6[2], pos
+
+
+@pytest.mark.parametrize("shift", [1, 7, 8])
+def test_ternary_packed_pairs_are_independent(shift: int) -> None:
+    # Prepare: pairs (s[i], s[i + shift]) within a word (1), across a word boundary (7 from position 1,
+    # mostly) and one word apart (8), 1/9 per cell; non-overlapping pairs.
+    n = 300_000
+    s = testing.sample_ternary_packed(SEED_B, n).astype(np.int64) + 1
+    idx = np.arange(0, n - shift, 2 * shift)[: n // (2 * shift)]
+    idx = np.concatenate([idx + k for k in range(shift)])
+    idx = idx[idx + shift < n]
+    # Execute
+    observed = np.bincount(3 * s[idx] + s[idx + shift], minlength=9)
+    # Assert
+    assert chi_square(observed, np.full(9, len(idx) / 9)) < CHI2_CRITICAL_1E6[8]
+
+
 # -- sample_cbd ----------------------------------------------------------------------------
 
 ETA = 21
@@ -263,6 +326,7 @@ def test_cbd_is_the_popcount_difference_of_two_21_bit_words() -> None:
 SAMPLERS = {
     "uniform": lambda seed: testing.sample_uniform_mod(seed, UNIFORM_MODULI[1], 4096),
     "ternary": lambda seed: testing.sample_ternary(seed, 4096),
+    "ternary_packed": lambda seed: testing.sample_ternary_packed(seed, 4096),
     "cbd": lambda seed: testing.sample_cbd(seed, 4096),
 }
 
@@ -298,6 +362,7 @@ def test_samplers_reject_a_seed_that_is_not_32_bytes(seed_len: int) -> None:
     for call in (
         lambda: testing.sample_uniform_mod(seed, 97, 8),
         lambda: testing.sample_ternary(seed, 8),
+        lambda: testing.sample_ternary_packed(seed, 8),
         lambda: testing.sample_cbd(seed, 8),
     ):
         with pytest.raises(ValueError, match="32 bytes"):

@@ -173,6 +173,42 @@ def test_samplers_simd_match_scalar(n: int) -> None:
     assert np.array_equal(s, v)
     s, v = both_paths(lambda: T.sample_ternary(seed, n))
     assert np.array_equal(s, v)
+    s, v = both_paths(lambda: T.sample_ternary_packed(seed, n))
+    assert np.array_equal(s, v)
+
+
+@pytest.mark.parametrize("preset", ["default", "compact"])
+def test_decryption_sum_and_crt_is_exact_on_both_paths(preset: str) -> None:
+    # Prepare: residue rows a, b (decryption's c0 and c1*s) with random values and the edges of
+    # the reduction and the centring: sums 0, q - 1, q, q +- 1, Q/2 and Q/2 + 1 (mod q_j), 2q - 2.
+    ctx = xcloud.CkksContext() if preset == "default" else xcloud.CkksContext.preset("compact")
+    params, primes = ctx._params, [int(q) for q in ctx.primes]
+    big_q = 1
+    for q in primes:
+        big_q *= q
+    half = big_q // 2
+    rng = np.random.default_rng(11)
+    n = 4096
+    targets = [0, 1, big_q - 1, half, half + 1, half - 1, big_q - 2] + [int(v) for v in rng.integers(0, 2**62, n - 7)]
+    a = np.zeros((len(primes), n), dtype=np.uint64)
+    b = np.zeros((len(primes), n), dtype=np.uint64)
+    for j, q in enumerate(primes):
+        lo = [int(v) for v in rng.integers(0, q, n)]
+        lo[1] = lo[6] = q - 1  # a + b = q + 1 and (for one prime) 2q - 2: the reduction's edge and top
+        for i, t in enumerate(targets):
+            tq = (t % big_q) % q
+            a[j, i] = lo[i]
+            b[j, i] = (tq - lo[i]) % q
+    scale = 2.0**-32
+    want = []
+    for t in targets:
+        x = t % big_q
+        want.append(float(x - big_q if x > half else x) * scale)
+    # Execute
+    s, v = both_paths(lambda: T.crt_centered_doubles_of_sum(params, a.ravel(), b.ravel(), scale))
+    # Assert: the double nearest to the centred integer, times the scale, on both paths.
+    assert np.array_equal(s, v)
+    assert s.tolist() == want
 
 
 @needs_simd

@@ -275,6 +275,10 @@ void bench_random() {
   p = both([&] { ChaCha20Stream s(key, nonce); sample_ternary(s, t.data(), n); }, 300);
   std::printf("ternary (N=%zu)                  scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", n, p.scalar / n, p.simd / n,
               p.scalar / p.simd);
+  check_same<int8_t>("ternary packed", [&] { std::vector<int8_t> o(n); ChaCha20Stream s(key, nonce); sample_ternary_packed(s, o.data(), n); return o; });
+  p = both([&] { ChaCha20Stream s(key, nonce); sample_ternary_packed(s, t.data(), n); }, 300);
+  std::printf("ternary packed, 8 per word (N=%zu) scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", n, p.scalar / n,
+              p.simd / n, p.scalar / p.simd);
 }
 
 void bench_encoder() {
@@ -412,6 +416,10 @@ void bench_stages() {
     const CrtReconstructor crt(*params);
     dec.push_back({"CRT to centred doubles", best_ns([&] { crt.centered_doubles(r.data(), n, 1.0 / params->scale(), m.data()); }, reps)});
     dec.push_back({"decode (FFT), to float32", best_ns([&] { params->encoder().decode(m.data(), y.data(), n, z.data()); }, reps)});
+    // What decryption runs instead of the two rows above since 2026-12-02 (fused for one prime with AVX2).
+    std::vector<u64> cs(L * n);
+    for (size_t j = 0; j < L; ++j) std::copy(t.begin(), t.begin() + n, cs.begin() + j * n);
+    const double fused = best_ns([&] { crt.centered_doubles_of_sum(c0.data(), cs.data(), r.data(), n, 1.0 / params->scale(), m.data()); }, reps);
 
     EncryptRequest req;
     req.data = x.data();
@@ -442,6 +450,10 @@ void bench_stages() {
       const double cpu = which == 0 ? cpu_enc : cpu_dec;
       std::printf("  %-38s %8.2f us  %5.2f ns/value  (%.1f M values/s; stages %.1f%% of it)\n", "whole call, process CPU time", cpu / 1e3,
                   cpu / n, n / cpu * 1e3, 100 * sum / cpu);
+      if (which == 1) {
+        std::printf("  %-38s %8.2f us  %5.2f ns/value  (replaces the add and CRT rows)\n", "c0 + a*s and CRT, as decryption runs", fused / 1e3,
+                    fused / n);
+      }
     }
   }
 }
@@ -532,7 +544,7 @@ void bench_pk_stages() {
     round_scaled(mi.data(), m.data(), params->public_scale(), n);
     {
       ChaCha20Stream s(seed.data(), nonce);
-      sample_ternary(s, u.data(), n);
+      sample_ternary_packed(s, u.data(), n);
       sample_cbd(s, e0.data(), n);
       sample_cbd(s, e1.data(), n);
     }
@@ -545,12 +557,23 @@ void bench_pk_stages() {
                       params->encoder().encode(x.data(), n, m.data(), z.data());
                       round_scaled(mi.data(), m.data(), params->public_scale(), n);
                     }, reps)});
-    rows.push_back({"u, e0, e1 (ChaCha20)", best_ns([&] {
+    rows.push_back({"u, e0, e1 (ChaCha20; u 1 B/coefficient)", best_ns([&] {
                       ChaCha20Stream s(seed.data(), nonce);
-                      sample_ternary(s, u.data(), n);
+                      sample_ternary_packed(s, u.data(), n);
                       sample_cbd(s, e0.data(), n);
                       sample_cbd(s, e1.data(), n);
                     }, reps)});
+    {
+      // Not a stage of the call any more: u from 8 bytes per coefficient, as before 2026-12-02.
+      std::vector<int8_t> u_old(n);
+      const double old_ns = best_ns([&] {
+        ChaCha20Stream s(seed.data(), nonce);
+        sample_ternary(s, u_old.data(), n);
+        sample_cbd(s, e0.data(), n);
+        sample_cbd(s, e1.data(), n);
+      }, reps);
+      std::printf("  (u, e0, e1 with u 8 B/coefficient, before 2026-12-02: %.2f ns/value)\n", old_ns / n);
+    }
     const u64 q0 = params->primes()[0];
     const double fwd = best_ns([&] { poly_from_int8(t2.data(), u.data(), n, q0); params->ntt(0).forward(t2.data()); }, reps);
     const double inv = best_ns([&] { params->ntt(0).inverse_mul(t.data(), t2.data(), pk.b.data(), pk.b_shoup.data()); }, reps);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ckks/aggregate.h"
+#include "ckks/crt.h"
 #include "ckks/encryptor.h"
 #include "ckks/errors.h"
 #include "ckks/wire.h"
@@ -175,6 +176,12 @@ void bind_testing(py::module_& t) {
     sample_ternary(*rng, a.mutable_data(), n);
     return a;
   });
+  t.def("sample_ternary_packed", [stream_of](const py::bytes& seed, size_t n) {
+    auto rng = stream_of(seed);
+    py::array_t<int8_t> a(static_cast<py::ssize_t>(n));
+    sample_ternary_packed(*rng, a.mutable_data(), n);
+    return a;
+  });
   t.def("sample_cbd", [stream_of](const py::bytes& seed, size_t n) {
     auto rng = stream_of(seed);
     py::array_t<int32_t> a(static_cast<py::ssize_t>(n));
@@ -271,6 +278,28 @@ void bind_testing(py::module_& t) {
     return u64_array(out);
   }, py::arg("t"), py::arg("e"), py::arg("xp"), py::arg("m"), py::arg("q"), py::arg("p"), py::arg("scalar"),
      "t + (e - [xp + e]_p) * p^-1 (+ m) mod q: the modulus drop of public-key encryption (poly_ops.h).");
+  t.def("crt_centered_doubles_of_sum", [](const ParamsPtr& p, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a,
+                                          const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& b,
+                                          double scale) {
+    const size_t L = p->num_primes();
+    if (a.size() != b.size() || a.size() == 0 || static_cast<size_t>(a.size()) % L != 0) {
+      throw std::invalid_argument("a and b must hold L rows of the same length");
+    }
+    const size_t n = static_cast<size_t>(a.size()) / L;
+    for (size_t j = 0; j < L; ++j) {
+      for (size_t i = 0; i < n; ++i) {
+        if (a.data()[j * n + i] >= p->primes()[j] || b.data()[j * n + i] >= p->primes()[j]) {
+          throw std::invalid_argument("residues out of range");
+        }
+      }
+    }
+    const CrtReconstructor crt(*p);
+    std::vector<u64> r(L * n);
+    py::array_t<double> out(static_cast<py::ssize_t>(n));
+    crt.centered_doubles_of_sum(a.data(), b.data(), r.data(), n, scale, out.mutable_data());
+    return out;
+  }, py::arg("params"), py::arg("a"), py::arg("b"), py::arg("scale"),
+     "centred((a + b) mod Q) * scale as doubles, a and b as L rows of residues (decryption's c0 + c1*s; ckks/crt.h).");
   t.def("simd_supported", &simd_supported, "True if this build has the AVX2 + FMA kernels and the CPU runs them.");
   t.def("simd_enabled", &simd_enabled, "True if the kernels currently take the SIMD path.");
   t.def("set_force_scalar", &set_force_scalar, py::arg("force"),

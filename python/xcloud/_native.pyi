@@ -161,6 +161,8 @@ class testing:  # submodule
     @staticmethod
     def sample_ternary(seed: bytes, n: int) -> npt.NDArray[np.int8]: ...
     @staticmethod
+    def sample_ternary_packed(seed: bytes, n: int) -> npt.NDArray[np.int8]: ...
+    @staticmethod
     def sample_cbd(seed: bytes, n: int) -> npt.NDArray[np.int32]: ...
     @staticmethod
     def generate_ntt_primes(bits: int, two_n: int, count: int, exclude: list[int] = ...) -> list[int]: ...
@@ -186,6 +188,10 @@ class testing:  # submodule
     @staticmethod
     def seed_weights(ct: CiphertextBatch) -> npt.NDArray[np.uint64]:
         """A 'seeded-sum' batch's weights as stored: L x K residues, index j * K + k; empty otherwise."""
+    @staticmethod
+    def crt_centered_doubles_of_sum(
+        params: Params, a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64], scale: float
+    ) -> npt.NDArray[np.float64]: ...
     @staticmethod
     def poly_rescale_aux(
         t: npt.ArrayLike | None,

@@ -1,6 +1,7 @@
 #include "ckks/crt.h"
 
 #include "ckks/crt_avx2.h"
+#include "ring/poly_ops.h"
 #include "ring/simd.h"
 
 namespace xcloud {
@@ -56,6 +57,23 @@ void CrtReconstructor::centered_doubles_scalar(const u64* r, size_t n, double sc
     const double d = small ? static_cast<double>(static_cast<int64_t>(x)) : static_cast<double>(x);
     out[i] = d * scale;
   }
+}
+
+void CrtReconstructor::centered_doubles_of_sum(const u64* a, const u64* b, u64* r, size_t n, double scale,
+                                               double* out) const {
+  const size_t L = primes_.size();
+#ifdef XCLOUD_HAVE_AVX2
+  if (L == 1 && primes_[0] < (u64{1} << kMaxPrimeBits) && simd_enabled()) {
+    const size_t done = n & ~size_t{3};
+    detail::crt1_sum_centered_doubles_avx2(a, b, done, primes_[0], static_cast<u64>(q_half_), scale, out);
+    if (done == n) return;
+    poly_add(r + done, a + done, b + done, n - done, primes_[0]);
+    centered_doubles_scalar(r + done, n - done, scale, out + done);
+    return;
+  }
+#endif
+  for (size_t j = 0; j < L; ++j) poly_add(r + j * n, a + j * n, b + j * n, n, primes_[j]);
+  centered_doubles(r, n, scale, out);
 }
 
 void CrtReconstructor::centered_doubles(const u64* r, size_t n, double scale, double* out) const {

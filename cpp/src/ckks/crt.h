@@ -24,6 +24,13 @@ class CrtReconstructor {
   // output bit for bit: the double nearest to the exact centred integer
   // (round to nearest even, as the int128 conversion), times scale.
   void centered_doubles(const u64* r, size_t n, double scale, double* out) const;
+  // out[i] = the same for the residues (a + b) mod q_j, a and b holding L
+  // rows of n residues each in [0, q_j) (decryption: c0 + c1*s). For L = 1
+  // with AVX2 one fused pass (the sum, its reduction and the centring in
+  // exact double arithmetic, crt1_sum_centered_doubles_avx2); otherwise the
+  // reference: the rows added into `r` (L * n words) with poly_add, then
+  // centered_doubles. Same output bit for bit on either path.
+  void centered_doubles_of_sum(const u64* a, const u64* b, u64* r, size_t n, double scale, double* out) const;
   // The portable reference of centered_doubles.
   void centered_doubles_scalar(const u64* r, size_t n, double scale, double* out) const;
 

@@ -52,5 +52,19 @@ void crt1_centered_doubles_avx2(const uint64_t* r0, size_t n, uint64_t q, uint64
   }
 }
 
+void crt1_sum_centered_doubles_avx2(const uint64_t* a, const uint64_t* b, size_t n, uint64_t q, uint64_t q_half,
+                                    double scale, double* out) {
+  const __m256d qd = _mm256_set1_pd(static_cast<double>(q));
+  const __m256d hd = _mm256_set1_pd(static_cast<double>(q_half));
+  const __m256d sc = _mm256_set1_pd(scale);
+  for (size_t i = 0; i < n; i += 4) {
+    // exact: a, b < 2^50, so v = a + b < 2^51 and every step below is an integer below 2^52
+    const __m256d v = _mm256_add_pd(u64_to_pd(load_u64(a + i)), u64_to_pd(load_u64(b + i)));
+    const __m256d r = _mm256_sub_pd(v, _mm256_and_pd(_mm256_cmp_pd(v, qd, _CMP_GE_OQ), qd));  // (a + b) mod q
+    const __m256d x = _mm256_sub_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, hd, _CMP_GT_OQ), qd));
+    _mm256_storeu_pd(out + i, _mm256_mul_pd(x, sc));
+  }
+}
+
 }  // namespace detail
 }  // namespace xcloud

@@ -19,6 +19,10 @@ void crt2_centered_doubles_avx2(const uint64_t* r0, const uint64_t* r1, size_t n
 // step is exact but the final product, which rounds as the scalar one.
 void crt1_centered_doubles_avx2(const uint64_t* r0, size_t n, uint64_t q, uint64_t q_half, double scale,
                                 double* out);
+// out[i] = centred((a[i] + b[i]) mod q) * scale, for a[i], b[i] in [0, q),
+// q < 2^50 (so a + b < 2^51 is exact as a double); n a multiple of 4.
+void crt1_sum_centered_doubles_avx2(const uint64_t* a, const uint64_t* b, size_t n, uint64_t q, uint64_t q_half,
+                                    double scale, double* out);
 
 }  // namespace detail
 }  // namespace xcloud

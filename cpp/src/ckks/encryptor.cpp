@@ -158,7 +158,7 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
       // (b_drop = b * P^-1), and c1 is formed in evaluation form directly:
       // NTT(c1') = u * a_drop + NTT((e1 - [x1_P]_P) * P^-1), so per wire
       // prime only three NTTs run, as in the direct encryption.
-      sample_ternary(noise, s.u.data(), n);
+      sample_ternary_packed(noise, s.u.data(), n);  // 8 coefficients per keystream word
       sample_cbd(noise, s.e0.data(), n);
       sample_cbd(noise, s.e1.data(), n);
       const PublicKey& pk = keys.public_key();
@@ -194,7 +194,7 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
       }
     } else {
       // c0 = u*b + e0 + Delta*m, c1 = u*a + e1 with u ternary.
-      sample_ternary(noise, s.u.data(), n);
+      sample_ternary_packed(noise, s.u.data(), n);  // 8 coefficients per keystream word
       sample_cbd(noise, s.e0.data(), n);
       sample_cbd(noise, s.e1.data(), n);
       const PublicKey& pk = keys.public_key();
@@ -242,10 +242,9 @@ void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int thr
     auto& xs = expand_scratch[static_cast<size_t>(worker)];
     if (seeded && xs.size() < seeded->scratch_words()) xs.resize(seeded->scratch_words());
     const u64* c0 = ct.c0.data() + b * L * n;
-    u64* r = s.t2.data();  // L x N residues of c0 + c1*s
+    u64* cs = s.t.data();  // L x N residues of c1*s
     for (size_t j = 0; j < L; ++j) {
-      const u64 q = params.primes()[j];
-      u64* t = s.t.data();
+      u64* t = cs + j * n;
       const u64* c1j = t;
       if (seeded) {
         seeded->expand(b, j, t, xs.data());
@@ -253,9 +252,9 @@ void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int thr
         c1j = ct.c1.data() + (b * L + j) * n;
       }
       params.ntt(j).inverse_mul(t, c1j, sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
-      poly_add(r + j * n, c0 + j * n, t, n, q);
     }
-    crt.centered_doubles(r, n, 1.0 / ct.scale, s.m.data());
+    // c0 + c1*s, centred, as doubles (one fused pass for one prime with AVX2; s.t2 is the sum's scratch otherwise)
+    crt.centered_doubles_of_sum(c0, cs, s.t2.data(), n, 1.0 / ct.scale, s.m.data());
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, ct.n_values - begin));
     params.encoder().decode(s.m.data(), out + begin, count, s.z.data());

@@ -32,6 +32,24 @@ inline int8_t ternary_of(u64 r) {
   return static_cast<int8_t>(static_cast<int>(v) - 1);
 }
 
+// The first m <= kTritsPerWord base-3 digits of r / 2^64, each minus 1.
+inline void trits_of(u64 r, int8_t* out, size_t m) {
+  for (size_t k = 0; k < m; ++k) {
+    const u128 p = (u128)r * 3;
+    out[k] = static_cast<int8_t>(static_cast<int>(static_cast<u64>(p >> 64)) - 1);
+    r = static_cast<u64>(p);
+  }
+}
+
+inline void trits8_of(u64 r, int8_t* out) {
+#pragma GCC unroll 8
+  for (size_t k = 0; k < kTritsPerWord; ++k) {
+    const u128 p = (u128)r * 3;
+    out[k] = static_cast<int8_t>(static_cast<int>(static_cast<u64>(p >> 64)) - 1);
+    r = static_cast<u64>(p);
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -50,6 +68,13 @@ void sample_uniform_mod_scalar(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
 
 void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = ternary_of(rng.next_u64());
+}
+
+void sample_ternary_packed_scalar(ChaCha20Stream& rng, int8_t* out, size_t n) {
+  for (size_t i = 0; i < n; i += kTritsPerWord) {
+    const size_t m = n - i < kTritsPerWord ? n - i : kTritsPerWord;
+    trits_of(rng.next_u64(), out + i, m);
+  }
 }
 
 void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n) {
@@ -115,6 +140,21 @@ void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {
     const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
     rng.fill(buf, 8 * m);
     for (size_t k = 0; k < m; ++k) out[i + k] = ternary_of(load_le64(buf + 8 * k));
+  }
+  secure_zero(buf, sizeof(buf));  // the words determine a secret
+}
+
+void sample_ternary_packed(ChaCha20Stream& rng, int8_t* out, size_t n) {
+  if (!simd_enabled()) return detail::sample_ternary_packed_scalar(rng, out, n);
+  uint8_t buf[8 * kChunkWords];
+  constexpr size_t kChunk = kTritsPerWord * kChunkWords;  // coefficients per fill
+  for (size_t i = 0; i < n; i += kChunk) {
+    const size_t m = n - i < kChunk ? n - i : kChunk;
+    const size_t words = (m + kTritsPerWord - 1) / kTritsPerWord;
+    rng.fill(buf, 8 * words);
+    const size_t full = m / kTritsPerWord;
+    for (size_t k = 0; k < full; ++k) trits8_of(load_le64(buf + 8 * k), out + i + kTritsPerWord * k);
+    if (full < words) trits_of(load_le64(buf + 8 * full), out + i + kTritsPerWord * full, m - kTritsPerWord * full);
   }
   secure_zero(buf, sizeof(buf));  // the words determine a secret
 }

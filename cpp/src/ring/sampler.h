@@ -41,6 +41,24 @@ void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n);
 // whose bias is below 2^-62.
 void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n);
 
+// Trits drawn from one 64-bit keystream word by sample_ternary_packed.
+constexpr size_t kTritsPerWord = 8;
+
+// out[i] uniform in {-1, 0, 1} up to a stated bias, eight coefficients per
+// 8-byte little-endian keystream word r (one byte per coefficient; the
+// ephemeral u of a public-key encryption). Coefficients 8 w .. 8 w + 7 are
+// the first eight base-3 digits of r_w / 2^64, minus 1: with t = r_w, each
+// step takes p = 3 t (128-bit), digit = p >> 64 (in {0, 1, 2}), t = p mod
+// 2^64 (multiplications, no branch on the value). The 8 digits together are
+// floor(3^8 r_w / 2^64), which takes each of the 3^8 values for floor or ceil
+// of 2^64 / 3^8 words r_w, so each word's 8 coefficients are within
+// statistical distance 3^8 / 2^65 = 2^-52.3 of 8 independent uniform trits,
+// and a whole N = 4096 polynomial (512 words) within 2^-43.3 of uniform
+// ternary (sample_ternary: 2^-51.4 with one word per coefficient).
+// Consumes 8 * ceil(n / 8) keystream bytes (the digits left over in the
+// last word are discarded).
+void sample_ternary_packed(ChaCha20Stream& rng, int8_t* out, size_t n);
+
 // Keystream bytes per noise sample: the 2 * kCbdEta = 42 bits fit in 6.
 constexpr size_t kCbdBytes = 6;
 
@@ -55,6 +73,7 @@ namespace detail {
 // The one-word-at-a-time references.
 void sample_uniform_mod_scalar(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
 void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
+void sample_ternary_packed_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
 void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n);
 }  // namespace detail
 
