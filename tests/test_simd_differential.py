@@ -169,6 +169,25 @@ def test_samplers_simd_match_scalar(n: int) -> None:
     for q in (3, 12289, 2**36 - 2**20 + 1, 2**49 + 1, 2**50 - 27, 2**63 + 29):
         s, v = both_paths(lambda q=q: T.sample_uniform_mod(seed, q, n))
         assert np.array_equal(s, v), q
+    # AES-256-CTR uniform: the same keystream on both paths, the rejection loop four tries at a
+    # time with AVX2 (q < 2^62; 2^49 + 1 and 2^61 + 1 reject about half the tries, 2^62 + 135 and
+    # 2^63 + 29 take the one-at-a-time loop on both paths).
+    for q in (
+        3,
+        257,
+        12289,
+        2**36 - 2**20 + 1,
+        2**47 - 115,
+        2**49 + 1,
+        2**50 - 27,
+        2**61 + 1,
+        2**62 - 57,
+        2**62 + 135,
+        2**63 + 29,
+    ):
+        s, v = both_paths(lambda q=q: T.sample_uniform_mod_ctr(seed, q, n))
+        assert np.array_equal(s, v), q
+        assert int(s.max()) < q
     s, v = both_paths(lambda: T.sample_cbd(seed, n))
     assert np.array_equal(s, v)
     s, v = both_paths(lambda: T.sample_ternary(seed, n))

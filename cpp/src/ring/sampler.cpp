@@ -112,12 +112,15 @@ void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n) {
   // The words are public randomness (the uniform half of a ciphertext or key).
 }
 
-void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n) {
+namespace {
+
+template <bool kSimd>
+void uniform_mod_ctr_impl(Aes256Ctr& rng, u64 q, u64* out, size_t n) {
   const int bits = 64 - __builtin_clzll(q);
   const size_t width = static_cast<size_t>((bits + 7) / 8);
   const u64 mask = bits >= 64 ? ~u64{0} : (u64{1} << bits) - 1;
   constexpr size_t kTries = 512;
-  uint8_t buf[8 * kTries + 8];  // a word read at try k ends before width * k + 8
+  uint8_t buf[8 * kTries + 16];  // a word read at try k ends before width * k + 8; the SIMD loads 16 bytes past
   std::memset(buf, 0, sizeof(buf));
   size_t i = 0;
   while (i < n) {
@@ -125,12 +128,32 @@ void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n) {
     // bytes consumed do not depend on the chunking.
     const size_t tries = n - i < kTries ? n - i : kTries;
     rng.fill(buf, width * tries);
+#ifdef XCLOUD_HAVE_AVX2
+    if (kSimd) {
+      i = detail::uniform_from_words_avx2(buf, width, mask, q, tries, out, i);
+      continue;
+    }
+#endif
     for (size_t k = 0; k < tries; ++k) {
       const u64 r = load_le64(buf + width * k) & mask;
       out[i] = r;
       i += (r < q);
     }
   }
+}
+
+}  // namespace
+
+namespace detail {
+void sample_uniform_mod_ctr_scalar(Aes256Ctr& rng, u64 q, u64* out, size_t n) {
+  uniform_mod_ctr_impl<false>(rng, q, out, n);
+}
+}  // namespace detail
+
+void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n) {
+  // The SIMD loop needs values below 2^62 (a signed 64-bit compare).
+  if (simd_enabled() && q < (u64{1} << 62)) return uniform_mod_ctr_impl<true>(rng, q, out, n);
+  uniform_mod_ctr_impl<false>(rng, q, out, n);
 }
 
 void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {

@@ -33,8 +33,10 @@ void sample_uniform_mod(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
 // out[i] uniform in [0, q) from an AES-256-CTR keystream (public seeds only):
 // B = ceil(bit_length(q) / 8) keystream bytes per try, read as a
 // little-endian integer, its low bit_length(q) bits kept, values >= q
-// rejected. Consumes exactly B * tries bytes. The same code runs on every
-// path; only the AES implementation underneath differs (ring/aes256.h).
+// rejected. Consumes exactly B * tries bytes. The AES implementation
+// underneath differs per path (ring/aes256.h); the rejection loop takes four
+// tries at a time with AVX2 (q < 2^62), one at a time in the reference
+// (detail::sample_uniform_mod_ctr_scalar), with the same output.
 void sample_uniform_mod_ctr(Aes256Ctr& rng, u64 q, u64* out, size_t n);
 
 // out[i] uniform in {-1, 0, 1}: the top bits of (r * 3) for a 64-bit random r,
@@ -74,6 +76,7 @@ namespace detail {
 void sample_uniform_mod_scalar(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
 void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
 void sample_ternary_packed_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
+void sample_uniform_mod_ctr_scalar(Aes256Ctr& rng, u64 q, u64* out, size_t n);
 void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n);
 }  // namespace detail
 

@@ -55,5 +55,48 @@ void cbd_from_words6_avx2(const uint8_t* words, int32_t* out, size_t n) {
   }
 }
 
+size_t uniform_from_words_avx2(const uint8_t* words, size_t width, uint64_t mask, uint64_t q, size_t tries,
+                               uint64_t* out, size_t i) {
+  // Per 128-bit lane: bytes [0, width) and [width, 2 width) zero-extended to two 64-bit words.
+  alignas(32) int8_t sh[32];
+  for (int lane = 0; lane < 2; ++lane) {
+    for (int b = 0; b < 16; ++b) {
+      const int word = b / 8, byte = b % 8;
+      sh[16 * lane + b] = byte < static_cast<int>(width) ? static_cast<int8_t>(word * width + byte) : int8_t{-1};
+    }
+  }
+  const __m256i spread = _mm256_load_si256(reinterpret_cast<const __m256i*>(sh));
+  const __m256i vmask = _mm256_set1_epi64x(static_cast<int64_t>(mask));
+  const __m256i vq = _mm256_set1_epi64x(static_cast<int64_t>(q));
+  size_t k = 0;
+  for (; k + 4 <= tries; k += 4) {
+    const uint8_t* p = words + width * k;
+    const __m256i raw = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * width)), 1);
+    const __m256i r = _mm256_and_si256(_mm256_shuffle_epi8(raw, spread), vmask);  // r < 2^62: signed compare is exact
+    if (_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(vq, r))) == 0xf) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), r);  // four accepted: i + 4 <= n
+      i += 4;
+      continue;
+    }
+    for (size_t t = k; t < k + 4; ++t) {
+      uint64_t v = 0;
+      for (size_t b = 0; b < width; ++b) v |= static_cast<uint64_t>(words[width * t + b]) << (8 * b);
+      v &= mask;
+      out[i] = v;
+      i += (v < q);
+    }
+  }
+  for (; k < tries; ++k) {
+    uint64_t v = 0;
+    for (size_t b = 0; b < width; ++b) v |= static_cast<uint64_t>(words[width * k + b]) << (8 * b);
+    v &= mask;
+    out[i] = v;
+    i += (v < q);
+  }
+  return i;
+}
+
 }  // namespace detail
 }  // namespace xcloud
