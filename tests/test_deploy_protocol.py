@@ -128,6 +128,10 @@ def test_scaffold_public_key_restart_gets_the_federation_control_variate(tmp_pat
     assert [k for _, k in transport.sent].count("handover") == 1
     final = server.final["clients"]
     assert len(final) == 3 and len({c["model_sha256"] for c in final.values()}) == 1
+    # The federation's control variate accumulates every round's increments: the restarted node,
+    # which could open none of the earlier releases, holds the same one because the handover carried it.
+    feds = {state["control_fed"] for _, state in transport.nodes.values()}
+    assert len(feds) == 1 and any(np.frombuffer(next(iter(feds)), np.float32))
 
 
 def test_server_never_holds_the_secret_key(tmp_path: Path) -> None:
@@ -434,6 +438,7 @@ def test_app_template_config_is_a_valid_run_config() -> None:
     cfg = run_config_from_flower(config)  # every key known, every value of the right type
     DeployOptions(config)
     assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
+    assert cfg.drift_correction == "none" and cfg.dp_lr == 0.01
 
 
 def test_restarted_node_is_charged_for_the_trainings_before_its_restart() -> None:

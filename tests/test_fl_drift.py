@@ -11,7 +11,15 @@ import torch.nn as nn
 from tiny_config import TINY
 
 from xcloud.cli.run import run_training
-from xcloud.fl.drift import CONTROL_PREFIX, ControlVariate, control_layout, control_plan, split_update
+from xcloud.fl.drift import (
+    CONTROL_PREFIX,
+    ControlVariate,
+    control_layout,
+    control_plan,
+    split_update,
+    update_federation,
+)
+from xcloud.fl.errors import ClientFailure
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.simulation import FederatedRun
@@ -94,32 +102,49 @@ def test_control_layout_and_plan_mirror_the_model():
         control_layout(ParameterLayout(("control/x",), ((1,),)))
 
 
-def test_split_update_checks_the_size_and_zeroes_what_noise_can_reach():
+def test_split_update_checks_the_size():
     d, c = split_update(np.arange(6, dtype=np.float32), 3)
     np.testing.assert_array_equal(d, [0, 1, 2])
     np.testing.assert_array_equal(c, [3, 4, 5])
-    vec = np.array([2.0**-20, 0.0, 0.0, 2.0**-20, -(2.0**-17), -(2.0**-15)], np.float32)
-    d, c = split_update(vec, 3)  # below CONTROL_DEADZONE (2^-16): zero; above: kept; the delta is untouched
-    np.testing.assert_array_equal(c, [0.0, 0.0, -(2.0**-15)])
-    assert d[0] == 2.0**-20
     with pytest.raises(ValueError, match="not a delta and a control variate"):
         split_update(np.zeros(5, np.float32), 3)
 
 
-def test_control_variate_shifts_only_once_both_variates_exist():
+def test_update_federation_scales_by_participation_and_zeroes_what_noise_can_reach():
+    inc = np.array([2.0**-20, -(2.0**-17), 0.3, -0.6], np.float32)
+    first = update_federation(None, inc, 4, 4)  # below CONTROL_DEADZONE (2^-16): zero
+    np.testing.assert_array_equal(first, np.array([0.0, 0.0, 0.3, -0.6], np.float32))
+    later = update_federation(first, np.array([0, 0, 0.4, 0.4], np.float32), 2, 4)  # half the clouds sent
+    np.testing.assert_allclose(later, [0.0, 0.0, 0.5, -0.4], rtol=1e-6)
+    with pytest.raises(ValueError, match="participants"):
+        update_federation(None, inc, 0, 4)
+    with pytest.raises(ValueError, match="shape"):
+        update_federation(np.zeros(3, np.float32), inc, 1, 4)
+
+
+def test_control_variate_sends_increments_and_keeps_what_the_federation_has():
     layout = ParameterLayout(("w",), ((3,),))
     like = {"w": torch.zeros(3)}
     cv = ControlVariate(layout)
     assert cv.correction(np.ones(3, np.float32), like).offset is None  # no c_i yet
     with pytest.raises(RuntimeError, match="no local training"):
         cv.collect()
-    cv.own = np.array([1.0, 2.0, 3.0], np.float32)
+    cv._last.mean_grad = {"w": torch.tensor([1.0, 2.0, 3.0])}
+    np.testing.assert_array_equal(cv.collect(), [1.0, 2.0, 3.0])  # the first increment is c_i itself
+    assert cv.own is None and cv.correction(np.ones(3, np.float32), like).offset is None  # not yet accepted
+    cv.settle(True)
+    np.testing.assert_array_equal(cv.own, [1.0, 2.0, 3.0])
     assert cv.correction(None, like).offset is None  # no federation variate yet
     corr = cv.correction(np.array([2.0, 2.0, 2.0], np.float32), like)
     torch.testing.assert_close(corr.offset["w"], torch.tensor([1.0, 0.0, -1.0]))
     corr.mean_grad = {"w": torch.tensor([4.0, 5.0, 6.0])}
-    np.testing.assert_array_equal(cv.collect(), [4.0, 5.0, 6.0])
-    np.testing.assert_array_equal(cv.own, [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(cv.collect(), [3.0, 3.0, 3.0])
+    cv.settle(False)  # lost or late: own stays what the federation has
+    np.testing.assert_array_equal(cv.own, [1.0, 2.0, 3.0])
+    cv.correction(None, like).mean_grad = {"w": torch.tensor([5.0, 5.0, 5.0])}
+    np.testing.assert_array_equal(cv.collect(), [4.0, 3.0, 2.0])  # carries what the lost update held
+    cv.settle(True)
+    np.testing.assert_array_equal(cv.own, [5.0, 5.0, 5.0])
     with pytest.raises(ValueError, match="layout needs"):
         cv.correction(np.ones(4, np.float32), like)
 
@@ -149,6 +174,28 @@ def test_updates_carry_the_control_variate_and_the_federation_holds_their_weight
     assert run.federation_control is not None
     np.testing.assert_allclose(run.federation_control, _weighted_mean(run), rtol=1e-5, atol=2.0**-16)
     assert all(c.federation_control is run.federation_control for c in run.clients)
+
+
+def test_a_client_that_drops_out_keeps_the_control_variate_the_federation_has(tmp_path):
+    def crash(r: int, cid: str, msg: bytes) -> bytes:
+        if r == 1 and cid == "cloud-1":
+            raise ClientFailure("cloud-1 crashed after training")
+        return msg
+
+    run = FederatedRun(replace(SCAFFOLD, method="fedavg", rounds=3), tmp_path, client_hook=crash)
+    run.run_round(0)
+    c0 = run.federation_control.copy()
+    own0 = {cid: cv.own.copy() for cid, cv in run.controls.items()}
+    run.run_round(1)
+    m = run.metrics[-1]
+    assert m.clients == ["cloud-0", "cloud-2"]
+    np.testing.assert_array_equal(run.controls["cloud-1"].own, own0["cloud-1"])  # its increment never arrived
+    inc = sum(w * (run.controls[c].own - own0[c]) for w, c in zip(m.weights, m.clients, strict=True))
+    expected = update_federation(c0, inc, 2, 3)  # two of the three clouds' increments
+    np.testing.assert_allclose(run.federation_control, expected, atol=2.0**-16)
+    run.run_round(2)  # cloud-1's next increment starts from what the federation has of it
+    assert run.metrics[-1].clients == ["cloud-0", "cloud-1", "cloud-2"]
+    np.testing.assert_allclose(run.federation_control, _weighted_mean(run), atol=2.0**-12)
 
 
 def test_scaffold_changes_learning_and_encryption_does_not_change_it(tmp_path):

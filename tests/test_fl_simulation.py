@@ -221,3 +221,24 @@ def test_server_momentum_changes_the_global_step(tmp_path):
     assert np.abs(_vec(plain) - _vec(moment)).max() > 1e-4
     with pytest.raises(ValueError, match="server_momentum"):
         load_config(None, {"server_momentum": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("method", "dp_lr", "expected"), [("dp", 0.01, 0.01), ("dp", 0.0, 3e-3), ("fedavg", 0.01, 3e-3)]
+)
+def test_dp_lr_sets_the_step_size_of_dp_sgd_only(tmp_path, monkeypatch, method, dp_lr, expected):
+    import xcloud.fl.simulation as sim
+
+    seen: list[float] = []
+    real = sim.train_local
+
+    def spy(model, dataset, cfg, **kw):
+        seen.append(cfg.lr)
+        return real(model, dataset, cfg, **kw)
+
+    monkeypatch.setattr(sim, "train_local", spy)
+    run = FederatedRun(replace(TINY, method=method, rounds=1, lr=3e-3, dp_lr=dp_lr), tmp_path)
+    run.run_round(0)
+    assert seen == [expected] * TINY.clouds
+    with pytest.raises(ValueError, match="dp_lr"):
+        replace(TINY, dp_lr=-1.0).validate()

@@ -75,7 +75,6 @@ def use_local_data(run: Any, k: int, data_dir: Path, work_dir: Path) -> dict[str
         manifest, or too few notes for a training example.
     """
     from xcloud.fl.simulation import derive_seed
-    from xcloud.models import train_local
     from xcloud.privacy import RecordDP, RecordDPConfig
 
     cfg = run.cfg
@@ -104,9 +103,5 @@ def use_local_data(run: Any, k: int, data_dir: Path, work_dir: Path) -> dict[str
             total_rounds=cfg.rounds,
         )
         run.dp[cid] = dp
-
-        def train(model: Any, dataset: Any, seed: int) -> Any:
-            return train_local(model, dataset, run.train_cfg, seed=seed, dp=dp)
-
-        client.train = train
+        client.train = run._trainer(cid)  # the simulation's trainer (dp_lr, drift correction) with this accountant
     return {"notes": len(ids), "train": len(tr), "val": len(va), "sha256": shard.manifest.sha256}

@@ -251,7 +251,7 @@ def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
             delta[~mask] = plain
             delta[mask] = enc
         else:
-            _, delta, _ = open_aggregate(
+            header, delta, _ = open_aggregate(
                 agg,
                 ctx=node.ctx,
                 keys=node.keys(),
@@ -260,11 +260,14 @@ def _apply(node: _Node, msg: dict[str, Any]) -> np.ndarray:
                 round_id=r,
                 threads=cfg.threads or None,
             )
-        if run.scaffold:  # the aggregate also carries the federation's control variate
-            from xcloud.fl.drift import split_update  # torch: only with drift correction
+        if run.scaffold:  # the aggregate also carries the increment of the federation's control variate
+            from xcloud.fl.drift import split_update, update_federation  # torch: only with drift correction
 
-            delta, control = split_update(delta, run.layout.total)
-            node.state["control_fed"] = np.ascontiguousarray(control, np.float32).tobytes()
+            delta, increment = split_update(delta, run.layout.total)
+            fed = update_federation(_control(node, "control_fed"), increment, len(header.clients), cfg.clouds)
+            node.state["control_fed"] = np.ascontiguousarray(fed, np.float32).tobytes()
+            if node.client_id in header.clients and node.state.get("control_pending"):
+                node.state["control_own"] = node.state.pop("control_pending")  # its increment arrived
         vec = opt.step(vec, delta)  # the simulation's global step, the same float32 operations
         version = r + 1
     node.state["global"] = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
@@ -331,13 +334,14 @@ def _train(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
             dp.load_state_dict(_restarted_dp_state(node._dp_initial[node.client_id], msg, dp.steps_per_round))
     if run.scaffold:
         client.control.own = _control(node, "control_own")
+        client.control.pending = None
         client.federation_control = _control(node, "control_fed")
     _fault(node, r)
     global_state = dict(run.global_state)
     global_state.update(run.layout.unflatten(vec, run.global_state))
     update, stats = client.fit(global_state, r, seed=derive_seed(cfg.seed, "train", r, node.client_id))
-    if run.scaffold:
-        node.state["control_own"] = np.ascontiguousarray(client.control.own, np.float32).tobytes()
+    if run.scaffold:  # its own c_i changes once an aggregate includes this update (_apply)
+        node.state["control_pending"] = np.ascontiguousarray(client.control.pending, np.float32).tobytes()
     if dp is not None:
         node.state["dp"] = json.dumps(dp.state_dict())
     residual = client.feedback.residual

@@ -206,7 +206,15 @@ def _conventional_rows(
 def measure(
     base: RunConfig, bandwidths: Sequence[float], methods: Sequence[str], work: Path, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Runs every (method, bandwidth) pair and returns one row per round (see :data:`COLUMNS`)."""
+    """Runs every (method, bandwidth) pair and returns one row per round (see :data:`COLUMNS`).
+
+    Raises
+    ------
+    ValueError
+        With drift correction (its conventional-FL byte counts assume model-sized updates).
+    """
+    if base.drift_correction != "none":
+        raise ValueError("the bandwidth experiment measures updates without drift correction")
     rows: list[dict[str, Any]] = []
     pairs = [(m, bw) for m in methods for bw in bandwidths]
     n_values = 0

@@ -137,8 +137,8 @@ class FederatedClient:
         error-feedback residual, :attr:`feedback`.
     control : ControlVariate, optional
         SCAFFOLD drift correction (:mod:`xcloud.fl.drift`): local training is
-        shifted by ``federation_control - c_i``, and the update carries the new
-        ``c_i`` after the delta, so ``plan`` must be the :func:`~xcloud.fl.drift.control_plan`
+        shifted by ``federation_control - c_i``, and the update carries the
+        increment of ``c_i`` after the delta, so ``plan`` must be the :func:`~xcloud.fl.drift.control_plan`
         of the model's plan. ``train`` is then called with a ``correction`` keyword.
     """
 
@@ -201,10 +201,10 @@ class FederatedClient:
         if self.update_transform is not None:
             delta = self.update_transform(delta)
         if self.control is not None:
-            own = self.control.collect()
-            if not np.all(np.isfinite(own)):
+            increment = self.control.collect()
+            if not np.all(np.isfinite(increment)):
                 raise ClientFailure(f"client {self.client_id}: local training produced a non-finite control variate")
-            delta = np.concatenate([delta, own])
+            delta = np.concatenate([delta, increment])
         return self._protect(delta, round_id, float(stats.mean_loss), len(self.train_set), train_s, stats.epsilon)
 
     def _protect(

@@ -64,7 +64,7 @@ class RunConfig:
         default="default",
         metadata={
             "help": "CKKS parameters: default (two 36-bit primes, scale 2^38: 9 bytes per encrypted value) or "
-            "compact (one 47-bit prime, scale 2^32: 5.9 bytes per value, shared-key mode only)"
+            "compact (one 47-bit prime, scale 2^32: 5.9 bytes per value; public-key mode 2.95x float32)"
         },
     )
     key_mode: str = field(
@@ -78,6 +78,13 @@ class RunConfig:
     dp_epsilon: float = field(default=8.0, metadata={"help": "record-level DP budget per client (dp, xcloud)"})
     dp_delta: float = field(default=1e-5, metadata={"help": "record-level DP delta"})
     dp_max_grad_norm: float = field(default=1.0, metadata={"help": "per-example gradient clip of DP-SGD"})
+    dp_lr: float = field(
+        default=0.01,
+        metadata={
+            "help": "AdamW learning rate of local DP-SGD training (dp, xcloud; its gradients are mostly noise, "
+            "so it wants a larger step than --lr); 0 uses --lr"
+        },
+    )
     client_dp_noise: float = field(
         default=0.0,
         metadata={
@@ -207,6 +214,8 @@ class RunConfig:
             raise ValueError("key_mode must be 'shared' or 'public'")
         if self.ckks not in ("default", "compact"):
             raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
+        if not self.dp_lr >= 0:
+            raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.drift_correction not in ("none", "scaffold"):
             raise ValueError(f"drift_correction must be 'none' or 'scaffold', got {self.drift_correction!r}")
         if self.drift_correction == "scaffold" and self.client_dp_noise > 0:

@@ -11,13 +11,20 @@ follows an estimate of the gradient of the pooled objective.
 
 The control variate is as revealing as the update itself (it is a mean
 gradient), so it travels the same way: the message's vector is
-``[model delta, c_i]`` over the layout :func:`control_layout` builds (the
-model's tensors, then a ``control/`` copy of each), protected by
+``[model delta, c_i(new) - c_i(old)]`` over the layout :func:`control_layout`
+builds (the model's tensors, then a ``control/`` copy of each), protected by
 :func:`control_plan` (a control tensor is encrypted exactly when its model
 tensor is), weighted by the same dynamic weights and aggregated, compressed
-and released by the unchanged aggregator. Under record-level DP ``c_i`` is
-the mean of the clipped and noised gradients, so it is post-processing of the
-DP-SGD output; client-level DP is refused with drift correction (the control
+and released by the unchanged aggregator. Every cloud then adds
+``|S| / N`` times the released weighted sum of the increments to its copy of
+``c`` (SCAFFOLD's server rule, with the run's weights; ``S`` the round's
+accepted updates, ``N`` the clouds), so ``c`` stays the weighted mean of
+every cloud's latest ``c_i`` when some clouds sit a round out (dropped,
+straggling, or outside an asynchronous buffer), and the error feedback of
+lossy codecs, which delays values but sums them exactly, is correct for the
+increments as it is for the deltas. Under record-level DP ``c_i`` is the mean
+of the clipped and noised gradients, so it is post-processing of the DP-SGD
+output; client-level DP is refused with drift correction (the control
 variate would travel without the client-level noise).
 """
 
@@ -40,6 +47,7 @@ __all__ = [
     "control_layout",
     "control_plan",
     "split_update",
+    "update_federation",
 ]
 
 #: Values of ``RunConfig.drift_correction``.
@@ -48,7 +56,7 @@ DRIFT_METHODS = ("none", "scaffold")
 #: Name prefix of the control-variate tensors in the extended layout.
 CONTROL_PREFIX = "control/"
 
-#: Components of the released federation control variate below this are set to zero. A released
+#: Components of the federation's control variate below this are set to zero. A released
 #: aggregate is exact only to the kernel's error (about 2^-27) or, in public-key mode, the key holder's
 #: flooding noise (standard deviation 2^-20); where the true value is 0 (a token no cloud used), AdamW
 #: would turn that noise into steps of a sizeable fraction of the learning rate. 2^-16 is 16 flooding
@@ -80,9 +88,7 @@ def control_plan(plan: ProtectionPlan) -> ProtectionPlan:
 
 
 def split_update(vec: np.ndarray, model_values: int) -> tuple[np.ndarray, np.ndarray]:
-    """(model delta, control part) of a released vector over :func:`control_layout`.
-
-    The control part is a copy with components below :data:`CONTROL_DEADZONE` set to zero.
+    """(model delta, control increment) of a vector over :func:`control_layout`.
 
     Raises
     ------
@@ -91,21 +97,51 @@ def split_update(vec: np.ndarray, model_values: int) -> tuple[np.ndarray, np.nda
     """
     if vec.shape != (2 * model_values,):
         raise ValueError(f"update of shape {vec.shape} is not a delta and a control variate of {model_values} values")
-    control = vec[model_values:].copy()
-    control[np.abs(control) < CONTROL_DEADZONE] = 0.0
-    return vec[:model_values], control
+    return vec[:model_values], vec[model_values:]
+
+
+def update_federation(
+    federation: np.ndarray | None, increment: np.ndarray, participants: int, clouds: int
+) -> np.ndarray:
+    """The federation's new ``c``: ``c + (participants / clouds) * increment`` (``c`` is 0 before the first).
+
+    ``increment`` is the released weighted sum of the round's ``c_i`` increments.
+    Components of the result below :data:`CONTROL_DEADZONE` are set to zero, so
+    where increments cancel (a token a cloud stopped using) the errors of the
+    released values do not remain.
+
+    Raises
+    ------
+    ValueError
+        If ``participants`` is not in ``[1, clouds]`` or the shapes differ.
+    """
+    if not 1 <= participants <= clouds:
+        raise ValueError(f"{participants} participants of {clouds} clouds")
+    inc = np.asarray(increment, dtype=np.float32)
+    base = np.zeros_like(inc) if federation is None else federation
+    if base.shape != inc.shape:
+        raise ValueError(f"control variate of shape {base.shape}, increment of shape {inc.shape}")
+    out = (base + np.float32(participants / clouds) * inc).astype(np.float32)
+    out[np.abs(out) < CONTROL_DEADZONE] = 0.0  # where increments cancel, the kernel's errors do not
+    return out
 
 
 @dataclass
 class ControlVariate:
-    """One client's SCAFFOLD state: its own control variate ``c_i`` (flat, float32, over the model layout).
+    """One client's SCAFFOLD state (flat float32 vectors over the model layout).
 
-    ``own`` is None until the client has trained once; until then, and while
-    the federation's ``c`` is unknown, local training is not shifted.
+    ``own`` is the client's ``c_i`` as the federation has it: the last one whose
+    increment an aggregate included. ``pending`` is the newest ``c_i``, sent but
+    not yet seen in an aggregate; :meth:`settle` makes it ``own`` once an
+    aggregate lists the client, so an update that is lost, rejected or late
+    never leaves ``c`` and ``own`` disagreeing (the next increment is taken
+    from ``own`` and carries what was lost). Before the first accepted update,
+    and while the federation's ``c`` is unknown, local training is not shifted.
     """
 
     layout: ParameterLayout
     own: np.ndarray | None = None
+    pending: np.ndarray | None = None
     _last: GradientCorrection | None = field(default=None, repr=False)
 
     def correction(self, federation: np.ndarray | None, like: dict[str, torch.Tensor]) -> GradientCorrection:
@@ -127,7 +163,7 @@ class ControlVariate:
         return self._last
 
     def collect(self) -> np.ndarray:
-        """The new ``c_i`` measured by the last training (it becomes :attr:`own`).
+        """The increment ``c_i(new) - own`` of the last training; ``c_i(new)`` becomes :attr:`pending`.
 
         Raises
         ------
@@ -136,6 +172,12 @@ class ControlVariate:
         """
         if self._last is None or not self._last.mean_grad:
             raise RuntimeError("no local training recorded a gradient since the last correction")
-        self.own = self.layout.flatten(self._last.mean_grad)
+        new = self.layout.flatten(self._last.mean_grad)
+        self.pending = new
         self._last = None
-        return self.own
+        return new if self.own is None else new - self.own
+
+    def settle(self, included: bool) -> None:
+        """Called for every released aggregate: ``pending`` becomes ``own`` if the aggregate included this client."""
+        if included and self.pending is not None:
+            self.own, self.pending = self.pending, None

@@ -40,7 +40,7 @@ from xcloud.data.hf_tokenizer import HFTokenizer
 from xcloud.fl.aggregator import Aggregator
 from xcloud.fl.client import FederatedClient, flood, open_aggregate
 from xcloud.fl.config import RunConfig
-from xcloud.fl.drift import ControlVariate, control_plan, split_update
+from xcloud.fl.drift import ControlVariate, control_plan, split_update, update_federation
 from xcloud.fl.errors import ClientFailure, RoundFailed, UpdateRejected
 from xcloud.fl.global_step import GlobalOptimizer, global_step_config
 from xcloud.fl.layout import ParameterLayout
@@ -403,7 +403,10 @@ class FederatedRun:
         dp = self.dp.get(cid)
 
         def train(model: torch.nn.Module, dataset: Any, seed: int, correction: Any = None) -> Any:
-            return train_local(model, dataset, self.train_cfg, seed=seed, dp=dp, correction=correction)
+            cfg = self.train_cfg
+            if dp is not None and self.cfg.dp_lr > 0:  # DP-SGD's own step size (its gradients are mostly noise)
+                cfg = replace(cfg, lr=self.cfg.dp_lr)
+            return train_local(model, dataset, cfg, seed=seed, dp=dp, correction=correction)
 
         return train
 
@@ -644,8 +647,12 @@ class FederatedRun:
         delta, decrypt_s = self._release(agg_msg, r)
         self._last_decrypt_s = decrypt_s
         if self.scaffold:
-            delta, control = split_update(delta, self.layout.total)
-            self.federation_control = control
+            delta, increment = split_update(delta, self.layout.total)
+            self.federation_control = update_federation(
+                self.federation_control, increment, len(summary.accepted), self.cfg.clouds
+            )
+            for cid, cv in self.controls.items():
+                cv.settle(cid in summary.accepted)
             for c in self.clients:
                 c.federation_control = self.federation_control
         # The global step (xcloud.fl.global_step): every cloud holds the same
@@ -720,6 +727,7 @@ class FederatedRun:
             # secret key; run_training writes it readable by the owner only.
             "keys": keys.secret_bytes() if (keys := getattr(self, "keys", None)) is not None else None,
             "layout_digest": self.layout.digest().hex(),
+            "local_lr": self._local_lrs(),
             # SCAFFOLD: the federation's control variate and each cloud's own.
             "control": None
             if not self.scaffold
@@ -727,6 +735,10 @@ class FederatedRun:
                 "federation": None if self.federation_control is None else torch.from_numpy(self.federation_control),
                 "clients": {
                     cid: None if cv.own is None else torch.from_numpy(cv.own.copy())
+                    for cid, cv in self.controls.items()
+                },
+                "pending": {
+                    cid: None if cv.pending is None else torch.from_numpy(cv.pending.copy())
                     for cid, cv in self.controls.items()
                 },
             },
@@ -739,6 +751,13 @@ class FederatedRun:
                 + ([("server", self.server.downlink_feedback)] if hasattr(self, "server") else [])
             },
         }
+
+    def _local_lrs(self) -> dict[str, float]:
+        """The local learning rates in effect (a resumed run must keep them)."""
+        lrs = {"lr": float(self.cfg.lr)}
+        if self.dp:
+            lrs["dp_lr"] = float(self.cfg.dp_lr or self.cfg.lr)
+        return lrs
 
     def _timeline_state(self) -> dict[str, Any]:
         """The simulated clock, link draws and synchronisation state: a resumed run continues the same timeline."""
@@ -795,6 +814,13 @@ class FederatedRun:
         """
         if state.get("format") != 2 or state.get("layout_digest") != self.layout.digest().hex():
             raise ValueError("checkpoint does not match this run's model or format")
+        saved_lr = state.get("local_lr")
+        if saved_lr is None and self.dp and self.cfg.dp_lr > 0 and self.cfg.dp_lr != self.cfg.lr:
+            raise ValueError(
+                "the checkpoint predates dp_lr (its DP-SGD trained at lr); resume with dp_lr = 0 in config.toml"
+            )
+        if saved_lr is not None and saved_lr != self._local_lrs():
+            raise ValueError(f"checkpoint trained with learning rates {saved_lr}, this run with {self._local_lrs()}")
         self.next_round = int(state["next_round"])
         self.global_state = state["global_state"]
         self.global_opt.load_state({k: v.numpy() for k, v in state["global_opt"].items()})
@@ -815,6 +841,8 @@ class FederatedRun:
             for cid, own in control["clients"].items():
                 cv = self.controls.setdefault(cid, ControlVariate(self.layout))
                 cv.own = None if own is None else own.numpy().copy()
+                pending = control["pending"].get(cid)
+                cv.pending = None if pending is None else pending.numpy().copy()
             for c in getattr(self, "clients", []):
                 c.federation_control = self.federation_control
         # After _rekey, which rebuilds the clients and the server.

@@ -25,13 +25,14 @@ targets with -100). The model is called as ``model(x, y) -> (logits, loss)``
 
 Drift correction
 ----------------
-With a :class:`GradientCorrection` (SCAFFOLD, Karimireddy et al. 2020, option
-I), every step's gradient is recorded and then shifted by a fixed per-parameter
-offset (the federation's control variate minus the client's own, ``c - c_i``)
-before AdamW sees it. Under record-level DP the shift is applied to the
+With a :class:`GradientCorrection` (SCAFFOLD, Karimireddy et al. 2020), every
+step's gradient is recorded and then shifted by a fixed per-parameter offset
+(the federation's control variate minus the client's own, ``c - c_i``) before
+AdamW sees it. Under record-level DP the shift is applied to the
 clipped and noised gradient Opacus hands the optimizer, so it is
 post-processing and costs no privacy. The recorded mean gradient (before the
-shift) is the client's next control variate.
+shift) along the local trajectory is the client's next control variate (for
+plain SGD this is exactly SCAFFOLD's option II update of ``c_i``).
 """
 
 from __future__ import annotations
