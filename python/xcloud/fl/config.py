@@ -177,7 +177,7 @@ class RunConfig:
         default="none",
         metadata={
             "help": "none, or scaffold: each local gradient is shifted by the federation's control variate minus "
-            "the cloud's own (SCAFFOLD; the control variate travels encrypted with the update, doubling its size)"
+            "the cloud's own (SCAFFOLD; the control variate travels in the update, protected like it, doubling it)"
         },
     )
     compression: str = field(
