@@ -11,6 +11,7 @@ import torch.nn as nn
 from tiny_config import TINY
 
 from xcloud.cli.run import run_training
+from xcloud.fl.compression import ErrorFeedback, compress, decode, make_compression
 from xcloud.fl.drift import (
     CONTROL_PREFIX,
     ControlVariate,
@@ -149,11 +150,36 @@ def test_control_variate_sends_increments_and_keeps_what_the_federation_has():
         cv.correction(np.ones(4, np.float32), like)
 
 
-def test_config_refuses_unknown_values_and_client_level_dp():
+def test_config_refuses_unknown_values_client_level_dp_and_topk():
     with pytest.raises(ValueError, match="drift_correction"):
         replace(TINY, drift_correction="fedprox").validate()
     with pytest.raises(ValueError, match="client-level DP"):
         replace(TINY, drift_correction="scaffold", client_dp_noise=1.0).validate()
+    for kw in ({"compression": "topk"}, {"downlink_compression": "topk"}, {"compression": "auto"}):
+        with pytest.raises(ValueError, match="topk"):
+            replace(TINY, drift_correction="scaffold", **kw).validate()
+    replace(TINY, drift_correction="scaffold", compression="q8", downlink_compression="q8").validate()
+
+
+def test_increments_through_error_feedback_add_up_to_the_control_variate():
+    """Error feedback delays values but sums them exactly: the increments a cloud sends add up to its c_i.
+
+    Sending c_i itself through error feedback (a value, not an increment) would
+    not: the residual would be added on top of the next c_i. Here a cloud's c_i
+    wanders; what the receiver accumulates from the decoded increments stays
+    within one round's q8 error of the true c_i.
+    """
+    rng = np.random.default_rng(0)
+    codec = make_compression("q8", chunk=256)
+    fb = ErrorFeedback()
+    own, received = np.zeros(1000, np.float32), np.zeros(1000, np.float32)
+    for _ in range(20):
+        new = own + rng.normal(0, 0.01, 1000).astype(np.float32)
+        sent = fb.compensate(new - own)  # the increment plus what earlier rounds held back
+        received += decode(compress(new - own, codec, fb), 1000, "q8")
+        own = new
+        assert np.abs(received - own).max() <= np.abs(sent).max() / 254 * 1.0001  # half a q8 step of this round
+    np.testing.assert_allclose(received + fb.residual, own, atol=1e-6)  # nothing is lost, only held back
 
 
 def _weighted_mean(run: FederatedRun) -> np.ndarray:
