@@ -102,6 +102,23 @@ bool want(int argc, char** argv, const char* area) {
   return false;
 }
 
+// The benchmarks' payload: float32 values in [-1, 1] on a grid of 1e-6, drawn from g.
+void fill_payload(std::vector<float>& x, std::mt19937_64& g) {
+  for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+}
+
+// A derandomised encryption request for the flat float32 vector x (threads <= 0: all cores).
+EncryptRequest float_request(const std::vector<float>& x, const Seed& seed, int threads) {
+  EncryptRequest req;
+  req.data = x.data();
+  req.dtype = DType::kFloat32;
+  req.count = x.size();
+  req.shape = {static_cast<int64_t>(x.size())};
+  req.threads = threads;
+  req.seed = seed;
+  return req;
+}
+
 void bench_ntt() {
   std::mt19937_64 g(1);
   for (size_t n : {4096, 8192}) {
@@ -286,7 +303,7 @@ void bench_encoder() {
   for (size_t n : {4096, 8192}) {
     const Encoder enc(n);
     std::vector<float> x(n);
-    for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+    fill_payload(x, g);
     std::vector<double> m(n);
     std::vector<cplx> z(n / 2);
     check_same<double>("encode", [&] {
@@ -335,14 +352,8 @@ void bench_e2e() {
   const size_t n_values = 256 * params->n();
   std::vector<float> x(n_values);
   std::mt19937_64 g(5);
-  for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
-  EncryptRequest req;
-  req.data = x.data();
-  req.dtype = DType::kFloat32;
-  req.count = n_values;
-  req.shape = {static_cast<int64_t>(n_values)};
-  req.threads = 1;
-  req.seed = seed;
+  fill_payload(x, g);
+  EncryptRequest req = float_request(x, seed, 1);
   std::vector<float> y(n_values);
   for (int mode = 0; mode < 2; ++mode) {
     CiphertextBatch ct;
@@ -379,7 +390,7 @@ void bench_stages() {
     const size_t blocks = 256, n_values = blocks * n;
     std::vector<float> x(n_values), y(n_values);
     std::mt19937_64 g(6);
-    for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+    fill_payload(x, g);
     std::vector<double> m(n);
     std::vector<cplx> z(n / 2);
     std::vector<int64_t> mi(n);
@@ -421,13 +432,7 @@ void bench_stages() {
     for (size_t j = 0; j < L; ++j) std::copy(t.begin(), t.begin() + n, cs.begin() + j * n);
     const double fused = best_ns([&] { crt.centered_doubles_of_sum(c0.data(), cs.data(), r.data(), n, 1.0 / params->scale(), m.data()); }, reps);
 
-    EncryptRequest req;
-    req.data = x.data();
-    req.dtype = DType::kFloat32;
-    req.count = n_values;
-    req.shape = {static_cast<int64_t>(n_values)};
-    req.threads = 1;
-    req.seed = seed;
+    EncryptRequest req = float_request(x, seed, 1);
     CiphertextBatch ct;
     const double whole_enc = best_ns([&] { ct = encrypt_secret(*keys, req); }, 7) / blocks;
     const double whole_dec = best_ns([&] { decrypt(*keys, ct, y.data(), DType::kFloat32, 1); }, 7) / blocks;
@@ -467,13 +472,8 @@ void bench_threads() {
   const size_t n_values = 512 * params->n();
   std::vector<float> x(n_values), y(n_values);
   std::mt19937_64 g(6);
-  for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
-  EncryptRequest req;
-  req.data = x.data();
-  req.dtype = DType::kFloat32;
-  req.count = n_values;
-  req.shape = {static_cast<int64_t>(n_values)};
-  req.seed = seed;
+  fill_payload(x, g);
+  EncryptRequest req = float_request(x, seed, 0);
   CiphertextBatch ct = encrypt_secret(*keys, req);
   // Excludes the allocation of the output batch (timed separately below).
   // Wall time, and the process CPU time of the same calls: CPU time that
@@ -531,7 +531,7 @@ void bench_pk_stages() {
     const size_t blocks = 256, n_values = blocks * n;
     std::vector<float> x(n_values);
     std::mt19937_64 g(6);
-    for (auto& v : x) v = static_cast<float>(static_cast<double>(g() % 2000001) / 1e6 - 1.0);
+    fill_payload(x, g);
     std::vector<double> m(n);
     std::vector<cplx> z(n / 2);
     std::vector<int64_t> mi(n);
@@ -598,13 +598,7 @@ void bench_pk_stages() {
     std::vector<uint64_t> out;
     rows.push_back({"output allocation, c0 and c1 (zeroed, THP)",
                     2 * best_ns([&] { std::vector<uint64_t>().swap(out); resize_zeroed(out, blocks * L * n); }, 20) / blocks});
-    EncryptRequest req;
-    req.data = x.data();
-    req.dtype = DType::kFloat32;
-    req.count = n_values;
-    req.shape = {static_cast<int64_t>(n_values)};
-    req.threads = 1;
-    req.seed = seed;
+    EncryptRequest req = float_request(x, seed, 1);
     const auto pub = keys->public_only();
     CiphertextBatch ct;
     const double whole = best_ns([&] { ct = encrypt_public(*pub, req); }, 7) / blocks;

@@ -192,10 +192,8 @@ def _install_state(node: _Node, msg: dict[str, Any]) -> None:
     _optimizer(node, raw[model_bytes : model_bytes + opt_bytes])  # checks it loads
     node.state["global"] = raw[:model_bytes]
     node.state["global_opt"] = raw[model_bytes : model_bytes + opt_bytes]
-    if control_bytes:
-        fed = raw[model_bytes + opt_bytes :]
-        # Zero means none yet (the handover of version 0); any real one is nonzero somewhere.
-        node.state["control_fed"] = fed if np.any(np.frombuffer(fed, np.float32)) else b""
+    if control_bytes:  # a zero variate before the first aggregate acts as none (update_federation starts at 0)
+        node.state["control_fed"] = raw[model_bytes + opt_bytes :]
     node.state["version"] = version
 
 

@@ -18,6 +18,7 @@ from xcloud.net.links import PRESETS as LINK_PRESETS
 __all__ = ["METHODS", "RunConfig", "load_config"]
 
 METHODS = ("centralized", "fedavg", "he", "dp", "xcloud")
+DRIFT_CORRECTIONS = ("none", "scaffold")  # see xcloud.fl.drift
 
 
 @dataclass
@@ -216,7 +217,7 @@ class RunConfig:
             raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
         if not self.dp_lr >= 0:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
-        if self.drift_correction not in ("none", "scaffold"):
+        if self.drift_correction not in DRIFT_CORRECTIONS:
             raise ValueError(f"drift_correction must be 'none' or 'scaffold', got {self.drift_correction!r}")
         if self.drift_correction == "scaffold" and "topk" in (self.compression, self.downlink_compression):
             raise ValueError(

@@ -42,16 +42,12 @@ from xcloud.models.training import GradientCorrection
 __all__ = [
     "CONTROL_DEADZONE",
     "CONTROL_PREFIX",
-    "DRIFT_METHODS",
     "ControlVariate",
     "control_layout",
     "control_plan",
     "split_update",
     "update_federation",
 ]
-
-#: Values of ``RunConfig.drift_correction``.
-DRIFT_METHODS = ("none", "scaffold")
 
 #: Name prefix of the control-variate tensors in the extended layout.
 CONTROL_PREFIX = "control/"

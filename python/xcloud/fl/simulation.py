@@ -403,9 +403,8 @@ class FederatedRun:
         dp = self.dp.get(cid)
 
         def train(model: torch.nn.Module, dataset: Any, seed: int, correction: Any = None) -> Any:
-            cfg = self.train_cfg
-            if dp is not None and self.cfg.dp_lr > 0:  # DP-SGD's own step size (its gradients are mostly noise)
-                cfg = replace(cfg, lr=self.cfg.dp_lr)
+            # DP-SGD has its own step size (its gradients are mostly noise).
+            cfg = self.train_cfg if dp is None else replace(self.train_cfg, lr=self._dp_lr())
             return train_local(model, dataset, cfg, seed=seed, dp=dp, correction=correction)
 
         return train
@@ -752,11 +751,15 @@ class FederatedRun:
             },
         }
 
+    def _dp_lr(self) -> float:
+        """The learning rate of local DP-SGD training: ``dp_lr``, or ``lr`` where it is 0."""
+        return float(self.cfg.dp_lr or self.cfg.lr)
+
     def _local_lrs(self) -> dict[str, float]:
         """The local learning rates in effect (a resumed run must keep them)."""
         lrs = {"lr": float(self.cfg.lr)}
         if self.dp:
-            lrs["dp_lr"] = float(self.cfg.dp_lr or self.cfg.lr)
+            lrs["dp_lr"] = self._dp_lr()
         return lrs
 
     def _timeline_state(self) -> dict[str, Any]:
