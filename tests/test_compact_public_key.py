@@ -1,6 +1,7 @@
 """Public-key mode of the compact preset: encryption modulo Q*P, then a modulus drop.
 
-``CkksContext.preset("compact")`` has one 47-bit wire prime q and a 30-bit
+The compact preset (here with the slot encoding it had until 2026-12-02; the
+public-key mechanism is the same with the coefficient encoding) has one 47-bit wire prime q and a 30-bit
 auxiliary prime P that only public-key encryption uses: the public key lives
 modulo q*P (log2 77 <= 107, the 128-bit bound at N = 4096), an encryption of
 zero is made there and divided by P with rounding, and Delta*m (Delta =
@@ -37,6 +38,7 @@ import pytest
 
 import xcloud
 from xcloud import _native
+from xcloud.crypto.context import PRESETS
 
 T = _native.testing
 FRESH_BOUND = 2.0**-20
@@ -72,9 +74,15 @@ def max_abs_error(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.max(np.abs(np.asarray(y, dtype=np.float64) - np.asarray(x, dtype=np.float64))))
 
 
+# The compact preset as it was until 2026-12-02, with the slot encoding: this file's known answers
+# and noise analysis are for it. The preset itself now uses the coefficient encoding, with the same
+# primes, scales and public-key mechanism (tests/test_coefficient_encoding.py pins it).
+COMPACT_SLOTS = {**PRESETS["compact"], "encoding": "slots"}
+
+
 @pytest.fixture(scope="module")
 def ctx() -> xcloud.CkksContext:
-    return xcloud.CkksContext.preset("compact")
+    return xcloud.CkksContext(**COMPACT_SLOTS)
 
 
 @pytest.fixture(scope="module")

@@ -326,6 +326,9 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("insecure", &CkksParams::insecure)
       .def_property_readonly("log2_q", &CkksParams::log2_q)
       .def_property_readonly("aux_prime_bits", [](const CkksParams& p) { return p.literal().aux_prime_bits; })
+      .def_property_readonly("encoding", [](const CkksParams& p) {
+        return std::string(p.encoding() == Encoding::kCoefficients ? "coefficients" : "slots");
+      })
       .def_property_readonly("aux_prime", &CkksParams::aux_prime)
       .def_property_readonly("public_scale_bits", &CkksParams::public_scale_bits)
       .def_property_readonly("public_scale", &CkksParams::public_scale)
@@ -335,8 +338,15 @@ PYBIND11_MODULE(_native, m) {
       .def("describe", &CkksParams::describe);
 
   m.def("make_params", [](int log_n, std::vector<int> prime_bits, int scale_bits, double max_value, int security_bits, bool insecure,
-                          int aux_prime_bits, int public_scale_bits) {
+                          int aux_prime_bits, int public_scale_bits, const std::string& encoding) {
     CkksParametersLiteral lit;
+    if (encoding == "slots") {
+      lit.encoding = Encoding::kSlots;
+    } else if (encoding == "coefficients") {
+      lit.encoding = Encoding::kCoefficients;
+    } else {
+      throw ParameterError("encoding must be 'slots' or 'coefficients', got '" + encoding + "'");
+    }
     lit.aux_prime_bits = aux_prime_bits;
     lit.public_scale_bits = public_scale_bits;
     lit.log_n = log_n;
@@ -346,7 +356,8 @@ PYBIND11_MODULE(_native, m) {
     lit.security_bits = security_bits;
     return insecure ? CkksParams::create_insecure(lit) : CkksParams::create(lit);
   }, py::arg("log_n"), py::arg("prime_bits"), py::arg("scale_bits"), py::arg("max_value"), py::arg("security_bits"),
-        py::arg("insecure"), py::arg("aux_prime_bits") = 0, py::arg("public_scale_bits") = 0);
+        py::arg("insecure"), py::arg("aux_prime_bits") = 0, py::arg("public_scale_bits") = 0,
+        py::arg("encoding") = "slots");
   m.def("max_log_q", &max_log_q, py::arg("n"), py::arg("security_bits"));
   m.def("hardware_threads", &hardware_threads);
 

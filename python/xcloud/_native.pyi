@@ -33,6 +33,9 @@ class Params:
     @property
     def aux_prime_bits(self) -> int: ...
     @property
+    def encoding(self) -> str:
+        """'slots' (canonical embedding) or 'coefficients' (value i is coefficient i)."""
+    @property
     def aux_prime(self) -> int:
         """The auxiliary prime P of public-key encryption, or 0 without one."""
     @property
@@ -58,6 +61,7 @@ def make_params(
     insecure: bool,
     aux_prime_bits: int = 0,
     public_scale_bits: int = 0,
+    encoding: str = "slots",
 ) -> Params:
     """Validated parameters. Raises ParameterError."""
 

@@ -1,5 +1,6 @@
 #include "ckks/encryptor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -72,7 +73,15 @@ void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t c
        << ", " << maxv << "]; clip or rescale the update first";
     throw std::invalid_argument(os.str());
   }
-  params.encoder().encode(x, count, s.m.data(), s.z.data());
+  if (params.encoding() == Encoding::kCoefficients) {
+    // Value i is coefficient i (params.h): widened to double, the block's
+    // tail zero, then scaled and rounded as the slot path's coefficients are.
+    double* m = s.m.data();
+    for (size_t i = 0; i < count; ++i) m[i] = static_cast<double>(x[i]);
+    std::fill(m + count, m + params.n(), 0.0);
+  } else {
+    params.encoder().encode(x, count, s.m.data(), s.z.data());
+  }
   round_scaled(s.mi.data(), s.m.data(), scale, params.n());
 }
 
@@ -257,7 +266,13 @@ void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int thr
     crt.centered_doubles_of_sum(c0, cs, s.t2.data(), n, 1.0 / ct.scale, s.m.data());
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, ct.n_values - begin));
-    params.encoder().decode(s.m.data(), out + begin, count, s.z.data());
+    if (params.encoding() == Encoding::kCoefficients) {
+      const double* m = s.m.data();
+      T* o = out + begin;
+      for (size_t i = 0; i < count; ++i) o[i] = static_cast<T>(m[i]);
+    } else {
+      params.encoder().decode(s.m.data(), out + begin, count, s.z.data());
+    }
   });
 }
 

@@ -52,6 +52,9 @@ void validate_structure(const CkksParametersLiteral& lit, bool insecure) {
     throw ParameterError("the primes total " + std::to_string(total) + " bits; at most " +
                          std::to_string(static_cast<int>(kMaxLog2Q)) + " are supported");
   }
+  if (lit.encoding != Encoding::kSlots && lit.encoding != Encoding::kCoefficients) {
+    throw ParameterError("unknown encoding " + std::to_string(static_cast<int>(lit.encoding)));
+  }
   if (lit.aux_prime_bits != 0 && (lit.aux_prime_bits < kMinPrimeBits || lit.aux_prime_bits > kMaxPrimeBits)) {
     throw ParameterError("aux_prime_bits must be 0 (no auxiliary prime) or in [" + std::to_string(kMinPrimeBits) +
                          ", " + std::to_string(kMaxPrimeBits) + "], got " + std::to_string(lit.aux_prime_bits));
@@ -158,13 +161,18 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
     }
   }
 
-  // Canonical serialisation: version 1 without an auxiliary prime (unchanged
-  // since it was introduced), version 2 with one: the same fields, then the
-  // auxiliary prime as u64 and the public-key scale bits as u16 after the
-  // insecure flag.
+  // Canonical serialisation: version 1 for the slot encoding without an
+  // auxiliary prime (unchanged since it was introduced); version 2, slots with
+  // one: the same fields, then the auxiliary prime as u64 and the public-key
+  // scale bits as u16 after the insecure flag; version 3, the coefficient
+  // encoding: the version-1 fields, then the encoding as u8, the auxiliary
+  // prime as u64 (0 for none) and the public-key scale bits as u16. A
+  // version-1 or -2 reader never matches a version-3 fingerprint, so keys and
+  // ciphertexts of one encoding are refused under the other.
+  const bool coefficients = lit.encoding == Encoding::kCoefficients;
   canonical_.clear();
   for (char c : std::string("XCKP")) put_u8(canonical_, static_cast<uint8_t>(c));
-  put_u16(canonical_, aux_prime_ ? 2 : 1);
+  put_u16(canonical_, coefficients ? 3 : aux_prime_ ? 2 : 1);
   put_u8(canonical_, static_cast<uint8_t>(lit.log_n));
   put_u8(canonical_, static_cast<uint8_t>(L));
   for (u64 q : primes_) put_u64(canonical_, q);
@@ -176,7 +184,11 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
   put_u8(canonical_, static_cast<uint8_t>(lit.secret));
   put_u8(canonical_, static_cast<uint8_t>(lit.error));
   put_u8(canonical_, insecure ? 1 : 0);
-  if (aux_prime_) {
+  if (coefficients) {
+    put_u8(canonical_, static_cast<uint8_t>(lit.encoding));
+    put_u64(canonical_, aux_prime_);
+    put_u16(canonical_, static_cast<uint16_t>(lit.public_scale_bits ? lit.public_scale_bits : lit.scale_bits));
+  } else if (aux_prime_) {
     put_u64(canonical_, aux_prime_);
     put_u16(canonical_, static_cast<uint16_t>(lit.public_scale_bits ? lit.public_scale_bits : lit.scale_bits));
   }
@@ -203,6 +215,7 @@ std::string CkksParams::describe() const {
        << ")";
   }
   os << " log2Q=" << log2_q_ << " scale=2^" << lit_.scale_bits << " max_value=" << lit_.max_value;
+  if (lit_.encoding == Encoding::kCoefficients) os << " encoding=coefficients";
   if (insecure_) {
     os << " INSECURE";
   } else {
