@@ -2,7 +2,10 @@
 
 AES-256-CTR expands the public seed of a secret-key ciphertext (wire version
 2); it is checked against NIST SP 800-38A F.5.5 and OpenSSL on each of its
-implementations (portable, AES-NI, VAES where the CPU has them).
+implementations (portable, AES-NI, VAES where the CPU has them). A stream for
+a secret key (noise) takes the constant-time portable path instead of the
+table one; it, its key schedule and its block function are checked the same
+way (and against FIPS 197 C.3 and A.3).
 
 ChaCha20 expands every seed into key material and encryption noise, and
 SHA-256 makes the parameter fingerprints and wire checksums, so both are
@@ -20,7 +23,14 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vectors_primitives import CHACHA20_BLOCK_VECTORS, CHACHA20_ENCRYPT_VECTORS, SHA256_VECTORS
+from vectors_primitives import (
+    AES256_BLOCK_VECTOR,
+    AES256_CTR_VECTOR,
+    AES256_KEY_EXPANSION_VECTOR,
+    CHACHA20_BLOCK_VECTORS,
+    CHACHA20_ENCRYPT_VECTORS,
+    SHA256_VECTORS,
+)
 
 from xcloud._native import testing
 
@@ -218,3 +228,81 @@ def test_aes256_ctr_refuses_to_wrap_its_32_bit_counter() -> None:
     assert len(testing.aes256_ctr_keystream(SP800_38A_KEY, last, 16)) == 16
     with pytest.raises((ValueError, OverflowError, RuntimeError)):
         testing.aes256_ctr_keystream(SP800_38A_KEY, last, 17)
+
+
+# -- AES-256 for secret keys (the constant-time portable path) ----------------------------
+
+
+def secret_aes_paths() -> list[str]:
+    """The paths a secret-key stream can take here: the constant-time portable one, the active fast one,
+    and AES-NI as well where VAES is the fast one."""
+    before = testing.aes256_force_portable(False)
+    fast = testing.aes256_ctr_path_for("secret")
+    testing.aes256_force_portable(before)
+    return ["portable-ct"] + ([fast] if fast != "portable-ct" else []) + (["aes-ni"] if fast == "vaes" else [])
+
+
+def secret_keystream_on(path: str, key: bytes, counter_block: bytes, n: int) -> bytes:
+    portable = testing.aes256_force_portable(path == "portable-ct")
+    ni = testing.aes256_force_ni(path == "aes-ni")
+    try:
+        assert testing.aes256_ctr_path_for("secret") == path
+        return testing.aes256_ctr_keystream_for(key, counter_block, n, "secret")
+    finally:
+        testing.aes256_force_ni(ni)
+        testing.aes256_force_portable(portable)
+
+
+@pytest.mark.parametrize("impl", ["table", "ct"])
+def test_aes256_block_matches_fips197_c3(impl: str) -> None:
+    # Prepare
+    vec = AES256_BLOCK_VECTOR
+    # Execute
+    out = testing.aes256_encrypt_block(bytes.fromhex(vec["key"]), bytes.fromhex(vec["plaintext"]), impl)
+    # Assert
+    assert out.hex() == vec["ciphertext"]
+
+
+@pytest.mark.parametrize("impl", ["table", "ct"] + (["aes-ni"] if "aes-ni" in testing.aes256_ctr_impls() else []))
+def test_aes256_key_expansion_matches_fips197_a3(impl: str) -> None:
+    # Prepare
+    key = bytes.fromhex(AES256_KEY_EXPANSION_VECTOR["key"])
+    # Execute
+    rk = testing.aes256_expand_key(key, impl)
+    # Assert: the key itself, then the last four words of the schedule.
+    assert len(rk) == 240 and rk[:32] == key
+    assert rk[-16:].hex() == AES256_KEY_EXPANSION_VECTOR["last_words"]
+
+
+@pytest.mark.parametrize("path", secret_aes_paths())
+def test_aes256_ctr_secret_matches_sp800_38a(path: str) -> None:
+    # Prepare
+    vec = AES256_CTR_VECTOR
+    key, counter_block = bytes.fromhex(vec["key"]), bytes.fromhex(vec["counter_block"])
+    plain = bytes.fromhex(vec["plaintext"])
+    # Execute
+    ks = secret_keystream_on(path, key, counter_block, len(plain))
+    # Assert
+    assert bytes(a ^ b for a, b in zip(ks, plain, strict=True)).hex() == vec["ciphertext"]
+
+
+@pytest.mark.parametrize("path", secret_aes_paths())
+@settings(max_examples=25, deadline=None)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    prefix=st.binary(min_size=12, max_size=12),
+    start=st.integers(0, 2**32 - 4096),
+    n=st.integers(0, 5000),
+)
+def test_aes256_ctr_secret_matches_openssl(path: str, key: bytes, prefix: bytes, start: int, n: int) -> None:
+    counter_block = prefix + start.to_bytes(4, "big")
+    enc = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
+    assert secret_keystream_on(path, key, counter_block, n) == enc.update(bytes(n)) + enc.finalize()
+
+
+@pytest.mark.parametrize("path", secret_aes_paths())
+def test_aes256_ctr_secret_refuses_to_wrap_its_32_bit_counter(path: str) -> None:
+    last = bytes(12) + (2**32 - 1).to_bytes(4, "big")
+    assert len(secret_keystream_on(path, SP800_38A_KEY, last, 16)) == 16
+    with pytest.raises((ValueError, OverflowError, RuntimeError)):
+        secret_keystream_on(path, SP800_38A_KEY, last, 17)

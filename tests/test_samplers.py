@@ -13,6 +13,8 @@ estimate (two-sided normal tail about 2e-9).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -319,6 +321,96 @@ def test_cbd_is_the_popcount_difference_of_two_21_bit_words() -> None:
     e = testing.sample_cbd(SEED_A, n)
     # Assert
     assert e.tolist() == expected
+
+
+# -- noise from AES-256-CTR (a stream for a secret key) ----------------------------------------
+
+CTR_KEY = bytes(range(3, 35))
+CTR_BLOCK = bytes(range(200, 212)) + (7).to_bytes(4, "big")
+
+
+def aes_ctr_keystream_from(key: bytes, counter_block: bytes, n: int) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import modes
+
+    enc = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
+    return enc.update(bytes(n)) + enc.finalize()
+
+
+def with_paths(fn: Callable[[], Any], scalar: bool, portable: bool, ni: bool = False) -> Any:
+    """fn() with the SIMD path forced off (scalar), the AES kernel forced to the CT one (portable) or to AES-NI."""
+    s, p, a = testing.set_force_scalar(scalar), testing.aes256_force_portable(portable), testing.aes256_force_ni(ni)
+    try:
+        return fn()
+    finally:
+        testing.aes256_force_ni(a)
+        testing.aes256_force_portable(p)
+        testing.set_force_scalar(s)
+
+
+# (scalar, portable, ni): fast (VAES or AES-NI); AES-NI; the AVX2 converter over the CT AES; all scalar.
+PATHS = [(False, False, False), (False, False, True), (False, True, False), (True, False, False)]
+
+
+@pytest.mark.parametrize(("scalar", "portable", "ni"), PATHS)
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 255, 256, 257, 1000, 4096])
+def test_cbd_from_aes_ctr_is_the_popcount_difference_of_6_byte_words(
+    n: int, scalar: bool, portable: bool, ni: bool
+) -> None:
+    # Prepare: the documented construction over OpenSSL's AES-256-CTR keystream, exactly as for ChaCha20.
+    mask = (1 << ETA) - 1
+    data = aes_ctr_keystream_from(CTR_KEY, CTR_BLOCK, 6 * n)
+    words = [int.from_bytes(data[6 * i : 6 * i + 6], "little") for i in range(n)]
+    expected = [(w & mask).bit_count() - ((w >> ETA) & mask).bit_count() for w in words]
+    # Execute
+    fast = with_paths(lambda: testing.sample_cbd_ctr(CTR_KEY, CTR_BLOCK, n), scalar, portable, ni)
+    reference = with_paths(lambda: testing.sample_cbd_ctr(CTR_KEY, CTR_BLOCK, n, reference=True), scalar, portable, ni)
+    # Assert
+    assert fast.dtype == np.int32 and fast.shape == (n,)
+    assert fast.tolist() == expected
+    np.testing.assert_array_equal(reference, fast)
+
+
+@pytest.mark.parametrize(("scalar", "portable", "ni"), PATHS)
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 2051, 4096])
+def test_ternary_packed_from_aes_ctr_is_eight_base_3_digits_per_word(
+    n: int, scalar: bool, portable: bool, ni: bool
+) -> None:
+    # Prepare: ceil(n / 8) little-endian 8-byte words of OpenSSL's AES-256-CTR keystream.
+    data = aes_ctr_keystream_from(CTR_KEY, CTR_BLOCK, 8 * -(-n // 8))
+    words = [int.from_bytes(data[8 * i : 8 * i + 8], "little") for i in range(len(data) // 8)]
+    expected = packed_trits(words, n)
+    # Execute
+    fast = with_paths(lambda: testing.sample_ternary_packed_ctr(CTR_KEY, CTR_BLOCK, n), scalar, portable, ni)
+    reference = with_paths(
+        lambda: testing.sample_ternary_packed_ctr(CTR_KEY, CTR_BLOCK, n, reference=True), scalar, portable, ni
+    )
+    # Assert
+    assert fast.dtype == np.int8 and fast.shape == (n,)
+    assert fast.tolist() == expected
+    np.testing.assert_array_equal(reference, fast)
+
+
+def test_cbd_from_aes_ctr_has_the_binomial_mean_and_variance() -> None:
+    # Prepare / Execute (bounds as in test_cbd_range_mean_and_variance)
+    n = 200_000
+    e = testing.sample_cbd_ctr(SEED_B, bytes(16), n)
+    # Assert
+    assert -ETA <= int(e.min()) and int(e.max()) <= ETA
+    assert abs(float(e.mean())) <= SIGMAS * math.sqrt(10.5 / n)
+    assert abs(float(e.var()) - 10.5) <= SIGMAS * math.sqrt(215.25 / n)
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_noise_from_aes_ctr_refuses_a_stream_for_a_public_key(reference: bool) -> None:
+    # Prepare: a stream constructed for public use may take the table AES, which is not constant-time.
+    for scalar in (False, True):
+        for call in (
+            lambda: testing.sample_cbd_ctr(CTR_KEY, CTR_BLOCK, 8, reference=reference, use="public"),
+            lambda: testing.sample_ternary_packed_ctr(CTR_KEY, CTR_BLOCK, 8, reference=reference, use="public"),
+        ):
+            # Execute / Assert
+            with pytest.raises(ValueError, match="secret use"):
+                with_paths(call, scalar, False)
 
 
 # -- determinism and seeds --------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""Known-answer vectors for the ChaCha20 and SHA-256 primitives.
+"""Known-answer vectors for the ChaCha20, SHA-256 and AES-256 primitives.
 
 Every vector here is also checked by cpp/tests/test_primitives.cpp.
 Sources: RFC 8439 sections 2.3.2 and 2.4.2 and appendix A.1 (#1, #2);
-FIPS 180-4 / NIST example digests for SHA-256.
+FIPS 180-4 / NIST example digests for SHA-256; FIPS 197 appendices A.3 and
+C.3 and NIST SP 800-38A F.5.5 for AES-256.
 
 Intended for bindings chacha20_block(key: bytes, counter: int, nonce: bytes)
 -> bytes and sha256(data: bytes) -> bytes. Hex strings are lowercase with no
@@ -71,3 +72,30 @@ SHA256_VECTORS = [
     ),
     (b"a" * 1_000_000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
 ]
+
+# FIPS 197 appendix C.3 (AES-256 example: key 00..1f, one block).
+AES256_BLOCK_VECTOR = {
+    "key": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    "plaintext": "00112233445566778899aabbccddeeff",
+    "ciphertext": "8ea2b7ca516745bfeafc49904b496089",
+}
+
+# FIPS 197 appendix A.3 (AES-256 key expansion): the key and the last four words w[56..59].
+AES256_KEY_EXPANSION_VECTOR = {
+    "key": "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+    "last_words": "fe4890d1e6188d0b046df344706c631e",
+}
+
+# NIST SP 800-38A F.5.5 CTR-AES256.Encrypt: key, initial counter block, four blocks.
+AES256_CTR_VECTOR = {
+    "key": "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+    "counter_block": "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+    "plaintext": (
+        "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+        "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+    ),
+    "ciphertext": (
+        "601ec313775789a5b7a7f504bbf3d228f443e3ca4d62b59aca84e990cacaf5c5"
+        "2b0930daa23de94ce87017ba2d84988ddfc9c58db67aada613c2dd08457941a6"
+    ),
+}

@@ -3,6 +3,7 @@
 //   cmake -S . -B build-bench -G Ninja -DXCLOUD_BUILD_BENCH=ON && ninja -C build-bench bench_kernels
 //   ./build-bench/bench_kernels            # all
 //   ./build-bench/bench_kernels ntt chacha # selected areas
+//   ./build-bench/bench_kernels aessecret  # AES for secret keys: CT vs table, noise from ChaCha20 vs AES-CTR
 //
 // Plain std::chrono, best of N repetitions (the minimum is the least noisy
 // estimate on a shared machine). Each SIMD result is checked against the
@@ -296,6 +297,102 @@ void bench_random() {
   p = both([&] { ChaCha20Stream s(key, nonce); sample_ternary_packed(s, t.data(), n); }, 300);
   std::printf("ternary packed, 8 per word (N=%zu) scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", n, p.scalar / n,
               p.simd / n, p.scalar / p.simd);
+}
+
+// AES-256 for secret keys (ring/aes256.h, AesKeyUse::kSecret): the
+// constant-time portable kernel against the table one, and the encryption
+// noise (CBD, 6 keystream bytes per value) drawn from ChaCha20 and from
+// AES-256-CTR on each AES path. Each noise row constructs its stream inside
+// the timed call (key schedule included, as one noise polynomial per stream
+// would); the key schedules are timed on their own as well.
+void bench_aes_secret() {
+  const uint8_t key[32] = {5, 4, 3}, nonce[12] = {2}, cb[16] = {9};
+  const size_t n = 4096;
+  const bool scalar_before = set_force_scalar(false);
+  {
+    uint8_t rk[240];
+    aes256_expand_key(key, rk);
+    std::vector<uint8_t> ref(16 * 1024), out(16 * 1024);
+    detail::aes256_ctr_portable(rk, cb, 0, 1024, ref.data());
+    detail::aes256_ctr_ct(rk, cb, 0, 1024, out.data());
+    if (out != ref) {
+      std::printf("MISMATCH aes256 ct vs table\n");
+      ++g_mismatch;
+    }
+    const size_t blocks = 4096;
+    std::vector<uint8_t> buf(16 * blocks);
+    double table = 1e300, ct = 1e300;
+    for (int rep = 0; rep < 5; ++rep) {  // interleaved, best of each
+      table = std::min(table, best_ns([&] { detail::aes256_ctr_portable(rk, cb, 0, blocks, buf.data()); }, 10));
+      ct = std::min(ct, best_ns([&] { detail::aes256_ctr_ct(rk, cb, 0, blocks, buf.data()); }, 10));
+    }
+    std::printf("aes256-ctr portable, %zu blocks: table %.1f ns/block  constant-time %.1f ns/block  x%.2f\n", blocks,
+                table / blocks, ct / blocks, ct / table);
+    if (detail::aes256_cpu_has_aes_ni()) {
+      const double ni = best_ns([&] { detail::aes256_ctr_ni(rk, cb, 0, blocks, buf.data()); }, 100);
+      std::printf("aes256-ctr aes-ni, %zu blocks: %.2f ns/block\n", blocks, ni / blocks);
+    }
+    if (detail::aes256_cpu_has_vaes()) {
+      const double va = best_ns([&] { detail::aes256_ctr_vaes(rk, cb, 0, blocks, buf.data()); }, 100);
+      std::printf("aes256-ctr vaes, %zu blocks: %.2f ns/block\n", blocks, va / blocks);
+    }
+    const double ks_table = best_ns([&] { aes256_expand_key(key, rk); }, 2000);
+    const double ks_ct = best_ns([&] { aes256_expand_key_ct(key, rk); }, 2000);
+    std::printf("aes256 key schedule: table %.0f ns  constant-time %.0f ns", ks_table, ks_ct);
+    if (detail::aes256_cpu_has_aes_ni()) {
+      std::printf("  aes-ni %.0f ns", best_ns([&] { detail::aes256_expand_key_ni(key, rk); }, 2000));
+    }
+    std::printf("\n");
+  }
+  // The noise rows, each checked against the scalar reference of the same stream first.
+  std::vector<int32_t> e(n), ref(n);
+  {
+    ChaCha20Stream s(key, nonce);
+    detail::sample_cbd_scalar(s, ref.data(), n);
+  }
+  struct Row {
+    const char* name;
+    bool scalar, portable, ni;  // set_force_scalar, aes256_force_portable, aes256_force_ni
+    bool aes;
+  };
+  std::vector<Row> rows = {{"chacha20 (avx2)", false, false, false, false},
+                           {"chacha20 (scalar reference)", true, false, false, false}};
+  if (detail::aes256_cpu_has_vaes()) rows.push_back({"aes-256-ctr vaes", false, false, false, true});
+  if (detail::aes256_cpu_has_aes_ni()) rows.push_back({"aes-256-ctr aes-ni", false, false, true, true});
+  rows.push_back({"aes-256-ctr constant-time portable", false, true, false, true});
+  rows.push_back({"aes-256-ctr constant-time portable, scalar", true, false, false, true});
+  std::vector<int32_t> aes_ref(n);
+  {
+    const bool p = aes256_force_portable(true);
+    Aes256Ctr s(key, cb, AesKeyUse::kSecret);
+    detail::sample_cbd_scalar(s, aes_ref.data(), n);
+    aes256_force_portable(p);
+  }
+  std::printf("cbd eta=21 noise (N=%zu), stream constructed per call:\n", n);
+  for (const Row& row : rows) {
+    const bool sc = set_force_scalar(row.scalar), po = aes256_force_portable(row.portable), ni = aes256_force_ni(row.ni);
+    auto draw = [&] {
+      if (row.aes) {
+        Aes256Ctr s(key, cb, AesKeyUse::kSecret);
+        sample_cbd(s, e.data(), n);
+      } else {
+        ChaCha20Stream s(key, nonce);
+        sample_cbd(s, e.data(), n);
+      }
+    };
+    draw();
+    if (e != (row.aes ? aes_ref : ref)) {
+      std::printf("MISMATCH cbd %s vs its scalar reference\n", row.name);
+      ++g_mismatch;
+    }
+    const char* path = row.aes ? aes256_ctr_path_for(AesKeyUse::kSecret) : (simd_enabled() ? "avx2" : "scalar");
+    const double ns = best_ns(draw, row.aes && (row.portable || row.scalar) ? 30 : 300);
+    std::printf("  %-44s [%s] %7.3f ns/value\n", row.name, path, ns / n);
+    aes256_force_ni(ni);
+    aes256_force_portable(po);
+    set_force_scalar(sc);
+  }
+  set_force_scalar(scalar_before);
 }
 
 void bench_encoder() {
@@ -625,6 +722,7 @@ int main(int argc, char** argv) {
   if (want(argc, argv, "ntt")) bench_ntt();
   if (want(argc, argv, "poly")) bench_poly();
   if (want(argc, argv, "random")) bench_random();
+  if (want(argc, argv, "aessecret")) bench_aes_secret();
   if (want(argc, argv, "encoder")) bench_encoder();
   if (want(argc, argv, "stages")) bench_stages();
   if (want(argc, argv, "pkstages")) bench_pk_stages();

@@ -188,6 +188,115 @@ void bind_testing(py::module_& t) {
     sample_cbd(*rng, a.mutable_data(), n);
     return a;
   });
+  // The constant-time AES path and the AES-256-CTR noise samplers (secret keys).
+  auto aes_key_of = [](const py::bytes& key, const py::bytes& counter_block) {
+    const std::string k = key, c = counter_block;
+    if (k.size() != 32 || c.size() != 16) throw std::invalid_argument("key must be 32 bytes and the counter block 16");
+    return std::make_pair(k, c);
+  };
+  auto aes_use_of = [](const std::string& use) {
+    if (use != "public" && use != "secret") throw std::invalid_argument("key use must be 'public' or 'secret'");
+    return use == "secret" ? AesKeyUse::kSecret : AesKeyUse::kPublic;
+  };
+  t.def("aes256_sbox", [](const std::string& impl) {
+    if (impl != "table" && impl != "ct") throw std::invalid_argument("impl must be 'table' or 'ct'");
+    std::vector<uint8_t> out(256);
+    for (int x = 0; x < 256; ++x) {
+      const uint8_t b = static_cast<uint8_t>(x);
+      out[x] = impl == "ct" ? detail::aes256_sbox_ct(b) : detail::aes256_sbox_table(b);
+    }
+    return to_pybytes(out);
+  }, py::arg("impl"), "The 256-byte S-box from the table or from the constant-time circuit.");
+  t.def("aes256_expand_key", [](const py::bytes& key, const std::string& impl) {
+    const std::string k = key;
+    if (k.size() != 32) throw std::invalid_argument("key must be 32 bytes");
+    const auto* kp = reinterpret_cast<const uint8_t*>(k.data());
+    std::vector<uint8_t> rk(240);
+    if (impl == "table") {
+      aes256_expand_key(kp, rk.data());
+    } else if (impl == "ct") {
+      aes256_expand_key_ct(kp, rk.data());
+    } else if (impl == "aes-ni") {
+      if (!detail::aes256_cpu_has_aes_ni()) throw std::invalid_argument("this build or CPU has no AES-NI");
+      detail::aes256_expand_key_ni(kp, rk.data());
+    } else {
+      throw std::invalid_argument("impl must be 'table', 'ct' or 'aes-ni'");
+    }
+    return to_pybytes(rk);
+  }, py::arg("key"), py::arg("impl"), "The 240 bytes of round keys by one key schedule.");
+  t.def("aes256_encrypt_block", [](const py::bytes& key, const py::bytes& block, const std::string& impl) {
+    const std::string k = key, b = block;
+    if (k.size() != 32 || b.size() != 16) throw std::invalid_argument("key must be 32 bytes and the block 16");
+    if (impl != "table" && impl != "ct") throw std::invalid_argument("impl must be 'table' or 'ct'");
+    std::vector<uint8_t> rk(240), out(16);
+    const auto* kp = reinterpret_cast<const uint8_t*>(k.data());
+    const auto* bp = reinterpret_cast<const uint8_t*>(b.data());
+    if (impl == "ct") {
+      aes256_expand_key_ct(kp, rk.data());
+      aes256_encrypt_blocks_ct(rk.data(), bp, out.data(), 1);
+    } else {
+      aes256_expand_key(kp, rk.data());
+      aes256_encrypt_block(rk.data(), bp, out.data());
+    }
+    return to_pybytes(out);
+  }, py::arg("key"), py::arg("block"), py::arg("impl"), "One AES-256 block (FIPS 197), table or constant-time.");
+  t.def("aes256_ctr_blocks", [](const std::string& impl, const py::bytes& key, const py::bytes& prefix, uint32_t ctr,
+                                size_t blocks) {
+    const std::string k = key, p = prefix;
+    if (k.size() != 32 || p.size() != 12) throw std::invalid_argument("key must be 32 bytes and the prefix 12");
+    using Fn = void (*)(const uint8_t*, const uint8_t*, uint32_t, size_t, uint8_t*);
+    Fn fn = nullptr;
+    if (impl == "table") fn = detail::aes256_ctr_portable;
+    if (impl == "ct") fn = detail::aes256_ctr_ct;
+#ifdef XCLOUD_HAVE_AVX2
+    if (impl == "aes-ni" && detail::aes256_cpu_has_aes_ni()) fn = detail::aes256_ctr_ni;
+    if (impl == "vaes" && detail::aes256_cpu_has_vaes()) fn = detail::aes256_ctr_vaes;
+#endif
+    if (fn == nullptr) throw std::invalid_argument("unknown AES implementation, or not on this build and CPU: " + impl);
+    std::vector<uint8_t> rk(240), out(16 * blocks);
+    aes256_expand_key_ct(reinterpret_cast<const uint8_t*>(k.data()), rk.data());
+    fn(rk.data(), reinterpret_cast<const uint8_t*>(p.data()), ctr, blocks, out.data());
+    return to_pybytes(out);
+  }, py::arg("impl"), py::arg("key"), py::arg("prefix"), py::arg("ctr"), py::arg("blocks"),
+     "Counter blocks prefix || BE32(ctr + i mod 2^32), i < blocks, encrypted by one kernel.");
+  t.def("aes256_force_ni", &aes256_force_ni, py::arg("force"),
+        "Takes AES-NI where VAES would be taken (True), or allows VAES again; returns the previous setting.");
+  t.def("aes256_ctr_impls", [] {
+    std::vector<std::string> v = {"table", "ct"};
+    if (detail::aes256_cpu_has_aes_ni()) v.push_back("aes-ni");
+    if (detail::aes256_cpu_has_vaes()) v.push_back("vaes");
+    return v;
+  }, "The AES-256-CTR kernels this build and CPU can run.");
+  t.def("aes256_ctr_path_for", [aes_use_of](const std::string& use) { return std::string(aes256_ctr_path_for(aes_use_of(use))); },
+        py::arg("use"), "The AES-256-CTR implementation an Aes256Ctr of that key use ('public', 'secret') takes now.");
+  t.def("aes256_ctr_keystream_for", [aes_key_of, aes_use_of](const py::bytes& key, const py::bytes& counter_block, size_t n,
+                                                              const std::string& use) {
+    const auto kc = aes_key_of(key, counter_block);
+    Aes256Ctr s(reinterpret_cast<const uint8_t*>(kc.first.data()), reinterpret_cast<const uint8_t*>(kc.second.data()),
+                aes_use_of(use));
+    std::vector<uint8_t> out(n);
+    s.fill(out.data(), n);
+    return to_pybytes(out);
+  }, py::arg("key"), py::arg("counter_block"), py::arg("n"), py::arg("use"));
+  t.def("sample_cbd_ctr", [aes_key_of, aes_use_of](const py::bytes& key, const py::bytes& counter_block, size_t n,
+                                                    bool reference, const std::string& use) {
+    const auto kc = aes_key_of(key, counter_block);
+    Aes256Ctr rng(reinterpret_cast<const uint8_t*>(kc.first.data()), reinterpret_cast<const uint8_t*>(kc.second.data()),
+                  aes_use_of(use));
+    py::array_t<int32_t> a(static_cast<py::ssize_t>(n));
+    reference ? detail::sample_cbd_scalar(rng, a.mutable_data(), n) : sample_cbd(rng, a.mutable_data(), n);
+    return a;
+  }, py::arg("key"), py::arg("counter_block"), py::arg("n"), py::arg("reference") = false, py::arg("use") = "secret");
+  t.def("sample_ternary_packed_ctr", [aes_key_of, aes_use_of](const py::bytes& key, const py::bytes& counter_block,
+                                                               size_t n, bool reference, const std::string& use) {
+    const auto kc = aes_key_of(key, counter_block);
+    Aes256Ctr rng(reinterpret_cast<const uint8_t*>(kc.first.data()), reinterpret_cast<const uint8_t*>(kc.second.data()),
+                  aes_use_of(use));
+    py::array_t<int8_t> a(static_cast<py::ssize_t>(n));
+    reference ? detail::sample_ternary_packed_scalar(rng, a.mutable_data(), n)
+              : sample_ternary_packed(rng, a.mutable_data(), n);
+    return a;
+  }, py::arg("key"), py::arg("counter_block"), py::arg("n"), py::arg("reference") = false, py::arg("use") = "secret");
   t.def("generate_ntt_primes", &generate_ntt_primes, py::arg("bits"), py::arg("two_n"), py::arg("count"),
         py::arg("exclude") = std::vector<u64>{});
   t.def("is_prime", &is_prime);

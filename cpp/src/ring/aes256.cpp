@@ -1,9 +1,14 @@
+// AES-256-CTR: the table reference (public keys), the run-time choice
+// between the implementations and the Aes256Ctr keystream reader
+// (ring/aes256.h). The constant-time portable path is in aes256_ct.cpp, the
+// AES-NI and VAES kernels in aes256_ni.cpp and aes256_vaes.cpp.
 #include "ring/aes256.h"
 
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
 
+#include "ring/secure.h"
 #include "ring/simd.h"
 
 namespace xcloud {
@@ -73,14 +78,15 @@ bool detect_vaes() {
 }
 
 std::atomic<bool> g_force_portable{false};
+std::atomic<bool> g_force_ni{false};
 
 enum class Path { kPortable, kNi, kVaes };
 
 Path current_path() {
   static const bool aes = detect_aes();
-  static const bool vaes = detect_vaes();
+  static const bool vaes = detect_vaes();  // implies aes
   if (!simd_enabled() || g_force_portable.load(std::memory_order_relaxed) || !aes) return Path::kPortable;
-  return vaes ? Path::kVaes : Path::kNi;
+  return vaes && !g_force_ni.load(std::memory_order_relaxed) ? Path::kVaes : Path::kNi;
 }
 
 }  // namespace
@@ -167,20 +173,36 @@ void encrypt_block_tables(const uint32_t rkw[60], const uint8_t in[16], uint8_t 
 
 }  // namespace
 
-const char* aes256_ctr_path() {
+const char* aes256_ctr_path() { return aes256_ctr_path_for(AesKeyUse::kPublic); }
+
+const char* aes256_ctr_path_for(AesKeyUse use) {
   switch (current_path()) {
     case Path::kVaes:
       return "vaes";
     case Path::kNi:
       return "aes-ni";
     default:
-      return "portable";
+      return use == AesKeyUse::kSecret ? "portable-ct" : "portable";
   }
 }
 
 bool aes256_force_portable(bool force) { return g_force_portable.exchange(force, std::memory_order_relaxed); }
 
+bool aes256_force_ni(bool force) { return g_force_ni.exchange(force, std::memory_order_relaxed); }
+
 namespace detail {
+
+uint8_t aes256_sbox_table(uint8_t x) { return kSbox[x]; }
+
+bool aes256_cpu_has_aes_ni() {
+  static const bool aes = detect_aes();
+  return aes;
+}
+
+bool aes256_cpu_has_vaes() {
+  static const bool vaes = detect_vaes();
+  return vaes;
+}
 
 void aes256_ctr_portable(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
   uint32_t rkw[60];
@@ -199,12 +221,34 @@ void aes256_ctr_portable(const uint8_t rk[240], const uint8_t prefix[12], uint32
 
 }  // namespace detail
 
-Aes256Ctr::Aes256Ctr(const uint8_t key[32], const uint8_t counter_block[16]) : pos_(sizeof(buf_)) {
-  aes256_expand_key(key, rk_.data());
+Aes256Ctr::Aes256Ctr(const uint8_t key[32], const uint8_t counter_block[16], AesKeyUse use)
+    : pos_(sizeof(buf_)), use_(use) {
+  if (use == AesKeyUse::kPublic) {
+    aes256_expand_key(key, rk_.data());
+  } else {
+    // A secret key never meets the table S-box: AESKEYGENASSIST where the
+    // hardware path is taken, the bitsliced schedule otherwise.
+#ifdef XCLOUD_HAVE_AVX2
+    if (current_path() != Path::kPortable) {
+      detail::aes256_expand_key_ni(key, rk_.data());
+    } else {
+      aes256_expand_key_ct(key, rk_.data());
+    }
+#else
+    aes256_expand_key_ct(key, rk_.data());
+#endif
+  }
   std::memcpy(prefix_.data(), counter_block, 12);
   counter_ = (uint64_t{counter_block[12]} << 24) | (uint64_t{counter_block[13]} << 16) |
              (uint64_t{counter_block[14]} << 8) | uint64_t{counter_block[15]};
   end_ = uint64_t{1} << 32;  // the low 32 bits must not wrap
+}
+
+Aes256Ctr::~Aes256Ctr() {
+  if (use_ == AesKeyUse::kSecret) {
+    secure_zero(rk_.data(), rk_.size());
+    secure_zero(buf_.data(), buf_.size());
+  }
 }
 
 void Aes256Ctr::generate(uint8_t* out, size_t blocks) {
@@ -220,7 +264,11 @@ void Aes256Ctr::generate(uint8_t* out, size_t blocks) {
       break;
 #endif
     default:
-      detail::aes256_ctr_portable(rk_.data(), prefix_.data(), c, blocks, out);
+      if (use_ == AesKeyUse::kSecret) {
+        detail::aes256_ctr_ct(rk_.data(), prefix_.data(), c, blocks, out);
+      } else {
+        detail::aes256_ctr_portable(rk_.data(), prefix_.data(), c, blocks, out);
+      }
   }
   counter_ += blocks;
 }

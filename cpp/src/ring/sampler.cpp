@@ -1,6 +1,10 @@
+// The samplers of ring/sampler.h: scalar references (detail::) and the bulk
+// paths the dispatchers take when the SIMD kernels are enabled.
 #include "ring/sampler.h"
 
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "ring/sampler_avx2.h"
 #include "ring/secure.h"
@@ -50,6 +54,63 @@ inline void trits8_of(u64 r, int8_t* out) {
   }
 }
 
+// The noise converters below take either stream type: both are read only
+// through fill(), so ChaCha20 and AES-CTR give the same conversion of their
+// keystream bytes.
+
+// Words in bulk (one fill per chunk, the same bytes as one fill per sample),
+// converted one at a time: the path of CPUs without AVX2.
+template <typename Rng>
+void cbd_scalar_impl(Rng& rng, int32_t* out, size_t n) {
+  uint8_t buf[kCbdBytes * kChunkWords + 8];
+  std::memset(buf, 0, sizeof(buf));
+  for (size_t i = 0; i < n; i += kChunkWords) {
+    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
+    rng.fill(buf, kCbdBytes * m);
+    for (size_t k = 0; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + kCbdBytes * k));  // bits 0-41 only
+  }
+  secure_zero(buf, sizeof(buf));
+}
+
+template <typename Rng>
+void cbd_bulk_impl(Rng& rng, int32_t* out, size_t n) {
+  uint8_t buf[kCbdBytes * kChunkWords + 8];  // a word read at sample k ends before 6 k + 8
+  std::memset(buf, 0, sizeof(buf));
+  for (size_t i = 0; i < n; i += kChunkWords) {
+    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
+    rng.fill(buf, kCbdBytes * m);
+    size_t k = 0;
+#ifdef XCLOUD_HAVE_AVX2
+    k = m & ~size_t{3};
+    detail::cbd_from_words6_avx2(buf, out + i, k);
+#endif
+    for (; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + kCbdBytes * k));  // bits 0-41 only
+  }
+  secure_zero(buf, sizeof(buf));  // the words determine the secret noise
+}
+
+template <typename Rng>
+void ternary_packed_bulk_impl(Rng& rng, int8_t* out, size_t n) {
+  uint8_t buf[8 * kChunkWords];
+  constexpr size_t kChunk = kTritsPerWord * kChunkWords;  // coefficients per fill
+  for (size_t i = 0; i < n; i += kChunk) {
+    const size_t m = n - i < kChunk ? n - i : kChunk;
+    const size_t words = (m + kTritsPerWord - 1) / kTritsPerWord;
+    rng.fill(buf, 8 * words);
+    const size_t full = m / kTritsPerWord;
+    for (size_t k = 0; k < full; ++k) trits8_of(load_le64(buf + 8 * k), out + i + kTritsPerWord * k);
+    if (full < words) trits_of(load_le64(buf + 8 * full), out + i + kTritsPerWord * full, m - kTritsPerWord * full);
+  }
+  secure_zero(buf, sizeof(buf));  // the words determine a secret
+}
+
+// Secret randomness only from a stream whose every path is constant-time.
+void require_secret(const Aes256Ctr& rng, const char* what) {
+  if (rng.key_use() != AesKeyUse::kSecret) {
+    throw std::invalid_argument(std::string(what) + ": the AES-256-CTR stream must be constructed for secret use");
+  }
+}
+
 }  // namespace
 
 namespace detail {
@@ -77,17 +138,23 @@ void sample_ternary_packed_scalar(ChaCha20Stream& rng, int8_t* out, size_t n) {
   }
 }
 
-void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n) {
-  // Words in bulk (one fill per chunk, the same bytes as one fill per
-  // sample), converted one at a time: this is the path of CPUs without AVX2.
-  uint8_t buf[kCbdBytes * kChunkWords + 8];
-  std::memset(buf, 0, sizeof(buf));
-  for (size_t i = 0; i < n; i += kChunkWords) {
-    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
-    rng.fill(buf, kCbdBytes * m);
-    for (size_t k = 0; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + kCbdBytes * k));  // bits 0-41 only
+void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n) { cbd_scalar_impl(rng, out, n); }
+
+void sample_cbd_scalar(Aes256Ctr& rng, int32_t* out, size_t n) {
+  require_secret(rng, "sample_cbd");
+  cbd_scalar_impl(rng, out, n);
+}
+
+void sample_ternary_packed_scalar(Aes256Ctr& rng, int8_t* out, size_t n) {
+  require_secret(rng, "sample_ternary_packed");
+  // One 8-byte fill per word: the bytes the bulk path reads, word by word.
+  uint8_t w[8];
+  for (size_t i = 0; i < n; i += kTritsPerWord) {
+    const size_t m = n - i < kTritsPerWord ? n - i : kTritsPerWord;
+    rng.fill(w, 8);
+    trits_of(load_le64(w), out + i, m);
   }
-  secure_zero(buf, sizeof(buf));
+  secure_zero(w, sizeof(w));
 }
 
 }  // namespace detail
@@ -169,34 +236,24 @@ void sample_ternary(ChaCha20Stream& rng, int8_t* out, size_t n) {
 
 void sample_ternary_packed(ChaCha20Stream& rng, int8_t* out, size_t n) {
   if (!simd_enabled()) return detail::sample_ternary_packed_scalar(rng, out, n);
-  uint8_t buf[8 * kChunkWords];
-  constexpr size_t kChunk = kTritsPerWord * kChunkWords;  // coefficients per fill
-  for (size_t i = 0; i < n; i += kChunk) {
-    const size_t m = n - i < kChunk ? n - i : kChunk;
-    const size_t words = (m + kTritsPerWord - 1) / kTritsPerWord;
-    rng.fill(buf, 8 * words);
-    const size_t full = m / kTritsPerWord;
-    for (size_t k = 0; k < full; ++k) trits8_of(load_le64(buf + 8 * k), out + i + kTritsPerWord * k);
-    if (full < words) trits_of(load_le64(buf + 8 * full), out + i + kTritsPerWord * full, m - kTritsPerWord * full);
-  }
-  secure_zero(buf, sizeof(buf));  // the words determine a secret
+  ternary_packed_bulk_impl(rng, out, n);
+}
+
+void sample_ternary_packed(Aes256Ctr& rng, int8_t* out, size_t n) {
+  if (!simd_enabled()) return detail::sample_ternary_packed_scalar(rng, out, n);
+  require_secret(rng, "sample_ternary_packed");
+  ternary_packed_bulk_impl(rng, out, n);
 }
 
 void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n) {
   if (!simd_enabled()) return detail::sample_cbd_scalar(rng, out, n);
-  uint8_t buf[kCbdBytes * kChunkWords + 8];  // a word read at sample k ends before 6 k + 8
-  std::memset(buf, 0, sizeof(buf));
-  for (size_t i = 0; i < n; i += kChunkWords) {
-    const size_t m = n - i < kChunkWords ? n - i : kChunkWords;
-    rng.fill(buf, kCbdBytes * m);
-    size_t k = 0;
-#ifdef XCLOUD_HAVE_AVX2
-    k = m & ~size_t{3};
-    detail::cbd_from_words6_avx2(buf, out + i, k);
-#endif
-    for (; k < m; ++k) out[i + k] = cbd_of(load_le64(buf + kCbdBytes * k));  // bits 0-41 only
-  }
-  secure_zero(buf, sizeof(buf));  // the words determine the secret noise
+  cbd_bulk_impl(rng, out, n);
+}
+
+void sample_cbd(Aes256Ctr& rng, int32_t* out, size_t n) {
+  if (!simd_enabled()) return detail::sample_cbd_scalar(rng, out, n);
+  require_secret(rng, "sample_cbd");
+  cbd_bulk_impl(rng, out, n);
 }
 
 }  // namespace xcloud

@@ -1,7 +1,9 @@
 #pragma once
 // Samplers for CKKS keys, encryption randomness and noise, each drawing from a
 // ChaCha20 keystream, except sample_uniform_mod_ctr (AES-256-CTR, public
-// seeds only).
+// seeds) and the AES-256-CTR overloads of sample_cbd and
+// sample_ternary_packed (secret randomness from a stream constructed with
+// AesKeyUse::kSecret, so that every AES path underneath is constant-time).
 //
 // None of them branches on the value it produces (the only data-dependent
 // loops, in the uniform samplers, reject public randomness).
@@ -61,6 +63,12 @@ constexpr size_t kTritsPerWord = 8;
 // last word are discarded).
 void sample_ternary_packed(ChaCha20Stream& rng, int8_t* out, size_t n);
 
+// The same conversion of the AES-256-CTR keystream: coefficients 8 w .. 8 w
+// + 7 from the little-endian word of keystream bytes [8 w, 8 w + 8);
+// consumes 8 * ceil(n / 8) bytes.
+// @throws std::invalid_argument unless rng.key_use() == AesKeyUse::kSecret.
+void sample_ternary_packed(Aes256Ctr& rng, int8_t* out, size_t n);
+
 // Keystream bytes per noise sample: the 2 * kCbdEta = 42 bits fit in 6.
 constexpr size_t kCbdBytes = 6;
 
@@ -71,6 +79,13 @@ constexpr size_t kCbdBytes = 6;
 // that changed the derandomised outputs, not any format.)
 void sample_cbd(ChaCha20Stream& rng, int32_t* out, size_t n);
 
+// The same noise from an AES-256-CTR keystream, with exactly the same
+// conversion (6-byte little-endian word per sample, keystream bytes [6 i,
+// 6 i + 6); consumes 6 n bytes) and the same AVX2 converter. The AES path is
+// the stream's (VAES, AES-NI, or the constant-time portable one).
+// @throws std::invalid_argument unless rng.key_use() == AesKeyUse::kSecret.
+void sample_cbd(Aes256Ctr& rng, int32_t* out, size_t n);
+
 namespace detail {
 // The one-word-at-a-time references.
 void sample_uniform_mod_scalar(ChaCha20Stream& rng, u64 q, u64* out, size_t n);
@@ -78,6 +93,9 @@ void sample_ternary_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
 void sample_ternary_packed_scalar(ChaCha20Stream& rng, int8_t* out, size_t n);
 void sample_uniform_mod_ctr_scalar(Aes256Ctr& rng, u64 q, u64* out, size_t n);
 void sample_cbd_scalar(ChaCha20Stream& rng, int32_t* out, size_t n);
+// The AES-256-CTR ones (secret use required, as above).
+void sample_cbd_scalar(Aes256Ctr& rng, int32_t* out, size_t n);
+void sample_ternary_packed_scalar(Aes256Ctr& rng, int8_t* out, size_t n);
 }  // namespace detail
 
 }  // namespace xcloud

@@ -1,0 +1,296 @@
+// Constant-time portable AES-256 (FIPS 197): key expansion, block encryption
+// and counter mode, for keys that are secret (ring/aes256.h, AesKeyUse).
+//
+// Bitsliced: a batch of blocks is held as eight words, word b carrying bit b
+// of every state byte, so SubBytes becomes a fixed boolean circuit evaluated
+// on all bytes at once and nothing ever indexes memory or branches by a
+// value derived from the key or the state. The S-box is computed, not looked
+// up: the inverse in GF(2^8) = GF(2)[x]/(x^8 + x^4 + x^3 + x + 1) as x^254
+// (0 maps to 0 by itself), by four multiplications and seven squarings, then
+// the affine map of FIPS 197 section 5.1.1.
+//
+// Layout. A 64-bit lane holds four blocks: bit i of slice b is bit b of byte
+// i of the four blocks laid end to end (i = 16 block + 4 column + row, the
+// state's column-major order). A Word is two such lanes (a GCC/Clang vector
+// of two uint64, SSE2 or NEON or plain code), so a batch is eight blocks and
+// the two halves give the compiler independent work. ShiftRows moves row r
+// of each 16-bit group by 4 r bit positions, MixColumns rotates within each
+// 4-bit column group: shifts and masks with constant amounts.
+//
+// The round keys are bitsliced once per call (replicated into every block
+// position) and wiped with secure_zero before returning, as are the batch
+// buffers. Temporaries the compiler keeps in registers or spills to the
+// stack are out of reach of C++ and are not wiped (as in the other kernels).
+#include <cstring>
+
+#include "ring/aes256.h"
+#include "ring/secure.h"
+
+namespace xcloud {
+
+namespace {
+
+typedef uint64_t Word __attribute__((vector_size(16)));
+constexpr size_t kLanes = sizeof(Word) / sizeof(uint64_t);
+constexpr size_t kBatchBlocks = 4 * kLanes;
+constexpr size_t kBatchBytes = 16 * kBatchBlocks;
+
+inline uint64_t load_le64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
+}
+
+inline void store_le64(uint8_t* p, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  std::memcpy(p, &v, 8);
+}
+
+// Transposes the 8x8 bit matrix in each lane: bit 8 j + b goes to 8 b + j.
+inline Word transpose_bits(Word x) {
+  Word t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+  x = x ^ t ^ (t << 7);
+  t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
+  x = x ^ t ^ (t << 14);
+  t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ull;
+  return x ^ t ^ (t << 28);
+}
+
+// Exchanges the bits of a at the positions `mask << shift` with those of b at `mask`.
+inline void swap_move(Word& a, Word& b, uint64_t mask, int shift) {
+  const Word t = ((a >> shift) ^ b) & mask;
+  b ^= t;
+  a ^= t << shift;
+}
+
+// Transposes the 8x8 byte matrix formed by the eight words (word k, byte b -> word b, byte k), per lane.
+inline void transpose_bytes(Word w[8]) {
+  for (int k = 0; k < 4; ++k) swap_move(w[k], w[k + 4], 0x00000000FFFFFFFFull, 32);
+  for (int k : {0, 1, 4, 5}) swap_move(w[k], w[k + 2], 0x0000FFFF0000FFFFull, 16);
+  for (int k = 0; k < 8; k += 2) swap_move(w[k], w[k + 1], 0x00FF00FF00FF00FFull, 8);
+}
+
+// kBatchBytes bytes -> slices: lane l takes bytes [64 l, 64 l + 64).
+inline void bitslice(const uint8_t* in, Word s[8]) {
+  for (int k = 0; k < 8; ++k) {
+    for (size_t l = 0; l < kLanes; ++l) s[k][l] = load_le64(in + 64 * l + 8 * k);
+    s[k] = transpose_bits(s[k]);
+  }
+  transpose_bytes(s);
+}
+
+// The inverse of bitslice (both transpositions are involutions; applied in the other order).
+inline void unbitslice(Word s[8], uint8_t* out) {
+  transpose_bytes(s);
+  for (int k = 0; k < 8; ++k) {
+    s[k] = transpose_bits(s[k]);
+    for (size_t l = 0; l < kLanes; ++l) store_le64(out + 64 * l + 8 * k, s[k][l]);
+  }
+}
+
+// r = p mod (x^8 + x^4 + x^3 + x + 1) for a product p of degree <= 14:
+// x^k = x^(k-8) (x^4 + x^3 + x + 1), folded from the top down.
+inline void reduce(Word p[15], Word r[8]) {
+  for (int k = 14; k >= 8; --k) {
+    p[k - 4] ^= p[k];
+    p[k - 5] ^= p[k];
+    p[k - 7] ^= p[k];
+    p[k - 8] ^= p[k];
+  }
+  for (int k = 0; k < 8; ++k) r[k] = p[k];
+}
+
+inline void gf_mul(const Word a[8], const Word b[8], Word r[8]) {
+  Word p[15];
+  for (int k = 0; k < 15; ++k) p[k] = Word{};
+  for (int i = 0; i < 8; ++i) {
+    for (int j = 0; j < 8; ++j) p[i + j] ^= a[i] & b[j];
+  }
+  reduce(p, r);
+}
+
+// Squaring is linear over GF(2): the coefficients spread to the even powers, then the reduction.
+inline void gf_square(const Word a[8], Word r[8]) {
+  Word p[15];
+  for (int k = 0; k < 15; ++k) p[k] = Word{};
+  for (int i = 0; i < 8; ++i) p[2 * i] = a[i];
+  reduce(p, r);
+}
+
+// SubBytes on every byte of the batch.
+void sub_bytes(Word s[8]) {
+  Word x2[8], x3[8], x12[8], t[8], u[8];
+  gf_square(s, x2);
+  gf_mul(x2, s, x3);
+  gf_square(x3, t);   // x^6
+  gf_square(t, x12);  // x^12
+  gf_mul(x12, x3, t);  // x^15
+  gf_square(t, u);     // x^30
+  gf_square(u, t);     // x^60
+  gf_square(t, u);     // x^120
+  gf_square(u, t);     // x^240
+  gf_mul(t, x12, u);   // x^252
+  gf_mul(u, x2, t);    // x^254 = x^-1 (and 0 -> 0)
+  // Affine map: bit i = b_i ^ b_(i+4) ^ b_(i+5) ^ b_(i+6) ^ b_(i+7) ^ bit i of 0x63.
+  for (int i = 0; i < 8; ++i) {
+    Word v = t[i] ^ t[(i + 4) & 7] ^ t[(i + 5) & 7] ^ t[(i + 6) & 7] ^ t[(i + 7) & 7];
+    if ((0x63 >> i) & 1) v = ~v;  // a branch on the public constant only
+    s[i] = v;
+  }
+}
+
+// ShiftRows: the byte at column c, row r takes the one at column c + r, i.e.
+// bit position p (within a 16-bit block group) takes p + 4 r mod 16.
+inline Word shift_rows1(Word x) {
+  constexpr uint64_t r0 = 0x1111111111111111ull, r1 = r0 << 1, r2 = r0 << 2, r3 = r0 << 3;
+  return (x & r0) | ((x >> 4) & (r1 & 0x0FFF0FFF0FFF0FFFull)) | ((x << 12) & (r1 & 0xF000F000F000F000ull)) |
+         ((x >> 8) & (r2 & 0x00FF00FF00FF00FFull)) | ((x << 8) & (r2 & 0xFF00FF00FF00FF00ull)) |
+         ((x >> 12) & (r3 & 0x000F000F000F000Full)) | ((x << 4) & (r3 & 0xFFF0FFF0FFF0FFF0ull));
+}
+
+// Within each column (4-bit group), row r takes row r + k mod 4.
+inline Word rot_rows1(Word x) { return ((x >> 1) & 0x7777777777777777ull) | ((x << 3) & 0x8888888888888888ull); }
+inline Word rot_rows2(Word x) { return ((x >> 2) & 0x3333333333333333ull) | ((x << 2) & 0xCCCCCCCCCCCCCCCCull); }
+
+// MixColumns as in the reference: a_r ^ (a_0 ^ a_1 ^ a_2 ^ a_3) ^ xtime(a_r ^ a_(r+1)).
+inline void mix_columns(Word s[8]) {
+  Word t[8], all[8];
+  for (int b = 0; b < 8; ++b) {
+    t[b] = s[b] ^ rot_rows1(s[b]);
+    all[b] = t[b] ^ rot_rows2(t[b]);
+  }
+  // xtime on slices: bit b of 2y is y_(b-1), and y_7 (the reduction by 0x1b) enters bits 0, 1, 3, 4.
+  const Word hi = t[7];
+  s[7] ^= all[7] ^ t[6];
+  s[6] ^= all[6] ^ t[5];
+  s[5] ^= all[5] ^ t[4];
+  s[4] ^= all[4] ^ t[3] ^ hi;
+  s[3] ^= all[3] ^ t[2] ^ hi;
+  s[2] ^= all[2] ^ t[1];
+  s[1] ^= all[1] ^ t[0] ^ hi;
+  s[0] ^= all[0] ^ hi;
+}
+
+inline void add_round_key(Word s[8], const Word k[8]) {
+  for (int b = 0; b < 8; ++b) s[b] ^= k[b];
+}
+
+// The round keys, bitsliced and replicated into each of the batch's blocks.
+struct SlicedKeys {
+  Word k[15][8];
+  explicit SlicedKeys(const uint8_t rk[240]) {
+    uint8_t rep[kBatchBytes];
+    for (int r = 0; r < 15; ++r) {
+      for (size_t b = 0; b < kBatchBlocks; ++b) std::memcpy(rep + 16 * b, rk + 16 * r, 16);
+      bitslice(rep, k[r]);
+    }
+    secure_zero(rep, sizeof(rep));
+  }
+  ~SlicedKeys() { secure_zero(k, sizeof(k)); }
+  SlicedKeys(const SlicedKeys&) = delete;
+  SlicedKeys& operator=(const SlicedKeys&) = delete;
+};
+
+// Encrypts the kBatchBlocks blocks of buf in place.
+void encrypt_batch(const SlicedKeys& keys, uint8_t buf[kBatchBytes]) {
+  Word s[8];
+  bitslice(buf, s);
+  add_round_key(s, keys.k[0]);
+  for (int r = 1; r < 14; ++r) {
+    sub_bytes(s);
+    for (int b = 0; b < 8; ++b) s[b] = shift_rows1(s[b]);
+    mix_columns(s);
+    add_round_key(s, keys.k[r]);
+  }
+  sub_bytes(s);
+  for (int b = 0; b < 8; ++b) s[b] = shift_rows1(s[b]);
+  add_round_key(s, keys.k[14]);
+  unbitslice(s, buf);
+}
+
+// SubBytes on n <= kBatchBytes bytes in place (the key schedule, the S-box test).
+void sub_bytes_of(uint8_t* bytes, size_t n) {
+  uint8_t buf[kBatchBytes] = {0};
+  std::memcpy(buf, bytes, n);
+  Word s[8];
+  bitslice(buf, s);
+  sub_bytes(s);
+  unbitslice(s, buf);
+  std::memcpy(bytes, buf, n);
+  secure_zero(s, sizeof(s));
+  secure_zero(buf, sizeof(buf));
+}
+
+}  // namespace
+
+void aes256_expand_key_ct(const uint8_t key[32], uint8_t rk[240]) {
+  // The FIPS 197 schedule, with SubWord through the bitsliced S-box. rcon is
+  // a public constant sequence (doubling in GF(2^8) of a known value).
+  std::memcpy(rk, key, 32);
+  uint8_t rcon = 1;
+  for (int i = 8; i < 60; ++i) {
+    uint8_t t[4];
+    std::memcpy(t, rk + 4 * (i - 1), 4);
+    if (i % 8 == 0) {
+      const uint8_t rot[4] = {t[1], t[2], t[3], t[0]};
+      std::memcpy(t, rot, 4);
+      sub_bytes_of(t, 4);
+      t[0] ^= rcon;
+      rcon = static_cast<uint8_t>((rcon << 1) ^ ((rcon >> 7) * 0x1b));
+    } else if (i % 8 == 4) {
+      sub_bytes_of(t, 4);
+    }
+    for (int k = 0; k < 4; ++k) rk[4 * i + k] = static_cast<uint8_t>(rk[4 * (i - 8) + k] ^ t[k]);
+    secure_zero(t, sizeof(t));
+  }
+}
+
+void aes256_encrypt_blocks_ct(const uint8_t rk[240], const uint8_t* in, uint8_t* out, size_t blocks) {
+  const SlicedKeys keys(rk);
+  uint8_t buf[kBatchBytes];
+  for (size_t i = 0; i < blocks; i += kBatchBlocks) {
+    const size_t m = blocks - i < kBatchBlocks ? blocks - i : kBatchBlocks;
+    std::memset(buf, 0, sizeof(buf));
+    std::memcpy(buf, in + 16 * i, 16 * m);
+    encrypt_batch(keys, buf);
+    std::memcpy(out + 16 * i, buf, 16 * m);
+  }
+  secure_zero(buf, sizeof(buf));
+}
+
+namespace detail {
+
+uint8_t aes256_sbox_ct(uint8_t x) {
+  sub_bytes_of(&x, 1);
+  return x;
+}
+
+void aes256_ctr_ct(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+  const SlicedKeys keys(rk);
+  uint8_t buf[kBatchBytes];
+  for (size_t b = 0; b < kBatchBlocks; ++b) std::memcpy(buf + 16 * b, prefix, 12);
+  for (size_t i = 0; i < blocks; i += kBatchBlocks) {
+    const size_t m = blocks - i < kBatchBlocks ? blocks - i : kBatchBlocks;
+    for (size_t b = 0; b < kBatchBlocks; ++b) {  // a short last batch encrypts unused counters, never stored
+      const uint32_t c = ctr + static_cast<uint32_t>(i + b);
+      uint8_t* cb = buf + 16 * b;
+      std::memcpy(cb, prefix, 12);
+      cb[12] = static_cast<uint8_t>(c >> 24);
+      cb[13] = static_cast<uint8_t>(c >> 16);
+      cb[14] = static_cast<uint8_t>(c >> 8);
+      cb[15] = static_cast<uint8_t>(c);
+    }
+    encrypt_batch(keys, buf);
+    std::memcpy(out + 16 * i, buf, 16 * m);
+  }
+  secure_zero(buf, sizeof(buf));
+}
+
+}  // namespace detail
+
+}  // namespace xcloud
