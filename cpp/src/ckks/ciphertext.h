@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ckks/keys.h"
+#include "parallel/memory.h"
 
 namespace xcloud {
 
@@ -40,12 +41,12 @@ struct CiphertextBatch {
   uint32_t n_blocks = 0;
   double scale = 0.0;          // decoded value = coefficient value / scale
   double bound = 0.0;          // |value| <= bound for every encrypted value
-  std::vector<u64> c0;         // n_blocks * L * N
+  WordVector c0;               // n_blocks * L * N (resize() leaves new words unwritten: parallel/memory.h)
   C1Form c1_form = C1Form::kSeeded;
   uint32_t seeds_per_block = 1;   // K: 1 for kSeeded, 0 for kFull, [1, kMaxSeedsPerBlock] for kSeededSum
   std::vector<Seed> seeds;        // n_blocks * K, block-major (seeds[b * K + k]), unless kFull
   std::vector<u64> seed_weights;  // kSeededSum: L * K residues, [j * K + k] in [0, q_j)
-  std::vector<u64> c1;            // n_blocks * L * N, when kFull
+  WordVector c1;                  // n_blocks * L * N, when kFull
 
   // True when c1 is regenerated from seeds (kSeeded or kSeededSum).
   bool seeded() const { return c1_form != C1Form::kFull; }

@@ -89,7 +89,7 @@ std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
         for (size_t k = 0; k < K; ++k) w.bytes(ct.seeds[b * K + k].data(), 32);
         continue;
       }
-      const std::vector<u64>& src = part == 0 ? ct.c0 : ct.c1;
+      const WordVector& src = part == 0 ? ct.c0 : ct.c1;
       for (size_t j = 0; j < L; ++j) {
         const int bits = bits_of(p.primes()[j]);
         const size_t off = out.size();
@@ -207,7 +207,7 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
         for (size_t k = 0; k < K; ++k) std::memcpy(ct.seeds[b * K + k].data(), r.take(32), 32);
         continue;
       }
-      std::vector<u64>& dst = part == 0 ? ct.c0 : ct.c1;
+      WordVector& dst = part == 0 ? ct.c0 : ct.c1;  // every word unpacked below
       for (size_t j = 0; j < L; ++j) {
         const u64 q = p.primes()[j];
         const int bits = bits_of(q);

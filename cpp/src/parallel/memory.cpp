@@ -1,5 +1,7 @@
 #include "parallel/memory.h"
 
+#include <algorithm>
+
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -24,11 +26,30 @@ void advise_huge_pages(void* p, size_t bytes) {
 #endif
 }
 
-void resize_zeroed(std::vector<uint64_t>& v, size_t n) {
+namespace {
+template <typename Vec>
+void reserve_huge(Vec& v, size_t n) {
   if (v.empty() && n * sizeof(uint64_t) >= kHugeThreshold) {
     v.reserve(n);  // allocated, not yet touched
     advise_huge_pages(v.data(), n * sizeof(uint64_t));
   }
+}
+}  // namespace
+
+void resize_zeroed(std::vector<uint64_t>& v, size_t n) {
+  reserve_huge(v, n);
+  v.resize(n);
+}
+
+void resize_zeroed(WordVector& v, size_t n) {
+  reserve_huge(v, n);
+  const size_t old = v.size();
+  v.resize(n);  // new words unwritten (DefaultInitAllocator)
+  if (n > old) std::fill(v.begin() + static_cast<std::ptrdiff_t>(old), v.end(), uint64_t{0});
+}
+
+void resize_for_overwrite(WordVector& v, size_t n) {
+  reserve_huge(v, n);
   v.resize(n);
 }
 

@@ -85,6 +85,10 @@ void round_scaled_scalar(int64_t* out, const double* m, double scale, size_t n) 
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(std::nearbyint(m[i] * scale));
 }
 
+void round_scaled_scalar(int64_t* out, const float* x, double scale, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(std::nearbyint(static_cast<double>(x[i]) * scale));
+}
+
 }  // namespace detail
 
 namespace {
@@ -223,6 +227,17 @@ void round_scaled(int64_t* out, const double* m, double scale, size_t n) {
   }
 #endif
   detail::round_scaled_scalar(out + v, m + v, scale, n - v);
+}
+
+void round_scaled(int64_t* out, const float* x, double scale, size_t n) {
+  size_t v = 0;
+#ifdef XCLOUD_HAVE_AVX2
+  if (simd_enabled()) {
+    v = n & ~size_t{3};
+    detail::round_scaled_avx2(out, x, scale, v);
+  }
+#endif
+  detail::round_scaled_scalar(out + v, x + v, scale, n - v);
 }
 
 }  // namespace xcloud

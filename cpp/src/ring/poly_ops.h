@@ -59,12 +59,17 @@ size_t find_out_of_range(const double* x, size_t n, double bound);
 // out[i] = int64(nearbyint(m[i] * scale)) (rounding in the current mode, ties
 // to even by default); |m[i] * scale| < 2^63.
 void round_scaled(int64_t* out, const double* m, double scale, size_t n);
+// The same from float32 values, widened to double first (exactly), so
+// out[i] = int64(nearbyint(double(x[i]) * scale)): the coefficient encoding's
+// one pass from an update to its integer plaintext.
+void round_scaled(int64_t* out, const float* x, double scale, size_t n);
 
 // The portable references (always scalar), for tests and benchmarks.
 namespace detail {
 template <typename T>
 size_t find_out_of_range_scalar(const T* x, size_t n, double bound);
 void round_scaled_scalar(int64_t* out, const double* m, double scale, size_t n);
+void round_scaled_scalar(int64_t* out, const float* x, double scale, size_t n);
 void poly_mul_scalar(u64* out, const u64* a, const u64* b, const u64* b_shoup, size_t n, u64 q);
 void poly_mul_add_scalar(u64* out, const u64* a, const u64* b, const u64* b_shoup, size_t n, u64 q);
 void poly_scalar_mul_add_scalar(u64* out, const u64* a, u64 w, u64 w_shoup, size_t n, u64 q);

@@ -196,13 +196,19 @@ bool all_in_range_avx2(const double* x, size_t n, double bound) {
 // the current rounding mode without raising inexact (as nearbyint), then to
 // int64 exactly: by the magic-number conversion when |.| < 2^51, else (never
 // for encoder outputs at the supported scales) lane by lane.
-void round_scaled_avx2(int64_t* out, const double* m, double scale, size_t n) {
+namespace {
+
+inline __m256d load4_pd(const double* m) { return _mm256_loadu_pd(m); }
+inline __m256d load4_pd(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }  // exact widening
+
+template <typename T>
+void round_scaled_avx2_impl(int64_t* out, const T* m, double scale, size_t n) {
   const __m256d sc = _mm256_set1_pd(scale);
   const __m256d magic = _mm256_set1_pd(kRoundMagic);
   const __m256d limit = _mm256_set1_pd(2251799813685248.0);  // 2^51
   const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
   for (size_t i = 0; i < n; i += 4) {
-    const __m256d r = _mm256_round_pd(_mm256_mul_pd(_mm256_loadu_pd(m + i), sc), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
+    const __m256d r = _mm256_round_pd(_mm256_mul_pd(load4_pd(m + i), sc), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
     const __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, abs_mask), limit, _CMP_LT_OQ);
     if (_mm256_movemask_pd(small) == 0xf) {
       const __m256i v = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(r, magic)), _mm256_castpd_si256(magic));
@@ -214,6 +220,11 @@ void round_scaled_avx2(int64_t* out, const double* m, double scale, size_t n) {
     }
   }
 }
+
+}  // namespace
+
+void round_scaled_avx2(int64_t* out, const double* m, double scale, size_t n) { round_scaled_avx2_impl(out, m, scale, n); }
+void round_scaled_avx2(int64_t* out, const float* x, double scale, size_t n) { round_scaled_avx2_impl(out, x, scale, n); }
 
 }  // namespace detail
 }  // namespace xcloud

@@ -25,6 +25,7 @@ void poly_from_int8_avx2(uint64_t* out, const int8_t* v, size_t n, uint64_t q);
 bool all_in_range_avx2(const float* x, size_t n, double bound);
 bool all_in_range_avx2(const double* x, size_t n, double bound);
 void round_scaled_avx2(int64_t* out, const double* m, double scale, size_t n);
+void round_scaled_avx2(int64_t* out, const float* x, double scale, size_t n);
 
 }  // namespace detail
 }  // namespace xcloud
