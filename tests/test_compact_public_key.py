@@ -56,9 +56,11 @@ COMPACT_V1_FINGERPRINT = "495aa38acb18f28d89ac876b913079906415225b85652f7f1038d8
 COMPACT_KEY_ID = "4af533d73aa4be31a42e04fdad07971c"
 COMPACT_PUBLIC_KEY_SHA256 = "585c864f6eb3598893e7913d8b43fb538c926650471bc9c2e8a09e3def73c19d"
 COMPACT_SECRET_KEY_SHA256 = "a4399b31b5df135d04c8c95eee8a59bf0d8aa287176532723baf948298ec9247"
-COMPACT_SECRET_MODE_CT_SHA256 = "7ea1ac4c38e151a833a0b5f25217f32691a194e232759b52c9bbae4e76f0ff4f"
+# Since 2026-12-02 the encryption noise comes from AES-256-CTR (see test_known_answers.py; was 7ea1ac4c...,
+# and 0ccb4a5e... for the public-key ciphertext below).
+COMPACT_SECRET_MODE_CT_SHA256 = "e52bc225d38913a11716d344c62388fd7f1f4ec3f97ae7bf6fb2bfb975017cdc"
 # Since 2026-12-02 the ephemeral u takes one keystream byte per coefficient (was bf33470a...).
-COMPACT_PUBLIC_MODE_CT_SHA256 = "0ccb4a5e972d63c591d8f4611ce966d172fabdd31fd4e049db48b0f9aadb7571"
+COMPACT_PUBLIC_MODE_CT_SHA256 = "a800aebb873e62bece6f44e8018c1de581cf6f9bd358fa1358062509bba74163"
 # Key file version 2: header 88 + b modulo q (47 bits) and modulo P (30 bits) + checksum.
 COMPACT_PUBLIC_KEY_SIZE = 4 + 2 + 1 + 1 + 32 + 16 + 32 + 4096 * 47 // 8 + 4096 * 30 // 8 + 32  # 39,544
 COMPACT_SECRET_KEY_SIZE = COMPACT_PUBLIC_KEY_SIZE + 4096 * 2 // 8

@@ -24,6 +24,16 @@ History (2026-12-01), two deliberate changes:
   (the noise differs), not any format: stored keys and ciphertexts still
   load and decrypt.
 
+2026-12-02, one more, of the same kind: an encryption's secret randomness
+(the noise, and the ephemeral u of a public-key encryption) is drawn from
+AES-256-CTR (constant-time on every path) under a per-call key taken from the
+master seed's ChaCha20 stream "XCN", instead of from ChaCha20 itself
+(ckks/streams.h). Every derandomised ciphertext changed (was: secret-key
+cb43d0c1..., public-key 227f7656..., as version 1 9c5df0f3..., aggregate
+f32138f7..., compact aggregate 7db2d517..., full aggregate of seeded inputs
+8b3fa2f6...); the keys, the formats and what a seed expands to did not, and
+nobody regenerates the noise, so stored ciphertexts still read and decrypt.
+
 The digests were computed once from the kernel as built by
 ``pip install .`` on x86-64 (gcc, -O3, no -march flags).
 """
@@ -46,22 +56,22 @@ FINGERPRINT = "55a5742c8133269efa42079349a52f093dc4c4415641a5882287fda5fe53f9a5"
 KEY_ID = "bc502d79f8ed8322f30f0253f557bb4c"
 PUBLIC_KEY_SHA256 = "46c1d7a40e39a3ac6c77314b4b13d86f8e35508af8727cc5ff92ce39eb722628"
 SECRET_KEY_SHA256 = "469c4ab21fce7dc592f95b00da53ead04232ff9c94778c579b6d91be80f18223"
-SECRET_MODE_CT_SHA256 = "cb43d0c1702cbfb6a74c11ecbc0bc6ac01cb775c27ed72b27ca434c68ac9200e"
+SECRET_MODE_CT_SHA256 = "dcafbfdc3f6093039d771f36898f59cb0dfe593724898a1a2473af7acddd9172"
 # Public-key mode: since 2026-12-02 the ephemeral ternary u takes one keystream byte per
 # coefficient (sample_ternary_packed) instead of 8, which changed u, the noise after it and so
 # every derandomised public-key ciphertext (was 953160d5..., v1 249985912..., aggregate
 # 18fd1089...); the wire format and the keys are unchanged.
-PUBLIC_MODE_CT_SHA256 = "227f7656776630b4b57d5c0fc933df2a339bbcda5b3877fbcf8cefdcd7fbc8c7"
+PUBLIC_MODE_CT_SHA256 = "caf1935d6422784dbef12095331575d069bcfb77f5c334926fb105039861ea91"
 # The same public-key ciphertext written as wire version 1 (version field 1, checksum redone). With
 # the version-2 change alone this was the digest committed for version 1 (bec0bf23...), i.e. no
 # full-c1 message changed; the 6-byte noise words changed the noise, hence this value.
-PUBLIC_MODE_CT_V1_SHA256 = "9c5df0f3736f7d121382e41449145e9fcb6970ef75321ce019034e403df440db"
+PUBLIC_MODE_CT_V1_SHA256 = "afa3e635f345fedf73059859a6f299df98eb5ee2320f8c58e71ce77450bed1d7"
 # aggregate([secret-mode ct, public-mode ct], weights=[0.25, 0.75]): full c1 (a public-key input)
-AGGREGATE_SHA256 = "f32138f743beebd7e02c5208bfa4786513eb1dc88f8d5dd3ec60380f9721aa0f"
+AGGREGATE_SHA256 = "e4c5a34e6cdbd9ec04220371aab793100a46216b557bb23e39b9c8ca60081ee0"
 # aggregate([secret-mode ct, second secret-mode ct], weights=[0.25, -0.75]), the second
 # encrypting x[::-1] ** 3 with seed bytes(32 * [8]): compact (seeded-sum) and full c1
-COMPACT_AGGREGATE_SHA256 = "7db2d51740c7688b34af064b7862de5f86a9e36ab678a8af28607dca1dc705dc"
-SEEDED_FULL_AGGREGATE_SHA256 = "8b3fa2f69c66c2660dd52ab72c1828561d9e854da368bc123990d7b59b4606a2"
+COMPACT_AGGREGATE_SHA256 = "0448c5f4aaecbdcac0a7a7605f74181907322ef663c5e2af387594a7d47a6c66"
+SEEDED_FULL_AGGREGATE_SHA256 = "ec38ebc8c07cede10e275861be91eccbbf476707483a6a5262fd1ffe40cdf874"
 
 # Sizes in bytes (header 92 + 8 per dimension, checksum 32; default context:
 # one packed polynomial is 2 primes x 4096 x 36 bits = 36,864 bytes).

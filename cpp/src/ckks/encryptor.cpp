@@ -1,6 +1,7 @@
 #include "ckks/encryptor.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -123,10 +124,23 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
   allocate_outputs(ct, kPublic);
   if (!kPublic) ct.seeds.resize(ct.n_blocks);
   Seed master;
+  const WipeOnExit wipe_master(master.data(), master.size());
   if (req.seed) {
     master = *req.seed;
   } else {
     os_random_bytes(master.data(), master.size());
+  }
+  // The key of the call's secret randomness (noise, and u of a public-key
+  // encryption): 32 bytes of the master seed's ChaCha20 stream "XCN", so that
+  // AES-256 and ChaCha20 never share a key. Block b draws from AES-256-CTR
+  // under it from counter block "XCE" || b || 0 (streams.h), constant-time on
+  // every path (AesKeyUse::kSecret).
+  std::array<uint8_t, 32> noise_key;
+  const WipeOnExit wipe_noise_key(noise_key.data(), noise_key.size());
+  {
+    const auto kdf_nonce = stream_nonce("XCN", 0);
+    ChaCha20Stream kdf(master.data(), kdf_nonce.data());
+    kdf.fill(noise_key.data(), noise_key.size());
   }
   std::vector<std::unique_ptr<Scratch>> scratch(static_cast<size_t>(threads));
   const T* x = static_cast<const T*>(req.data);
@@ -138,8 +152,10 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, req.count - begin));
     encode_block(params, x + begin, begin, count, ct.scale, s);
+    uint8_t counter_block[16] = {};
     const auto noise_nonce = stream_nonce("XCE", static_cast<uint32_t>(b));
-    ChaCha20Stream noise(master.data(), noise_nonce.data());
+    std::copy(noise_nonce.begin(), noise_nonce.end(), counter_block);
+    Aes256Ctr noise(noise_key.data(), counter_block, AesKeyUse::kSecret);
     u64* c0 = ct.c0.data() + b * L * n;
     if (!kPublic) {
       // c1 = a (from a public per-block seed), c0 = Delta*m + e - a*s.
@@ -220,8 +236,7 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
       }
     }
   });
-  secure_zero(master.data(), master.size());
-  return ct;
+  return ct;  // master and noise_key wiped on the way out
 }
 
 template <typename T>

@@ -4,8 +4,11 @@
 // Tags in use: "XCa" public-key uniform polynomial of prime `index`; "XCu"
 // (the first 12 bytes of an AES-256-CTR counter block, ring/aes256.h) the
 // uniform c1 of a secret-key ciphertext for prime `index`; "XCA" public seed of
-// block `index`; "XCE" secret noise of block `index`; "XCs" secret key; "XCP"
-// public-key seed; "XCk" public-key noise.
+// block `index`; "XCN" the key of an encryption's noise stream; "XCE" (the
+// first 12 bytes of an AES-256-CTR counter block under that key, since
+// 2026-12-02; a ChaCha20 nonce under the master seed before) the secret noise
+// of block `index`; "XCs" secret key; "XCP" public-key seed; "XCk" public-key
+// noise.
 #include <array>
 #include <cstdint>
 

@@ -14,4 +14,19 @@ void os_random_bytes(uint8_t* out, size_t n);
 // Overwrites n bytes at p with zeros in a way the compiler may not elide.
 void secure_zero(void* p, size_t n);
 
+// Zeroes [p, p + n) with secure_zero when it leaves scope, on return and on
+// an exception alike: for per-call secrets (seeds, stream keys) of code whose
+// workers may throw on bad input.
+class WipeOnExit {
+ public:
+  WipeOnExit(void* p, size_t n) : p_(p), n_(n) {}
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+  ~WipeOnExit() { secure_zero(p_, n_); }
+
+ private:
+  void* p_;
+  size_t n_;
+};
+
 }  // namespace xcloud
