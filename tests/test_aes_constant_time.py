@@ -92,7 +92,7 @@ def test_key_schedules_agree_on_random_keys(key: bytes) -> None:
 
 @pytest.mark.parametrize("key", [bytes(32), b"\xff" * 32, bytes(range(32))])
 def test_ct_block_equals_table_block_on_edge_keys(key: bytes) -> None:
-    # Prepare: all-zero and all-one keys and blocks (S-box input 0, where x^254 has no inverse to find).
+    # Prepare: all-zero and all-one keys and blocks (S-box input 0, whose "inverse" is 0 by definition).
     for block in (bytes(16), b"\xff" * 16, bytes(range(16))):
         # Execute / Assert
         assert T.aes256_encrypt_block(key, block, "ct") == T.aes256_encrypt_block(key, block, "table")

@@ -11,9 +11,10 @@
 //     It is not constant-time (its loads are indexed by key and state
 //     bytes), so only PUBLIC keys go through it: the seeds that travel in the
 //     clear;
-//   - the constant-time portable one (bitsliced, the S-box computed as the
-//     GF(2^8) inverse x^254 and the affine map; aes256_ct.cpp), the portable
-//     fallback of SECRET keys: no table, no branch on key or data;
+//   - the constant-time portable one (bitsliced, eight blocks per batch, the
+//     S-box computed as the GF(2^8) inverse, through GF((2^4)^2), and the
+//     affine map; aes256_ct.cpp), the portable fallback of SECRET keys: no
+//     table, no branch on key or data;
 //   - AES-NI, eight 128-bit blocks in flight;
 //   - VAES (256-bit AES rounds, two blocks per register), sixteen in flight.
 // The hardware ones are constant-time and are taken for either key use when

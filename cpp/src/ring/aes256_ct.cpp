@@ -5,8 +5,8 @@
 // of every state byte, so SubBytes becomes a fixed boolean circuit evaluated
 // on all bytes at once and nothing ever indexes memory or branches by a
 // value derived from the key or the state. The S-box is computed, not looked
-// up: the inverse in GF(2^8) = GF(2)[x]/(x^8 + x^4 + x^3 + x + 1) as x^254
-// (0 maps to 0 by itself), by four multiplications and seven squarings, then
+// up: the inverse in GF(2^8) = GF(2)[x]/(x^8 + x^4 + x^3 + x + 1) (0 maps to
+// 0 by itself), through the tower field GF((2^4)^2) (see sub_bytes), then
 // the affine map of FIPS 197 section 5.1.1.
 //
 // Layout. A 64-bit lane holds four blocks: bit i of slice b is bit b of byte
@@ -52,8 +52,9 @@ inline void store_le64(uint8_t* p, uint64_t v) {
 }
 
 // Transposes the 8x8 bit matrix in each lane: bit 8 j + b goes to 8 b + j.
-inline Word transpose_bits(Word x) {
-  Word t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
+template <typename T>
+inline T transpose_bits(T x) {
+  T t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAull;
   x = x ^ t ^ (t << 7);
   t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCull;
   x = x ^ t ^ (t << 14);
@@ -93,55 +94,82 @@ inline void unbitslice(Word s[8], uint8_t* out) {
   }
 }
 
-// r = p mod (x^8 + x^4 + x^3 + x + 1) for a product p of degree <= 14:
-// x^k = x^(k-8) (x^4 + x^3 + x + 1), folded from the top down.
-inline void reduce(Word p[15], Word r[8]) {
-  for (int k = 14; k >= 8; --k) {
+// The S-box works in the tower field GF((2^4)^2): GF(16) = GF(2)[z]/(z^4 +
+// z + 1), and GF(256) = GF(16)[y]/(y^2 + y + 8) (8 = z^3 is not of the form
+// t^2 + t, so the quadratic is irreducible). An element is ah y + al (al in
+// bits 0-3, ah in bits 4-7), and
+//   (ah y + al)^-1 = (ah y + (ah + al)) D^-1,  D = 8 ah^2 + ah al + al^2,
+// which costs three GF(16) products, one GF(16) inverse and linear maps,
+// a third of x^254 in GF(256) directly. The maps into and out of the tower
+// basis are 8x8 matrices over GF(2): phi sends x (of the AES polynomial) to
+// beta = 0x20, a root of x^8 + x^4 + x^3 + x + 1 in the tower field, and the
+// way out is phi^-1 followed by the linear part of the affine map, in one
+// matrix. They were derived by a short script that also checked the whole
+// chain on all 256 inputs; the test of the S-box on all 256 inputs checks
+// it here. Row k of a matrix is the mask of the input bits whose xor is
+// output bit k.
+constexpr uint8_t kToTower[8] = {0xa1, 0x04, 0xfc, 0x18, 0x70, 0xd2, 0xac, 0xa0};
+constexpr uint8_t kFromTowerAffine[8] = {0x45, 0x3f, 0x69, 0x25, 0x3b, 0xee, 0xd0, 0x06};
+constexpr uint8_t kSquare16[4] = {0x05, 0x04, 0x0a, 0x08};        // x -> x^2 in GF(16)
+constexpr uint8_t kSquareTimes8[4] = {0x04, 0x0e, 0x02, 0x0d};    // x -> 8 x^2
+constexpr uint8_t kFourthPower16[4] = {0x0f, 0x0a, 0x0c, 0x08};   // x -> x^4
+
+// out = rows * in over GF(2), on slices. The rows are compile-time
+// constants, so once unrolled the branches vanish; they never depend on data.
+template <int kBits>
+inline void linear(const uint8_t (&rows)[kBits], const Word* in, Word* out) {
+#pragma GCC unroll 8
+  for (int k = 0; k < kBits; ++k) {
+    Word acc = Word{};
+#pragma GCC unroll 8
+    for (int j = 0; j < kBits; ++j) {
+      if ((rows[k] >> j) & 1) acc ^= in[j];
+    }
+    out[k] = acc;
+  }
+}
+
+// r = a b in GF(16): the schoolbook product, then z^k = z^(k-3) + z^(k-4) for k = 6, 5, 4.
+inline void gf16_mul(const Word a[4], const Word b[4], Word r[4]) {
+  Word p[7];
+  for (int k = 0; k < 7; ++k) p[k] = Word{};
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) p[i + j] ^= a[i] & b[j];
+  }
+  for (int k = 6; k >= 4; --k) {
+    p[k - 3] ^= p[k];
     p[k - 4] ^= p[k];
-    p[k - 5] ^= p[k];
-    p[k - 7] ^= p[k];
-    p[k - 8] ^= p[k];
   }
-  for (int k = 0; k < 8; ++k) r[k] = p[k];
-}
-
-inline void gf_mul(const Word a[8], const Word b[8], Word r[8]) {
-  Word p[15];
-  for (int k = 0; k < 15; ++k) p[k] = Word{};
-  for (int i = 0; i < 8; ++i) {
-    for (int j = 0; j < 8; ++j) p[i + j] ^= a[i] & b[j];
-  }
-  reduce(p, r);
-}
-
-// Squaring is linear over GF(2): the coefficients spread to the even powers, then the reduction.
-inline void gf_square(const Word a[8], Word r[8]) {
-  Word p[15];
-  for (int k = 0; k < 15; ++k) p[k] = Word{};
-  for (int i = 0; i < 8; ++i) p[2 * i] = a[i];
-  reduce(p, r);
+  for (int k = 0; k < 4; ++k) r[k] = p[k];
 }
 
 // SubBytes on every byte of the batch.
 void sub_bytes(Word s[8]) {
-  Word x2[8], x3[8], x12[8], t[8], u[8];
-  gf_square(s, x2);
-  gf_mul(x2, s, x3);
-  gf_square(x3, t);   // x^6
-  gf_square(t, x12);  // x^12
-  gf_mul(x12, x3, t);  // x^15
-  gf_square(t, u);     // x^30
-  gf_square(u, t);     // x^60
-  gf_square(t, u);     // x^120
-  gf_square(u, t);     // x^240
-  gf_mul(t, x12, u);   // x^252
-  gf_mul(u, x2, t);    // x^254 = x^-1 (and 0 -> 0)
-  // Affine map: bit i = b_i ^ b_(i+4) ^ b_(i+5) ^ b_(i+6) ^ b_(i+7) ^ bit i of 0x63.
-  for (int i = 0; i < 8; ++i) {
-    Word v = t[i] ^ t[(i + 4) & 7] ^ t[(i + 5) & 7] ^ t[(i + 6) & 7] ^ t[(i + 7) & 7];
-    if ((0x63 >> i) & 1) v = ~v;  // a branch on the public constant only
-    s[i] = v;
-  }
+  Word t[8];
+  linear<8>(kToTower, s, t);
+  const Word* al = t;
+  const Word* ah = t + 4;
+  Word d[4], m[4], q[4];
+  linear<4>(kSquareTimes8, ah, d);
+  linear<4>(kSquare16, al, q);
+  gf16_mul(ah, al, m);
+  for (int k = 0; k < 4; ++k) d[k] ^= m[k] ^ q[k];
+  // D^-1 = D^14 = D^12 D^2 (and 0 -> 0, so the byte 0 maps to 0 before the affine map).
+  Word d2[4], d3[4], d12[4], di[4];
+  linear<4>(kSquare16, d, d2);
+  gf16_mul(d2, d, d3);
+  linear<4>(kFourthPower16, d3, d12);
+  gf16_mul(d12, d2, di);
+  Word sum[4], inv[8];
+  for (int k = 0; k < 4; ++k) sum[k] = ah[k] ^ al[k];
+  gf16_mul(sum, di, inv);     // low half: (ah + al) D^-1
+  gf16_mul(ah, di, inv + 4);  // high half: ah D^-1
+  linear<8>(kFromTowerAffine, inv, s);
+  // The affine map's constant 0x63 (bits 0, 1, 5, 6): a complement of those slices.
+  s[0] = ~s[0];
+  s[1] = ~s[1];
+  s[5] = ~s[5];
+  s[6] = ~s[6];
 }
 
 // ShiftRows: the byte at column c, row r takes the one at column c + r, i.e.
@@ -181,15 +209,20 @@ inline void add_round_key(Word s[8], const Word k[8]) {
 }
 
 // The round keys, bitsliced and replicated into each of the batch's blocks.
+// A round key is one block, so its 16-bit pattern per slice (bit p = bit b
+// of byte p) comes from two 8x8 transposes, then is copied into the four
+// blocks of each lane: much cheaper than bitslicing eight copies.
 struct SlicedKeys {
   Word k[15][8];
   explicit SlicedKeys(const uint8_t rk[240]) {
-    uint8_t rep[kBatchBytes];
     for (int r = 0; r < 15; ++r) {
-      for (size_t b = 0; b < kBatchBlocks; ++b) std::memcpy(rep + 16 * b, rk + 16 * r, 16);
-      bitslice(rep, k[r]);
+      const uint64_t lo = transpose_bits(load_le64(rk + 16 * r));  // byte b, bit j: bit b of key byte j
+      const uint64_t hi = transpose_bits(load_le64(rk + 16 * r + 8));
+      for (int b = 0; b < 8; ++b) {
+        const uint64_t p = ((lo >> (8 * b)) & 0xff) | (((hi >> (8 * b)) & 0xff) << 8);
+        k[r][b] = Word{} + (p | (p << 16) | (p << 32) | (p << 48));
+      }
     }
-    secure_zero(rep, sizeof(rep));
   }
   ~SlicedKeys() { secure_zero(k, sizeof(k)); }
   SlicedKeys(const SlicedKeys&) = delete;
