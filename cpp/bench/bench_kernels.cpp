@@ -474,11 +474,16 @@ void bench_stages() {
     const char* name;
     std::vector<int> primes;
     int scale_bits;
+    Encoding encoding;
   };
-  for (const Preset& pr : {Preset{"default", {36, 36}, 38}, Preset{"compact", {47}, 32}}) {
+  // The two presets as they are, and the compact one with the slot encoding it had until 2026-12-02.
+  for (const Preset& pr : {Preset{"default", {36, 36}, 38, Encoding::kSlots}, Preset{"compact", {47}, 32, Encoding::kCoefficients},
+                           Preset{"compact with slots", {47}, 32, Encoding::kSlots}}) {
     CkksParametersLiteral lit;
     lit.prime_bits = pr.primes;
     lit.scale_bits = pr.scale_bits;
+    lit.encoding = pr.encoding;
+    const bool coeffs = pr.encoding == Encoding::kCoefficients;
     const auto params = CkksParams::create(lit);
     Seed seed{};
     seed[0] = 4;
@@ -502,28 +507,42 @@ void bench_stages() {
     };
     std::vector<Row> enc, dec;
     enc.push_back({"range check", best_ns([&] { (void)find_out_of_range(x.data(), n, 1.0); }, reps)});
-    enc.push_back({"encode (FFT)", best_ns([&] { params->encoder().encode(x.data(), n, m.data(), z.data()); }, reps)});
-    enc.push_back({"round to integers", best_ns([&] { round_scaled(mi.data(), m.data(), params->scale(), n); }, reps)});
-    enc.push_back({"noise (CBD, ChaCha20)", best_ns([&] { ChaCha20Stream s(seed.data(), nonce); sample_cbd(s, e.data(), n); }, reps)});
+    if (coeffs) {
+      enc.push_back({"scale and round float32 (no FFT)", best_ns([&] { round_scaled(mi.data(), x.data(), params->scale(), n); }, reps)});
+    } else {
+      enc.push_back({"encode (FFT)", best_ns([&] { params->encoder().encode(x.data(), n, m.data(), z.data()); }, reps)});
+      enc.push_back({"round to integers", best_ns([&] { round_scaled(mi.data(), m.data(), params->scale(), n); }, reps)});
+    }
+    // The encryptor's noise stream since 2026-12-02 (a secret AES key, counter block per block).
+    uint8_t counter_block[16] = {5};
+    enc.push_back({"noise (CBD, AES-256-CTR)", best_ns([&] {
+                     Aes256Ctr s(seed.data(), counter_block, AesKeyUse::kSecret);
+                     sample_cbd(s, e.data(), n);
+                   }, reps)});
     enc.push_back({"seed of a (ChaCha20, 32 B)", best_ns([&] { ChaCha20Stream s(seed.data(), nonce); s.fill(reinterpret_cast<uint8_t*>(t.data()), 32); }, reps)});
     const double expand = best_ns([&] { for (size_t j = 0; j < L; ++j) expand_uniform_prime(*params, seed, j, t.data()); }, reps);
     enc.push_back({"expand a (AES-256-CTR), all primes", expand});
-    enc.push_back({"a*s, inverse NTT, all primes", best_ns([&] {
-                     for (size_t j = 0; j < L; ++j) params->ntt(j).inverse_mul(t.data(), t.data(), sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
-                   }, reps)});
+    const double inv_mul = best_ns([&] {
+      for (size_t j = 0; j < L; ++j) params->ntt(j).inverse_mul(t.data(), t.data(), sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
+    }, reps);
+    enc.push_back({"a*s, inverse NTT, all primes", inv_mul});
     enc.push_back({"c0 = m + e - a*s, all primes", best_ns([&] {
                      for (size_t j = 0; j < L; ++j) poly_signed_minus(c0.data() + j * n, mi.data(), e.data(), t.data(), n, params->primes()[j]);
                    }, reps)});
-    std::vector<uint64_t> out;
-    enc.push_back({"output allocation (zeroed, THP)", best_ns([&] { std::vector<uint64_t>().swap(out); resize_zeroed(out, blocks * L * n); }, 20) / blocks});
+    WordVector out;
+    enc.push_back({"output allocation (THP, not zeroed)", best_ns([&] { WordVector().swap(out); resize_for_overwrite(out, blocks * L * n); }, 20) / blocks});
     dec.push_back({"expand a (AES-256-CTR), all primes", expand});
-    dec.push_back({"a*s, inverse NTT, all primes", enc[6].ns});
+    dec.push_back({"a*s, inverse NTT, all primes", inv_mul});
     dec.push_back({"c0 + a*s, all primes", best_ns([&] {
                      for (size_t j = 0; j < L; ++j) poly_add(r.data() + j * n, c0.data() + j * n, t.data(), n, params->primes()[j]);
                    }, reps)});
     const CrtReconstructor crt(*params);
     dec.push_back({"CRT to centred doubles", best_ns([&] { crt.centered_doubles(r.data(), n, 1.0 / params->scale(), m.data()); }, reps)});
-    dec.push_back({"decode (FFT), to float32", best_ns([&] { params->encoder().decode(m.data(), y.data(), n, z.data()); }, reps)});
+    if (coeffs) {
+      dec.push_back({"to float32 (no FFT)", best_ns([&] { for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(m[i]); }, reps)});
+    } else {
+      dec.push_back({"decode (FFT), to float32", best_ns([&] { params->encoder().decode(m.data(), y.data(), n, z.data()); }, reps)});
+    }
     // What decryption runs instead of the two rows above since 2026-12-02 (fused for one prime with AVX2).
     std::vector<u64> cs(L * n);
     for (size_t j = 0; j < L; ++j) std::copy(t.begin(), t.begin() + n, cs.begin() + j * n);
@@ -619,6 +638,8 @@ void bench_pk_stages() {
     lit.scale_bits = pr.scale_bits;
     lit.aux_prime_bits = pr.aux_bits;
     lit.public_scale_bits = pr.public_scale_bits;
+    const bool coeffs = pr.aux_bits != 0;  // the compact preset uses the coefficient encoding since 2026-12-02
+    if (coeffs) lit.encoding = Encoding::kCoefficients;
     const auto params = CkksParams::create(lit);
     Seed seed{};
     seed[0] = 4;
@@ -650,12 +671,17 @@ void bench_pk_stages() {
       double ns;
     };
     std::vector<Row> rows;
-    rows.push_back({"encode (FFT) and round", best_ns([&] {
-                      params->encoder().encode(x.data(), n, m.data(), z.data());
-                      round_scaled(mi.data(), m.data(), params->public_scale(), n);
-                    }, reps)});
-    rows.push_back({"u, e0, e1 (ChaCha20; u 1 B/coefficient)", best_ns([&] {
-                      ChaCha20Stream s(seed.data(), nonce);
+    if (coeffs) {
+      rows.push_back({"scale and round float32 (no FFT)", best_ns([&] { round_scaled(mi.data(), x.data(), params->public_scale(), n); }, reps)});
+    } else {
+      rows.push_back({"encode (FFT) and round", best_ns([&] {
+                        params->encoder().encode(x.data(), n, m.data(), z.data());
+                        round_scaled(mi.data(), m.data(), params->public_scale(), n);
+                      }, reps)});
+    }
+    uint8_t counter_block[16] = {5};
+    rows.push_back({"u, e0, e1 (AES-256-CTR; u 1 B/coefficient)", best_ns([&] {
+                      Aes256Ctr s(seed.data(), counter_block, AesKeyUse::kSecret);
                       sample_ternary_packed(s, u.data(), n);
                       sample_cbd(s, e0.data(), n);
                       sample_cbd(s, e1.data(), n);
@@ -669,7 +695,14 @@ void bench_pk_stages() {
         sample_cbd(s, e0.data(), n);
         sample_cbd(s, e1.data(), n);
       }, reps);
-      std::printf("  (u, e0, e1 with u 8 B/coefficient, before 2026-12-02: %.2f ns/value)\n", old_ns / n);
+      const double chacha_ns = best_ns([&] {
+        ChaCha20Stream s(seed.data(), nonce);
+        sample_ternary_packed(s, u_old.data(), n);
+        sample_cbd(s, e0.data(), n);
+        sample_cbd(s, e1.data(), n);
+      }, reps);
+      std::printf("  (u, e0, e1 from ChaCha20: with u 8 B/coefficient, before 2026-12-02: %.2f ns/value; with u 1 B: %.2f)\n",
+                  old_ns / n, chacha_ns / n);
     }
     const u64 q0 = params->primes()[0];
     const double fwd = best_ns([&] { poly_from_int8(t2.data(), u.data(), n, q0); params->ntt(0).forward(t2.data()); }, reps);
@@ -692,9 +725,9 @@ void bench_pk_stages() {
       rows.push_back({"c1 forward NTT", best_ns([&] { params->ntt(0).forward(c1.data()); }, reps)});
       rows.push_back({"c1 += u*a/P", best_ns([&] { poly_mul_add(c1.data(), t2.data(), pk.a_drop.data(), pk.a_drop_shoup.data(), n, q0); }, reps)});
     }
-    std::vector<uint64_t> out;
-    rows.push_back({"output allocation, c0 and c1 (zeroed, THP)",
-                    2 * best_ns([&] { std::vector<uint64_t>().swap(out); resize_zeroed(out, blocks * L * n); }, 20) / blocks});
+    WordVector out;
+    rows.push_back({"output allocation, c0 and c1 (THP, not zeroed)",
+                    2 * best_ns([&] { WordVector().swap(out); resize_for_overwrite(out, blocks * L * n); }, 20) / blocks});
     EncryptRequest req = float_request(x, seed, 1);
     const auto pub = keys->public_only();
     CiphertextBatch ct;
