@@ -221,3 +221,62 @@ def test_ntt_rejects_a_degree_that_is_not_a_power_of_two_in_range(n: int) -> Non
     # Execute / Assert
     with pytest.raises(ValueError, match="power of two"):
         testing.ntt_psi(q, n)
+
+
+# -- the SIMD kernel's reduction schedules ------------------------------------------
+# ntt_avx2.cpp skips the modular reduction of a stage whenever a bound on the
+# values allows it, so the stages it reduces depend on the prime's size (from
+# none at all for 36-bit primes to every stage of the 50-bit inverse) and on
+# the degree (which sets the pass structure: radix-4 passes, a radix-2 stage
+# when the stage count is odd, two-group side-by-side code where t = 4).
+# Every size class, at every degree from 2^3 to 2^15, with the inputs that
+# stretch the bounds most, must agree bit for bit with the scalar reference.
+
+SCHEDULE_BITS = [20, 30, 36, 40, 44, 46, 47, 48, 49, 50]
+SCHEDULE_DEGREES = [2**k for k in range(3, 16)]
+
+
+def extreme_inputs(rng: np.random.Generator, q: int, n: int) -> list[np.ndarray]:
+    """All q - 1, alternating 0 / q - 1, a top-heavy random draw, uniform random."""
+    alternating = np.where(np.arange(n) % 2 == 1, q - 1, 0).astype(np.uint64)
+    top = (q - 1 - rng.integers(0, 1 << 10, size=n)).astype(np.uint64)
+    return [np.full(n, q - 1, dtype=np.uint64), alternating, top, random_residues(rng, q, n)]
+
+
+@pytest.mark.parametrize("bits", SCHEDULE_BITS)
+@pytest.mark.parametrize("n", SCHEDULE_DEGREES)
+def test_ntt_every_prime_size_and_degree_equals_scalar_reference(n: int, bits: int) -> None:
+    # Prepare: the largest prime of the size (the tightest bounds) and a smaller
+    # one (small sizes at large degrees have fewer primes = 1 mod 2N, or none).
+    primes: list[int] = []
+    for count in (2, 1):
+        try:
+            primes = [int(p) for p in testing.generate_ntt_primes(bits, 2 * n, count)]
+            break
+        except ValueError:
+            continue
+    if not primes:
+        pytest.skip(f"no {bits}-bit prime = 1 mod {2 * n}")
+    rng = np.random.default_rng(31 * n + bits)
+    for q in primes:
+        for a in extreme_inputs(rng, q, n):
+            # Execute
+            fwd, fwd_ref = testing.ntt_forward(q, n, a), testing.ntt_forward(q, n, a, scalar=True)
+            inv, inv_ref = testing.ntt_inverse(q, n, a), testing.ntt_inverse(q, n, a, scalar=True)
+            # Assert: identical to the reference, hence canonical
+            np.testing.assert_array_equal(fwd, fwd_ref)
+            np.testing.assert_array_equal(inv, inv_ref)
+            assert int(fwd.max()) < q and int(inv.max()) < q
+
+
+@pytest.mark.parametrize("bits", [47, 48, 49, 50])
+def test_ntt_round_trip_at_the_largest_degree_for_the_tight_prime_sizes(bits: int) -> None:
+    # Prepare: N = 2^16, the most stages (the longest stretches without reduction).
+    n = 2**16
+    q = ntt_prime(bits, n)
+    a = extreme_inputs(np.random.default_rng(bits), q, n)[0]
+    # Execute
+    fwd = testing.ntt_forward(q, n, a)
+    # Assert
+    np.testing.assert_array_equal(fwd, testing.ntt_forward(q, n, a, scalar=True))
+    np.testing.assert_array_equal(testing.ntt_inverse(q, n, fwd), a)

@@ -46,8 +46,10 @@ NttTables::NttTables(u64 q, size_t n) : q_(q), n_(n) {
 //   [n, 2n)         fwd_t2: for c in [0, n/8), with m = n/4: lanes
 //                   {w(m+2c), w(m+2c), w(m+2c+1), w(m+2c+1)}, then their w/q
 //   [2n, 3n)        fwd_t1: for c in [0, n/8), with m = n/2: lanes
+//                   {w(m+4c), w(m+4c+1), w(m+4c+2), w(m+4c+3)}, then their w/q
+//   [3n, 4n)        inv_t2: as fwd_t2 from inv_root_pow_
+//   [4n, 5n)        inv_t1: from inv_root_pow_, lanes
 //                   {w(m+4c), w(m+4c+2), w(m+4c+1), w(m+4c+3)}, then their w/q
-//   [3n, 4n)        inv_t2, [4n, 5n) inv_t1: as fwd_* from inv_root_pow_
 void NttTables::build_simd_tables() {
   if (n_ < 8) return;
   const size_t n = n_;
@@ -64,15 +66,17 @@ void NttTables::build_simd_tables() {
     simd_tab_[n / 2 + 2 * k + 1] = static_cast<double>(inv_root_pow_[k]) / qd;
   }
   static const size_t kT2Lane[4] = {0, 0, 1, 1};
-  static const size_t kT1Lane[4] = {0, 2, 1, 3};
+  static const size_t kT1LaneFwd[4] = {0, 1, 2, 3};
+  static const size_t kT1LaneInv[4] = {0, 2, 1, 3};
   for (int inv = 0; inv < 2; ++inv) {
     const std::vector<u64>& w = inv ? inv_root_pow_ : root_pow_;
     double* t2 = simd_tab_.data() + (inv ? 3 * n : n);
     double* t1 = simd_tab_.data() + (inv ? 4 * n : 2 * n);
+    const size_t* t1_lane = inv ? kT1LaneInv : kT1LaneFwd;
     for (size_t c = 0; c < n / 8; ++c) {
       for (size_t lane = 0; lane < 4; ++lane) {
         put(t2 + 8 * c + lane, w[n / 4 + 2 * c + kT2Lane[lane]]);
-        put(t1 + 8 * c + lane, w[n / 2 + 4 * c + kT1Lane[lane]]);
+        put(t1 + 8 * c + lane, w[n / 2 + 4 * c + t1_lane[lane]]);
       }
     }
   }

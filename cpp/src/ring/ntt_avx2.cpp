@@ -3,23 +3,68 @@
 // modarith_avx2.h for the arithmetic and its error bounds).
 //
 // The u64 array is transformed in place as doubles (same size): the first
-// stage converts residues to doubles as it loads them, the last stage reduces
+// pass converts residues to doubles as it loads them, the last pass reduces
 // to [0, q) and converts back as it stores. In between, values are "lazy":
 // exact integers in a bounded signed range, never reduced more than needed.
 // The transform is linear and every step is exact modulo q, so the output
 // equals the scalar reference's bit for bit.
 //
-// Ranges (q < 2^50):
-//   forward (Cooley-Tukey, as forward_scalar): invariant |v| <= 1.2q.
-//     X is reduced to |X| <= q/2 + 1; T = w*Y has |T| <= (1/2 + 1.2q 2^-53) q
-//     <= 0.65q; X + T and X - T are within 1.15q + 1. Last stage: full
-//     reduction to [0, q).
-//   inverse (Gentleman-Sande, as inverse_scalar): invariant |v| <= 0.8q.
-//     X + Y (|.| <= 1.6q) is reduced to q/2 + 1; (X - Y) w has
-//     |.| <= (1/2 + 1.6q 2^-53) q <= 0.7q. The last stage multiplies both
-//     outputs by n^-1 (folded into its twiddle) and maps (-q, q) to [0, q).
-// Every multiplicand stays below 2^51 in magnitude, as modarith_avx2.h needs.
+// Passes. Both directions do two stages per pass over the data (radix 4:
+// four vectors loaded, two butterflies of one stage then two of the next,
+// four stored), which halves the loads and stores of radix 2; where a group
+// holds a single quadruple of vectors (t = 4), two groups go side by side
+// (independent chains for the out-of-order core), and the forward ones do
+// two quadruples side by side wherever a group holds an even number.
+//   forward (Cooley-Tukey, as forward_scalar): stages t = n/2 ... 4 in pairs
+//     (a radix-2 stage first when their number is odd), the first pass
+//     converting from u64; then one pass for t = 2 and t = 1 in registers
+//     (lane shuffles), which reduces to [0, q) and stores u64.
+//   inverse (Gentleman-Sande, as inverse_scalar): one pass for t = 1 and
+//     t = 2 in registers, converting from u64 (and multiplying by b in
+//     inverse_mul); then t = 4 ... n/2 in pairs, ending with the stage
+//     t = n/2 that multiplies by n^-1 (folded into its twiddles) and stores
+//     u64 in [0, q): in the last pair, or alone (radix 2) after the pairs
+//     when the number of these stages is odd (measured faster than a
+//     radix-2 stage t = 4 first).
+//
+// Ranges: which stages reduce. A forward butterfly is (X, Y) -> (X' + T,
+// X' - T), T = mul_balanced(Y, w), X' = reduce_balanced(X) or X itself; an
+// inverse one is (X, Y) -> (S', (X - Y) w), S = X + Y, S' = reduce_balanced(S)
+// or S itself. Skipping the reduction is exact (all values are integers below
+// 2^53); it only lets values grow. forward_schedule() / inverse_schedule()
+// below follow an integer upper bound B on |v| over all values, stage by
+// stage, and skip the reduction of a stage whenever the values it produces
+// still satisfy what every later step needs:
+//   - every multiplicand of mul_balanced and every input of reduce_balanced
+//     and canon_full has magnitude below 2^51 (modarith_avx2.h);
+//   - the last inverse stage's outputs lie in (-q, q) (canon_from_signed).
+// Bounds used (q < 2^50; A an upper bound on the input's magnitude, A < 2^51):
+//   mul_balanced:     |out| <= (1/2 + A 2^-53) q <= (q+1)/2 + floor(A q / 2^53) + 1
+//   reduce_balanced:  |out| <= q/2 + A 2^-53 <= q/2 + 1/4 < (q+1)/2
+//   mul_balanced_var: |out| < 3q/4                    (inverse_mul's products)
+// Forward, input bound B < 2^51 (all of X, Y): T <= M = mul_bound(B); the
+// outputs are at most B + M (no reduction) or (q+1)/2 + M (reduction). No
+// reduction when B + M < 2^51 (the next stage's multiplicand and X, or
+// canon_full's input after the last stage); otherwise reduce, and then
+// (q+1)/2 + M <= 1.25q + 3 < 2^51 always.
+// Inverse, input bound B with 2B < 2^51: S and X - Y are at most 2B (below
+// 2^51: valid for reduce_balanced and mul_balanced), the product at most
+// D = mul_bound(2B) <= 0.75q + 2. The outputs are at most max(2B, D) (no
+// reduction) or max((q+1)/2, D) (reduction). No reduction when
+// 2 max(2B, D) < 2^51, i.e. the next stage's sums and differences stay below
+// 2^51; otherwise reduce, and then 2 max((q+1)/2, D) <= 1.5q + 4 < 2^51. The
+// last stage takes S and X - Y (at most 2B < 2^51) to mul_balanced outputs
+// of magnitude at most (1/2 + 2^-2) q < q.
+// The schedules that result (reductions per transform, N = 2^12 / 2^13):
+// 36-bit primes and smaller: none; a 47-bit prime: none forward, every fourth
+// inverse stage (2 / 3); 48-bit: 1 / 1 forward, every third inverse stage;
+// 49-bit: every fifth forward, every other inverse stage; 50-bit: every
+// other forward stage, every inverse stage (as before). The schedule depends
+// on q and n only (public), never on the data, and the kernels have no
+// data-dependent branch.
 #include "ring/ntt_avx2.h"
+
+#include <type_traits>
 
 #include "ring/modarith_avx2.h"
 
@@ -30,121 +75,331 @@ namespace {
 
 inline __m256d load_pd(const double* p) { return _mm256_loadu_pd(p); }
 inline void store_pd(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+inline __m256d bcast(const double* p) { return _mm256_broadcast_sd(p); }
 
-// Forward butterfly on 4 lanes: (X, Y) -> (X' + wY, X' - wY), X' = X reduced.
+// ---- reduction schedule ------------------------------------------------------
+
+constexpr uint64_t kLimit = uint64_t{1} << 51;
+constexpr int kMaxLog = 17;
+
+// An upper bound on |mul_balanced(a, w)| for |a| <= A < 2^51 (see above).
+inline uint64_t mul_bound(uint64_t A, uint64_t q) {
+  return (q + 1) / 2 + static_cast<uint64_t>((static_cast<unsigned __int128>(A) * q) >> 53) + 1;
+}
+
+// red[s] for the stages in execution order s = 0 .. log2(n) - 1: true when
+// stage s reduces X (forward) or X + Y (inverse). in_bound: an upper bound on
+// the magnitude of the input values (q - 1, or 3q/4 + 1 after inverse_mul's
+// products). The inverse's last stage always multiplies (red[] unused there).
+struct Schedule {
+  bool red[kMaxLog];
+};
+
+Schedule forward_schedule(uint64_t q, int log_n) {
+  Schedule s{};
+  uint64_t b = q - 1;
+  for (int k = 0; k < log_n; ++k) {
+    const uint64_t m = mul_bound(b, q);
+    s.red[k] = !(b + m < kLimit);
+    b = (s.red[k] ? (q + 1) / 2 : b) + m;
+  }
+  return s;
+}
+
+Schedule inverse_schedule(uint64_t q, int log_n, uint64_t in_bound) {
+  Schedule s{};
+  uint64_t b = in_bound;  // 2b < 2^51 holds: b < q < 2^50
+  for (int k = 0; k + 1 < log_n; ++k) {
+    const uint64_t dm = mul_bound(2 * b, q);
+    const uint64_t grown = 2 * b > dm ? 2 * b : dm;
+    s.red[k] = !(2 * grown < kLimit);
+    const uint64_t x = s.red[k] ? (q + 1) / 2 : 2 * b;
+    b = x > dm ? x : dm;
+  }
+  return s;
+}
+
+inline int log2_of(size_t n) { return __builtin_ctzll(n); }
+
+template <typename F>
+inline void with_bool(bool b, F&& f) {
+  if (b) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// ---- butterflies -------------------------------------------------------------
+
+// Forward butterfly on 4 lanes: (X, Y) -> (X' + wY, X' - wY), X' = X reduced
+// when kRed, else X.
+template <bool kRed>
 inline void fwd_bfly(__m256d& x, __m256d& y, __m256d w, __m256d wq, const ModConsts& c) {
-  const __m256d xr = reduce_balanced(x, c);
+  const __m256d xr = kRed ? reduce_balanced(x, c) : x;
   const __m256d t = mul_balanced(y, w, wq, c);
   x = _mm256_add_pd(xr, t);
   y = _mm256_sub_pd(xr, t);
 }
 
-// Inverse butterfly: (X, Y) -> (reduce(X + Y), (X - Y) w).
+// Inverse butterfly: (X, Y) -> (X + Y reduced when kRed, (X - Y) w).
+template <bool kRed>
 inline void inv_bfly(__m256d& x, __m256d& y, __m256d w, __m256d wq, const ModConsts& c) {
   const __m256d s = _mm256_add_pd(x, y);
   const __m256d d = _mm256_sub_pd(x, y);
-  x = reduce_balanced(s, c);
+  x = kRed ? reduce_balanced(s, c) : s;
   y = mul_balanced(d, w, wq, c);
 }
 
+inline __m256d load_maybe_u64(const double* p, bool from_u64) {
+  return from_u64 ? u64_to_pd(load_u64(reinterpret_cast<const uint64_t*>(p))) : load_pd(p);
+}
+
+// ---- forward passes ----------------------------------------------------------
+
 // One forward stage with half-length t >= 4 and m = n / (2t) groups.
 // kFirst: the input is still u64 (converted on load).
-template <bool kFirst>
-void fwd_stage(double* d, size_t m, size_t t, const double* tw, const ModConsts& c) {
+template <bool kFirst, bool kRed>
+void fwd_r2(double* d, size_t m, size_t t, const double* tw, const ModConsts& c) {
   for (size_t i = 0; i < m; ++i) {
-    const __m256d w = _mm256_set1_pd(tw[2 * (m + i)]);
-    const __m256d wq = _mm256_set1_pd(tw[2 * (m + i) + 1]);
+    const __m256d w = bcast(tw + 2 * (m + i)), wq = bcast(tw + 2 * (m + i) + 1);
     double* x = d + 2 * i * t;
     double* y = x + t;
     for (size_t j = 0; j < t; j += 4) {
-      __m256d vx, vy;
-      if (kFirst) {
-        vx = u64_to_pd(load_u64(reinterpret_cast<const uint64_t*>(x + j)));
-        vy = u64_to_pd(load_u64(reinterpret_cast<const uint64_t*>(y + j)));
-      } else {
-        vx = load_pd(x + j);
-        vy = load_pd(y + j);
+      __m256d vx = load_maybe_u64(x + j, kFirst), vy = load_maybe_u64(y + j, kFirst);
+      fwd_bfly<kRed>(vx, vy, w, wq, c);
+      store_pd(x + j, vx);
+      store_pd(y + j, vy);
+    }
+  }
+}
+
+// Two forward stages, (m groups, half-length t) then (2m, t/2), t/2 >= 4.
+// Group i of the first covers [2it, 2it + 2t), which holds groups 2i, 2i+1
+// of the second: a0..a3 at offsets 0, u, 2u, 3u (u = t/2) from 2it.
+// fwd_quads does kK such quadruples of vectors side by side (independent
+// chains for the out-of-order core): x[r] their first vector, w[r] the
+// twiddles of their group {w1, w1/q, w2, w2/q, w3, w3/q}.
+template <bool kFirst, bool kRed1, bool kRed2, int kK>
+inline void fwd_quads(double* const* x, size_t u, const __m256d (*w)[6], const ModConsts& c) {
+  __m256d a0[kK], a1[kK], a2[kK], a3[kK];
+  for (int r = 0; r < kK; ++r) {
+    a0[r] = load_maybe_u64(x[r], kFirst);
+    a1[r] = load_maybe_u64(x[r] + u, kFirst);
+    a2[r] = load_maybe_u64(x[r] + 2 * u, kFirst);
+    a3[r] = load_maybe_u64(x[r] + 3 * u, kFirst);
+  }
+  for (int r = 0; r < kK; ++r) fwd_bfly<kRed1>(a0[r], a2[r], w[r][0], w[r][1], c);
+  for (int r = 0; r < kK; ++r) fwd_bfly<kRed1>(a1[r], a3[r], w[r][0], w[r][1], c);
+  for (int r = 0; r < kK; ++r) fwd_bfly<kRed2>(a0[r], a1[r], w[r][2], w[r][3], c);
+  for (int r = 0; r < kK; ++r) fwd_bfly<kRed2>(a2[r], a3[r], w[r][4], w[r][5], c);
+  for (int r = 0; r < kK; ++r) {
+    store_pd(x[r], a0[r]);
+    store_pd(x[r] + u, a1[r]);
+    store_pd(x[r] + 2 * u, a2[r]);
+    store_pd(x[r] + 3 * u, a3[r]);
+  }
+}
+
+// {p[0], p[1]} as 2 twiddle vectors then {q[0], q[1], q[2], q[3]} (kFourFirst
+// false: forward radix-4), or {p[0..3]} then {q[0], q[1]} (inverse).
+template <bool kFourFirst = false>
+inline void load_tw6(__m256d* w, const double* p, const double* q) {
+  for (int k = 0; k < 6; ++k) w[k] = kFourFirst ? (k < 4 ? bcast(p + k) : bcast(q + k - 4)) : (k < 2 ? bcast(p + k) : bcast(q + k - 2));
+}
+
+template <bool kFirst, bool kRed1, bool kRed2>
+void fwd_r4(double* d, size_t m, size_t t, const double* tw, const ModConsts& c) {
+  const size_t u = t / 2;
+  if (u == 4 && m % 2 == 0) {
+    // One quadruple per group: two groups at a time.
+    for (size_t i = 0; i < m; i += 2) {
+      __m256d w[2][6];
+      load_tw6(w[0], tw + 2 * (m + i), tw + 2 * (2 * m + 2 * i));
+      load_tw6(w[1], tw + 2 * (m + i + 1), tw + 2 * (2 * m + 2 * i + 2));
+      double* const x[2] = {d + 2 * i * t, d + 2 * (i + 1) * t};
+      fwd_quads<kFirst, kRed1, kRed2, 2>(x, u, w, c);
+    }
+    return;
+  }
+  for (size_t i = 0; i < m; ++i) {
+    __m256d w[2][6];
+    load_tw6(w[0], tw + 2 * (m + i), tw + 2 * (2 * m + 2 * i));
+    for (int k = 0; k < 6; ++k) w[1][k] = w[0][k];
+    double* x = d + 2 * i * t;
+    if (u % 8 == 0) {
+      for (size_t j = 0; j < u; j += 8) {
+        double* const xs[2] = {x + j, x + j + 4};
+        fwd_quads<kFirst, kRed1, kRed2, 2>(xs, u, w, c);
       }
-      fwd_bfly(vx, vy, w, wq, c);
-      store_pd(x + j, vx);
-      store_pd(y + j, vy);
+    } else {
+      double* const xs[1] = {x};
+      fwd_quads<kFirst, kRed1, kRed2, 1>(xs, u, w, c);
     }
   }
 }
 
-// One inverse stage with half-length t >= 4 and h = n / (2t) groups (h >= 2).
-void inv_stage(double* d, size_t h, size_t t, const double* tw, const ModConsts& c) {
-  for (size_t i = 0; i < h; ++i) {
-    const __m256d w = _mm256_set1_pd(tw[2 * (h + i)]);
-    const __m256d wq = _mm256_set1_pd(tw[2 * (h + i) + 1]);
-    double* x = d + 2 * i * t;
-    double* y = x + t;
-    for (size_t j = 0; j < t; j += 4) {
-      __m256d vx = load_pd(x + j), vy = load_pd(y + j);
-      inv_bfly(vx, vy, w, wq, c);
-      store_pd(x + j, vx);
-      store_pd(y + j, vy);
-    }
-  }
-}
-
-// Stage t = 2: 8 values = two groups [x0 x1 y0 y1 | x0' x1' y0' y1'].
-// X = [x0 x1 x0' x1'], Y = [y0 y1 y0' y1'] by 128-bit lane permutes.
-template <bool kInverse>
-void stage_t2(double* d, size_t n, const double* tw, const ModConsts& c) {
-  for (size_t k = 0; k < n; k += 8, tw += 8) {
+// Stages t = 2 and t = 1 on each block of 8 values, then [0, q) and u64.
+// t = 2: X = [0 1 4 5], Y = [2 3 6 7] (128-bit lane permutes; fwd_t2 lanes
+// {c, c, c+1, c+1}). t = 1: X = [0 2 4 6], Y = [1 3 5 7] (unpacklo/hi;
+// fwd_t1 lanes {0, 1, 2, 3}); unpacklo/hi of the results are [0 1 4 5],
+// [2 3 6 7], and 128-bit lane permutes give [0 1 2 3], [4 5 6 7].
+template <bool kRed2, bool kRed1>
+void fwd_last(double* d, size_t n, const double* tw2, const double* tw1, const ModConsts& c) {
+  for (size_t k = 0; k < n; k += 8, tw2 += 8, tw1 += 8) {
     const __m256d v0 = load_pd(d + k), v1 = load_pd(d + k + 4);
     __m256d x = _mm256_permute2f128_pd(v0, v1, 0x20);
     __m256d y = _mm256_permute2f128_pd(v0, v1, 0x31);
-    const __m256d w = load_pd(tw), wq = load_pd(tw + 4);
-    if (kInverse) {
-      inv_bfly(x, y, w, wq, c);
-    } else {
-      fwd_bfly(x, y, w, wq, c);
-    }
-    store_pd(d + k, _mm256_permute2f128_pd(x, y, 0x20));
-    store_pd(d + k + 4, _mm256_permute2f128_pd(x, y, 0x31));
+    fwd_bfly<kRed2>(x, y, load_pd(tw2), load_pd(tw2 + 4), c);
+    __m256d x1 = _mm256_unpacklo_pd(x, y), y1 = _mm256_unpackhi_pd(x, y);
+    fwd_bfly<kRed1>(x1, y1, load_pd(tw1), load_pd(tw1 + 4), c);
+    const __m256d o0 = canon_full(_mm256_unpacklo_pd(x1, y1), c), o1 = canon_full(_mm256_unpackhi_pd(x1, y1), c);
+    store_u64(reinterpret_cast<uint64_t*>(d + k), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x20)));
+    store_u64(reinterpret_cast<uint64_t*>(d + k + 4), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x31)));
   }
 }
 
-// Stage t = 1: 8 values = four groups [x0 y0 x1 y1 | x2 y2 x3 y3].
-// X = [x0 x2 x1 x3], Y = [y0 y2 y1 y3] by unpacklo/hi (twiddles stored in
-// that lane order). kFirstInverse: input still u64, read from `src` (times
-// `mul` when kMul: balanced products, |.| < 3q/4 <= 0.8q as the inverse
-// needs). kLastForward: reduce to [0, q) and store u64.
-template <bool kInverse, bool kFirstInverse, bool kLastForward, bool kMul = false>
-void stage_t1(double* d, size_t n, const double* tw, const ModConsts& c, const uint64_t* src = nullptr,
-              const uint64_t* mul = nullptr) {
-  for (size_t k = 0; k < n; k += 8, tw += 8) {
-    __m256d v0, v1;
-    if (kFirstInverse) {
-      v0 = u64_to_pd(load_u64(src + k));
-      v1 = u64_to_pd(load_u64(src + k + 4));
-      if (kMul) {
-        v0 = mul_balanced_var(v0, u64_to_pd(load_u64(mul + k)), c);
-        v1 = mul_balanced_var(v1, u64_to_pd(load_u64(mul + k + 4)), c);
-      }
-    } else {
-      v0 = load_pd(d + k);
-      v1 = load_pd(d + k + 4);
+// ---- inverse passes ----------------------------------------------------------
+
+// Stages t = 1 and t = 2 on each block of 8 values, converting from u64
+// (src) and, when kMul, multiplying by mul (balanced products, |.| < 3q/4).
+// t = 1: X = [0 4 2 6], Y = [1 5 3 7] (unpack; inv_t1 lanes {0, 2, 1, 3}).
+// t = 2: unpacklo/hi give [0 1 2 3], [4 5 6 7]; X = [0 1 4 5], Y = [2 3 6 7]
+// (128-bit permutes; inv_t2 lanes {c, c, c+1, c+1}), and back likewise.
+template <bool kMul, bool kRed1, bool kRed2>
+void inv_first(double* d, size_t n, const double* tw1, const double* tw2, const ModConsts& c, const uint64_t* src,
+               const uint64_t* mul) {
+  for (size_t k = 0; k < n; k += 8, tw1 += 8, tw2 += 8) {
+    __m256d v0 = u64_to_pd(load_u64(src + k));
+    __m256d v1 = u64_to_pd(load_u64(src + k + 4));
+    if (kMul) {
+      v0 = mul_balanced_var(v0, u64_to_pd(load_u64(mul + k)), c);
+      v1 = mul_balanced_var(v1, u64_to_pd(load_u64(mul + k + 4)), c);
     }
     __m256d x = _mm256_unpacklo_pd(v0, v1);
     __m256d y = _mm256_unpackhi_pd(v0, v1);
-    const __m256d w = load_pd(tw), wq = load_pd(tw + 4);
-    if (kInverse) {
-      inv_bfly(x, y, w, wq, c);
-    } else {
-      fwd_bfly(x, y, w, wq, c);
-    }
-    const __m256d o0 = _mm256_unpacklo_pd(x, y), o1 = _mm256_unpackhi_pd(x, y);
-    if (kLastForward) {
-      store_u64(reinterpret_cast<uint64_t*>(d + k), pd_to_u64(canon_full(o0, c)));
-      store_u64(reinterpret_cast<uint64_t*>(d + k + 4), pd_to_u64(canon_full(o1, c)));
-    } else {
-      store_pd(d + k, o0);
-      store_pd(d + k + 4, o1);
+    inv_bfly<kRed1>(x, y, load_pd(tw1), load_pd(tw1 + 4), c);
+    const __m256d a = _mm256_unpacklo_pd(x, y), b = _mm256_unpackhi_pd(x, y);
+    __m256d x2 = _mm256_permute2f128_pd(a, b, 0x20);
+    __m256d y2 = _mm256_permute2f128_pd(a, b, 0x31);
+    inv_bfly<kRed2>(x2, y2, load_pd(tw2), load_pd(tw2 + 4), c);
+    store_pd(d + k, _mm256_permute2f128_pd(x2, y2, 0x20));
+    store_pd(d + k + 4, _mm256_permute2f128_pd(x2, y2, 0x31));
+  }
+}
+
+// Last inverse stage on one vector pair: X' = (X + Y) n^-1, Y' = (X - Y) w
+// n^-1 (|X + Y|, |X - Y| < 2^51, outputs in (-q, q)), then [0, q) and u64.
+struct LastConsts {
+  __m256d ni, niq, wn, wnq;
+  explicit LastConsts(const double* l)
+      : ni(_mm256_set1_pd(l[0])), niq(_mm256_set1_pd(l[1])), wn(_mm256_set1_pd(l[2])), wnq(_mm256_set1_pd(l[3])) {}
+};
+inline void inv_last_bfly(double* px, double* py, __m256d x, __m256d y, const LastConsts& l, const ModConsts& c) {
+  const __m256d s = mul_balanced(_mm256_add_pd(x, y), l.ni, l.niq, c);
+  const __m256d r = mul_balanced(_mm256_sub_pd(x, y), l.wn, l.wnq, c);
+  store_u64(reinterpret_cast<uint64_t*>(px), pd_to_u64(canon_from_signed(s, c)));
+  store_u64(reinterpret_cast<uint64_t*>(py), pd_to_u64(canon_from_signed(r, c)));
+}
+
+// Two inverse stages, (h groups, half-length t) then (h/2, 2t), t >= 4.
+// Group i of the second covers [4it, 4it + 4t), groups 2i, 2i+1 of the
+// first: a0..a3 at offsets 0, t, 2t, 3t. kLast: the second is the last
+// stage (h = 2, one block), which scales by n^-1 and stores u64.
+// inv_quads does kK quadruples side by side, as fwd_quads; w[r] =
+// {w(2i), /q, w(2i+1), /q, w(i), /q} for the first stage's groups 2i, 2i+1
+// and the second's group i.
+template <bool kRed1, bool kRed2, bool kLast, int kK>
+inline void inv_quads(double* const* x, size_t t, const __m256d (*w)[6], const LastConsts& l, const ModConsts& c) {
+  __m256d a0[kK], a1[kK], a2[kK], a3[kK];
+  for (int r = 0; r < kK; ++r) {
+    a0[r] = load_pd(x[r]);
+    a1[r] = load_pd(x[r] + t);
+    a2[r] = load_pd(x[r] + 2 * t);
+    a3[r] = load_pd(x[r] + 3 * t);
+  }
+  for (int r = 0; r < kK; ++r) inv_bfly<kRed1>(a0[r], a1[r], w[r][0], w[r][1], c);
+  for (int r = 0; r < kK; ++r) inv_bfly<kRed1>(a2[r], a3[r], w[r][2], w[r][3], c);
+  if (kLast) {
+    for (int r = 0; r < kK; ++r) inv_last_bfly(x[r], x[r] + 2 * t, a0[r], a2[r], l, c);
+    for (int r = 0; r < kK; ++r) inv_last_bfly(x[r] + t, x[r] + 3 * t, a1[r], a3[r], l, c);
+  } else {
+    for (int r = 0; r < kK; ++r) inv_bfly<kRed2>(a0[r], a2[r], w[r][4], w[r][5], c);
+    for (int r = 0; r < kK; ++r) inv_bfly<kRed2>(a1[r], a3[r], w[r][4], w[r][5], c);
+    for (int r = 0; r < kK; ++r) {
+      store_pd(x[r], a0[r]);
+      store_pd(x[r] + t, a1[r]);
+      store_pd(x[r] + 2 * t, a2[r]);
+      store_pd(x[r] + 3 * t, a3[r]);
     }
   }
+}
+
+template <bool kRed1, bool kRed2, bool kLast>
+void inv_r4(double* d, size_t h, size_t t, const double* tw, const double* last, const ModConsts& c) {
+  const LastConsts l(last);
+  const size_t groups = h / 2;
+  if (t == 4 && groups % 2 == 0) {
+    for (size_t i = 0; i < groups; i += 2) {
+      __m256d w[2][6];
+      load_tw6<true>(w[0], tw + 2 * (h + 2 * i), tw + 2 * (h / 2 + i));
+      load_tw6<true>(w[1], tw + 2 * (h + 2 * i + 2), tw + 2 * (h / 2 + i + 1));
+      double* const x[2] = {d + 4 * i * t, d + 4 * (i + 1) * t};
+      inv_quads<kRed1, kRed2, kLast, 2>(x, t, w, l, c);
+    }
+    return;
+  }
+  for (size_t i = 0; i < groups; ++i) {
+    __m256d w[1][6];
+    load_tw6<true>(w[0], tw + 2 * (h + 2 * i), tw + 2 * (h / 2 + i));
+    double* x = d + 4 * i * t;
+    for (size_t j = 0; j < t; j += 4) {
+      double* const xs[1] = {x + j};
+      inv_quads<kRed1, kRed2, kLast, 1>(xs, t, w, l, c);
+    }
+  }
+}
+
+// The last inverse stage alone (t = n/2, one group), when log2(n) is odd.
+void inv_last_r2(double* d, size_t n, const double* last, const ModConsts& c) {
+  const LastConsts l(last);
+  const size_t t = n / 2;
+  for (size_t j = 0; j < t; j += 4) inv_last_bfly(d + j, d + t + j, load_pd(d + j), load_pd(d + t + j), l, c);
+}
+
+void inverse_impl(const NttSimdView& v, double* d, const uint64_t* src, const uint64_t* mul) {
+  const ModConsts c(v.q);
+  const size_t n = v.n;
+  const int log_n = log2_of(n);
+  // Input bound: q - 1, or 3q/4 + 1 for inverse_mul's balanced products.
+  const Schedule s = inverse_schedule(v.q, log_n, mul ? (3 * v.q) / 4 + 1 : v.q - 1);
+  with_bool(s.red[0], [&](auto r1) {
+    with_bool(s.red[1], [&](auto r2) {
+      if (mul) {
+        inv_first<true, decltype(r1)::value, decltype(r2)::value>(d, n, v.inv_t1, v.inv_t2, c, src, mul);
+      } else {
+        inv_first<false, decltype(r1)::value, decltype(r2)::value>(d, n, v.inv_t1, v.inv_t2, c, src, nullptr);
+      }
+    });
+  });
+  // Stages k = 2 .. log_n - 1 (t = 2^k) in pairs; the last one is the n^-1
+  // stage, alone when their number is odd (n = 8: only it).
+  int k = 2;
+  const bool odd = (log_n - 2) % 2 == 1;
+  for (; k + 1 < log_n - (odd ? 1 : 0); k += 2) {
+    const size_t t = size_t{1} << k, h = n >> (k + 1);
+    const bool last = !odd && k + 2 == log_n;
+    with_bool(s.red[k], [&](auto r1) {
+      if (last) {
+        inv_r4<decltype(r1)::value, false, true>(d, h, t, v.inv_reg, v.inv_last, c);
+      } else {
+        with_bool(s.red[k + 1], [&](auto r2) {
+          inv_r4<decltype(r1)::value, decltype(r2)::value, false>(d, h, t, v.inv_reg, v.inv_last, c);
+        });
+      }
+    });
+  }
+  if (odd) inv_last_r2(d, n, v.inv_last, c);
 }
 
 }  // namespace
@@ -152,49 +407,43 @@ void stage_t1(double* d, size_t n, const double* tw, const ModConsts& c, const u
 void ntt_forward_avx2(const NttSimdView& v, uint64_t* a) {
   const ModConsts c(v.q);
   const size_t n = v.n;
+  const int log_n = log2_of(n);
+  const Schedule s = forward_schedule(v.q, log_n);
   double* d = reinterpret_cast<double*>(a);
-  // Stages t = n/2 ... 4 (m = 1 ... n/8); the first converts from u64.
-  fwd_stage<true>(d, 1, n / 2, v.fwd_reg, c);
-  for (size_t m = 2, t = n / 4; t >= 4; m <<= 1, t >>= 1) fwd_stage<false>(d, m, t, v.fwd_reg, c);
-  stage_t2<false>(d, n, v.fwd_t2, c);
-  stage_t1<false, false, true>(d, n, v.fwd_t1, c);
-}
-
-namespace {
-
-// The inverse transform after its first stage (which the callers run).
-void inverse_rest(const NttSimdView& v, double* d, const ModConsts& c) {
-  const size_t n = v.n;
-  stage_t2<true>(d, n, v.inv_t2, c);
-  for (size_t h = n / 8, t = 4; h >= 2; h >>= 1, t <<= 1) inv_stage(d, h, t, v.inv_reg, c);
-  // Last stage (t = n/2, one group): X' = (X + Y) n^-1, Y' = (X - Y) w n^-1,
-  // both from |.| <= 1.6q to |.| <= 0.7q, then to [0, q) and u64.
-  const __m256d ni = _mm256_set1_pd(v.inv_last[0]), niq = _mm256_set1_pd(v.inv_last[1]);
-  const __m256d wn = _mm256_set1_pd(v.inv_last[2]), wnq = _mm256_set1_pd(v.inv_last[3]);
-  const size_t t = n / 2;
-  for (size_t j = 0; j < t; j += 4) {
-    const __m256d x = load_pd(d + j), y = load_pd(d + t + j);
-    const __m256d s = mul_balanced(_mm256_add_pd(x, y), ni, niq, c);
-    const __m256d r = mul_balanced(_mm256_sub_pd(x, y), wn, wnq, c);
-    store_u64(reinterpret_cast<uint64_t*>(d + j), pd_to_u64(canon_from_signed(s, c)));
-    store_u64(reinterpret_cast<uint64_t*>(d + t + j), pd_to_u64(canon_from_signed(r, c)));
+  // Stages k = 0 .. log_n - 3 (m = 2^k, t = n / 2^(k+1) >= 4), the first
+  // pass converting from u64; then t = 2, 1.
+  const int mid = log_n - 2;
+  int k = 0;
+  if (mid % 2 == 1) {
+    with_bool(s.red[0], [&](auto r) { fwd_r2<true, decltype(r)::value>(d, 1, n / 2, v.fwd_reg, c); });
+    k = 1;
   }
+  for (; k < mid; k += 2) {
+    const size_t m = size_t{1} << k, t = n >> (k + 1);
+    const bool first = k == 0;
+    with_bool(s.red[k], [&](auto r1) {
+      with_bool(s.red[k + 1], [&](auto r2) {
+        if (first) {
+          fwd_r4<true, decltype(r1)::value, decltype(r2)::value>(d, m, t, v.fwd_reg, c);
+        } else {
+          fwd_r4<false, decltype(r1)::value, decltype(r2)::value>(d, m, t, v.fwd_reg, c);
+        }
+      });
+    });
+  }
+  with_bool(s.red[log_n - 2], [&](auto r2) {
+    with_bool(s.red[log_n - 1], [&](auto r1) {
+      fwd_last<decltype(r2)::value, decltype(r1)::value>(d, n, v.fwd_t2, v.fwd_t1, c);
+    });
+  });
 }
-
-}  // namespace
 
 void ntt_inverse_avx2(const NttSimdView& v, uint64_t* a) {
-  const ModConsts c(v.q);
-  double* d = reinterpret_cast<double*>(a);
-  stage_t1<true, true, false>(d, v.n, v.inv_t1, c, a);
-  inverse_rest(v, d, c);
+  inverse_impl(v, reinterpret_cast<double*>(a), a, nullptr);
 }
 
 void ntt_inverse_mul_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b) {
-  const ModConsts c(v.q);
-  double* d = reinterpret_cast<double*>(out);
-  stage_t1<true, true, false, true>(d, v.n, v.inv_t1, c, a, b);
-  inverse_rest(v, d, c);
+  inverse_impl(v, reinterpret_cast<double*>(out), a, b);
 }
 
 }  // namespace detail

@@ -21,7 +21,8 @@ struct NttSimdView {
   const double* fwd_reg;
   const double* inv_reg;
   // Stages t = 2 and t = 1: per group of 4 lanes, 4 twiddles then their 4
-  // w/q values (8 doubles), lanes ordered as the kernel's shuffles need them.
+  // w/q values (8 doubles), lanes ordered as the kernel's shuffles need them
+  // (see ntt.cpp, build_simd_tables; fwd_t1 and inv_t1 differ in order).
   const double* fwd_t2;
   const double* fwd_t1;
   const double* inv_t2;
