@@ -17,26 +17,28 @@ __all__ = ["ENCODINGS", "PRESETS", "CkksContext", "CkksLiteral"]
 #: - ``"default"``: two 36-bit primes, scale 2^38 (log2 Q = 72): every mode and
 #:   every weighting, 2^-28 fresh precision in secret-key mode, 2^-21 in
 #:   public-key mode, 2^-16 for weighted sums of 1,000 inputs.
-#: - ``"compact"``: one 47-bit prime, scale 2^32 (log2 Q = 47), and a 30-bit
+#: - ``"compact"``: one 47-bit prime, scale 2^32 (log2 Q = 47), a 30-bit
 #:   auxiliary prime P that only public-key encryption uses (log2 Q*P = 77,
-#:   the figure checked against the 107-bit bound). Secret-key (shared-key)
-#:   mode: 5.9 bytes per value on the wire (1.48x float32, against 9.0), one
-#:   NTT per block instead of two, about 2^-22.5 fresh precision. Public-key
-#:   mode: the encryption is made modulo Q*P under a public key at Q*P and
-#:   divided by P with rounding before it leaves the encryptor, so the wire
-#:   carries two polynomials modulo the 47-bit prime: 11.8 bytes per value
-#:   (2.95x float32, against 18.1 for ``"default"``). What noise remains is
-#:   the rounding's (r0 + r1*s), heavy-tailed in the slots, so public-key
-#:   encryptions use scale 2^34 (``public_scale_bits``): about 2^-21.2 fresh
-#:   precision (a direct encryption at 47 bits keeps 2^-15.4). Aggregation
+#:   the figure checked against the 107-bit bound), and, since 2026-12-02, the
+#:   coefficient encoding (no FFT; see :attr:`CkksLiteral.encoding`).
+#:   Secret-key (shared-key) mode: 5.9 bytes per value on the wire (1.47x
+#:   float32, against 9.0), one NTT per block instead of two, every value
+#:   within 21.5 * 2^-32 = 2^-27.6 (about 2^-28 measured). Public-key mode:
+#:   the encryption is made modulo Q*P under a public key at Q*P and divided
+#:   by P with rounding before it leaves the encryptor, so the wire carries
+#:   two polynomials modulo the 47-bit prime: 11.8 bytes per value (2.94x
+#:   float32, against 18.1 for ``"default"``). What noise remains is the
+#:   rounding's (r0 + r1*s); public-key encryptions use scale 2^34
+#:   (``public_scale_bits``, chosen when the preset still used the slot
+#:   encoding, whose errors are heavier-tailed): about 2^-27.7 fresh. Aggregation
 #:   weights are applied with at most 12 fractional bits to secret-key inputs
 #:   and 10 to public-key ones (see :func:`xcloud.dyadic_weights`); sums of
-#:   1,000 inputs stay within 2^-26 of the sum with those weights in either
+#:   1,000 inputs stay within 2^-32 of the sum with those weights in either
 #:   mode. Secret-key and public-key ciphertexts (different scales) are not
-#:   aggregated together. Its fingerprint covers P and the public-key scale:
-#:   keys and ciphertexts made under the compact preset before P was added
-#:   (parameter format version 1) are refused with
-#:   :class:`xcloud.IntegrityError`.
+#:   aggregated together. Its fingerprint covers P, the public-key scale and
+#:   the encoding: keys and ciphertexts made under earlier versions of the
+#:   preset (parameter format 1, before P; format 2, before the coefficient
+#:   encoding) are refused with :class:`xcloud.IntegrityError`.
 PRESETS: dict[str, dict[str, object]] = {
     "default": {},
     "compact": {
