@@ -14,7 +14,9 @@
 // four stored), which halves the loads and stores of radix 2; where a group
 // holds a single quadruple of vectors (t = 4), two groups go side by side
 // (independent chains for the out-of-order core), and the forward ones do
-// two quadruples side by side wherever a group holds an even number.
+// two quadruples side by side wherever a group holds an even number. The
+// in-register passes for t = 1, 2 likewise do two blocks of 8 values side by
+// side (one for n = 8).
 //   forward (Cooley-Tukey, as forward_scalar): stages t = n/2 ... 4 in pairs
 //     (a radix-2 stage first when their number is odd), the first pass
 //     converting from u64; then one pass for t = 2 and t = 1 in registers
@@ -239,52 +241,87 @@ void fwd_r4(double* d, size_t m, size_t t, const double* tw, const ModConsts& c)
   }
 }
 
-// Stages t = 2 and t = 1 on each block of 8 values, then [0, q) and u64.
+// Stages t = 2 and t = 1 on each block of 8 values, then [0, q) and u64
+// (fwd_last_blocks: kK blocks side by side at d, tw2, tw1).
 // t = 2: X = [0 1 4 5], Y = [2 3 6 7] (128-bit lane permutes; fwd_t2 lanes
 // {c, c, c+1, c+1}). t = 1: X = [0 2 4 6], Y = [1 3 5 7] (unpacklo/hi;
 // fwd_t1 lanes {0, 1, 2, 3}); unpacklo/hi of the results are [0 1 4 5],
 // [2 3 6 7], and 128-bit lane permutes give [0 1 2 3], [4 5 6 7].
+template <bool kRed2, bool kRed1, int kK>
+inline void fwd_last_blocks(double* d, const double* tw2, const double* tw1, const ModConsts& c) {
+  __m256d x[kK], y[kK];
+  for (int r = 0; r < kK; ++r) {
+    const __m256d v0 = load_pd(d + 8 * r), v1 = load_pd(d + 8 * r + 4);
+    x[r] = _mm256_permute2f128_pd(v0, v1, 0x20);
+    y[r] = _mm256_permute2f128_pd(v0, v1, 0x31);
+  }
+  for (int r = 0; r < kK; ++r) fwd_bfly<kRed2>(x[r], y[r], load_pd(tw2 + 8 * r), load_pd(tw2 + 8 * r + 4), c);
+  for (int r = 0; r < kK; ++r) {
+    const __m256d a = _mm256_unpacklo_pd(x[r], y[r]), b = _mm256_unpackhi_pd(x[r], y[r]);
+    x[r] = a;
+    y[r] = b;
+  }
+  for (int r = 0; r < kK; ++r) fwd_bfly<kRed1>(x[r], y[r], load_pd(tw1 + 8 * r), load_pd(tw1 + 8 * r + 4), c);
+  for (int r = 0; r < kK; ++r) {
+    const __m256d o0 = canon_full(_mm256_unpacklo_pd(x[r], y[r]), c), o1 = canon_full(_mm256_unpackhi_pd(x[r], y[r]), c);
+    store_u64(reinterpret_cast<uint64_t*>(d + 8 * r), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x20)));
+    store_u64(reinterpret_cast<uint64_t*>(d + 8 * r + 4), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x31)));
+  }
+}
+
 template <bool kRed2, bool kRed1>
 void fwd_last(double* d, size_t n, const double* tw2, const double* tw1, const ModConsts& c) {
-  for (size_t k = 0; k < n; k += 8, tw2 += 8, tw1 += 8) {
-    const __m256d v0 = load_pd(d + k), v1 = load_pd(d + k + 4);
-    __m256d x = _mm256_permute2f128_pd(v0, v1, 0x20);
-    __m256d y = _mm256_permute2f128_pd(v0, v1, 0x31);
-    fwd_bfly<kRed2>(x, y, load_pd(tw2), load_pd(tw2 + 4), c);
-    __m256d x1 = _mm256_unpacklo_pd(x, y), y1 = _mm256_unpackhi_pd(x, y);
-    fwd_bfly<kRed1>(x1, y1, load_pd(tw1), load_pd(tw1 + 4), c);
-    const __m256d o0 = canon_full(_mm256_unpacklo_pd(x1, y1), c), o1 = canon_full(_mm256_unpackhi_pd(x1, y1), c);
-    store_u64(reinterpret_cast<uint64_t*>(d + k), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x20)));
-    store_u64(reinterpret_cast<uint64_t*>(d + k + 4), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x31)));
+  if (n == 8) {
+    fwd_last_blocks<kRed2, kRed1, 1>(d, tw2, tw1, c);
+    return;
   }
+  for (size_t k = 0; k < n; k += 16) fwd_last_blocks<kRed2, kRed1, 2>(d + k, tw2 + k, tw1 + k, c);
 }
 
 // ---- inverse passes ----------------------------------------------------------
 
-// Stages t = 1 and t = 2 on each block of 8 values, converting from u64
+// Stages t = 1 and t = 2 on each block of 8 values (inv_first_blocks: kK
+// blocks side by side), converting from u64
 // (src) and, when kMul, multiplying by mul (balanced products, |.| < 3q/4).
 // t = 1: X = [0 4 2 6], Y = [1 5 3 7] (unpack; inv_t1 lanes {0, 2, 1, 3}).
 // t = 2: unpacklo/hi give [0 1 2 3], [4 5 6 7]; X = [0 1 4 5], Y = [2 3 6 7]
 // (128-bit permutes; inv_t2 lanes {c, c, c+1, c+1}), and back likewise.
+template <bool kMul, bool kRed1, bool kRed2, int kK>
+inline void inv_first_blocks(double* d, const double* tw1, const double* tw2, const ModConsts& c, const uint64_t* src,
+                             const uint64_t* mul) {
+  __m256d x[kK], y[kK];
+  for (int r = 0; r < kK; ++r) {
+    __m256d v0 = u64_to_pd(load_u64(src + 8 * r));
+    __m256d v1 = u64_to_pd(load_u64(src + 8 * r + 4));
+    if (kMul) {
+      v0 = mul_balanced_var(v0, u64_to_pd(load_u64(mul + 8 * r)), c);
+      v1 = mul_balanced_var(v1, u64_to_pd(load_u64(mul + 8 * r + 4)), c);
+    }
+    x[r] = _mm256_unpacklo_pd(v0, v1);
+    y[r] = _mm256_unpackhi_pd(v0, v1);
+  }
+  for (int r = 0; r < kK; ++r) inv_bfly<kRed1>(x[r], y[r], load_pd(tw1 + 8 * r), load_pd(tw1 + 8 * r + 4), c);
+  for (int r = 0; r < kK; ++r) {
+    const __m256d a = _mm256_unpacklo_pd(x[r], y[r]), b = _mm256_unpackhi_pd(x[r], y[r]);
+    x[r] = _mm256_permute2f128_pd(a, b, 0x20);
+    y[r] = _mm256_permute2f128_pd(a, b, 0x31);
+  }
+  for (int r = 0; r < kK; ++r) inv_bfly<kRed2>(x[r], y[r], load_pd(tw2 + 8 * r), load_pd(tw2 + 8 * r + 4), c);
+  for (int r = 0; r < kK; ++r) {
+    store_pd(d + 8 * r, _mm256_permute2f128_pd(x[r], y[r], 0x20));
+    store_pd(d + 8 * r + 4, _mm256_permute2f128_pd(x[r], y[r], 0x31));
+  }
+}
+
 template <bool kMul, bool kRed1, bool kRed2>
 void inv_first(double* d, size_t n, const double* tw1, const double* tw2, const ModConsts& c, const uint64_t* src,
                const uint64_t* mul) {
-  for (size_t k = 0; k < n; k += 8, tw1 += 8, tw2 += 8) {
-    __m256d v0 = u64_to_pd(load_u64(src + k));
-    __m256d v1 = u64_to_pd(load_u64(src + k + 4));
-    if (kMul) {
-      v0 = mul_balanced_var(v0, u64_to_pd(load_u64(mul + k)), c);
-      v1 = mul_balanced_var(v1, u64_to_pd(load_u64(mul + k + 4)), c);
-    }
-    __m256d x = _mm256_unpacklo_pd(v0, v1);
-    __m256d y = _mm256_unpackhi_pd(v0, v1);
-    inv_bfly<kRed1>(x, y, load_pd(tw1), load_pd(tw1 + 4), c);
-    const __m256d a = _mm256_unpacklo_pd(x, y), b = _mm256_unpackhi_pd(x, y);
-    __m256d x2 = _mm256_permute2f128_pd(a, b, 0x20);
-    __m256d y2 = _mm256_permute2f128_pd(a, b, 0x31);
-    inv_bfly<kRed2>(x2, y2, load_pd(tw2), load_pd(tw2 + 4), c);
-    store_pd(d + k, _mm256_permute2f128_pd(x2, y2, 0x20));
-    store_pd(d + k + 4, _mm256_permute2f128_pd(x2, y2, 0x31));
+  if (n == 8) {
+    inv_first_blocks<kMul, kRed1, kRed2, 1>(d, tw1, tw2, c, src, mul);
+    return;
+  }
+  for (size_t k = 0; k < n; k += 16) {
+    inv_first_blocks<kMul, kRed1, kRed2, 2>(d + k, tw1 + k, tw2 + k, c, src + k, kMul ? mul + k : nullptr);
   }
 }
 
