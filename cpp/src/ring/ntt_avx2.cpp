@@ -207,7 +207,8 @@ inline void fwd_quads(double* const* x, size_t u, const __m256d (*w)[6], const M
 // false: forward radix-4), or {p[0..3]} then {q[0], q[1]} (inverse).
 template <bool kFourFirst = false>
 inline void load_tw6(__m256d* w, const double* p, const double* q) {
-  for (int k = 0; k < 6; ++k) w[k] = kFourFirst ? (k < 4 ? bcast(p + k) : bcast(q + k - 4)) : (k < 2 ? bcast(p + k) : bcast(q + k - 2));
+  const int np = kFourFirst ? 4 : 2;
+  for (int k = 0; k < 6; ++k) w[k] = k < np ? bcast(p + k) : bcast(q + k - np);
 }
 
 template <bool kFirst, bool kRed1, bool kRed2>
@@ -263,7 +264,8 @@ inline void fwd_last_blocks(double* d, const double* tw2, const double* tw1, con
   }
   for (int r = 0; r < kK; ++r) fwd_bfly<kRed1>(x[r], y[r], load_pd(tw1 + 8 * r), load_pd(tw1 + 8 * r + 4), c);
   for (int r = 0; r < kK; ++r) {
-    const __m256d o0 = canon_full(_mm256_unpacklo_pd(x[r], y[r]), c), o1 = canon_full(_mm256_unpackhi_pd(x[r], y[r]), c);
+    const __m256d o0 = canon_full(_mm256_unpacklo_pd(x[r], y[r]), c);
+    const __m256d o1 = canon_full(_mm256_unpackhi_pd(x[r], y[r]), c);
     store_u64(reinterpret_cast<uint64_t*>(d + 8 * r), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x20)));
     store_u64(reinterpret_cast<uint64_t*>(d + 8 * r + 4), pd_to_u64(_mm256_permute2f128_pd(o0, o1, 0x31)));
   }
