@@ -218,7 +218,10 @@ size_t find_out_of_range_impl(const T* x, size_t n, double bound) {
 size_t find_out_of_range(const float* x, size_t n, double bound) { return find_out_of_range_impl(x, n, bound); }
 size_t find_out_of_range(const double* x, size_t n, double bound) { return find_out_of_range_impl(x, n, bound); }
 
-void round_scaled(int64_t* out, const double* m, double scale, size_t n) {
+namespace {
+// The dispatcher of both round_scaled overloads (double and float input).
+template <typename T>
+void round_scaled_impl(int64_t* out, const T* m, double scale, size_t n) {
   size_t v = 0;
 #ifdef XCLOUD_HAVE_AVX2
   if (simd_enabled()) {
@@ -228,16 +231,9 @@ void round_scaled(int64_t* out, const double* m, double scale, size_t n) {
 #endif
   detail::round_scaled_scalar(out + v, m + v, scale, n - v);
 }
+}  // namespace
 
-void round_scaled(int64_t* out, const float* x, double scale, size_t n) {
-  size_t v = 0;
-#ifdef XCLOUD_HAVE_AVX2
-  if (simd_enabled()) {
-    v = n & ~size_t{3};
-    detail::round_scaled_avx2(out, x, scale, v);
-  }
-#endif
-  detail::round_scaled_scalar(out + v, x + v, scale, n - v);
-}
+void round_scaled(int64_t* out, const double* m, double scale, size_t n) { round_scaled_impl(out, m, scale, n); }
+void round_scaled(int64_t* out, const float* x, double scale, size_t n) { round_scaled_impl(out, x, scale, n); }
 
 }  // namespace xcloud
