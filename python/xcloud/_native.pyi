@@ -169,6 +169,33 @@ class testing:  # submodule
     @staticmethod
     def sample_cbd(seed: bytes, n: int) -> npt.NDArray[np.int32]: ...
     @staticmethod
+    def aes256_sbox(impl: str) -> bytes:
+        """The 256-byte S-box from the table ('table') or the constant-time circuit ('ct')."""
+    @staticmethod
+    def aes256_expand_key(key: bytes, impl: str) -> bytes:
+        """240 bytes of round keys by one key schedule: 'table', 'ct' or 'aes-ni'."""
+    @staticmethod
+    def aes256_encrypt_block(key: bytes, block: bytes, impl: str) -> bytes: ...
+    @staticmethod
+    def aes256_ctr_blocks(impl: str, key: bytes, prefix: bytes, ctr: int, blocks: int) -> bytes:
+        """Counter blocks prefix || BE32(ctr + i mod 2^32), i < blocks, encrypted by one kernel."""
+    @staticmethod
+    def aes256_force_ni(force: bool) -> bool: ...
+    @staticmethod
+    def aes256_ctr_impls() -> list[str]: ...
+    @staticmethod
+    def aes256_ctr_path_for(use: str) -> str: ...
+    @staticmethod
+    def aes256_ctr_keystream_for(key: bytes, counter_block: bytes, n: int, use: str) -> bytes: ...
+    @staticmethod
+    def sample_cbd_ctr(
+        key: bytes, counter_block: bytes, n: int, reference: bool = False, use: str = "secret"
+    ) -> npt.NDArray[np.int32]: ...
+    @staticmethod
+    def sample_ternary_packed_ctr(
+        key: bytes, counter_block: bytes, n: int, reference: bool = False, use: str = "secret"
+    ) -> npt.NDArray[np.int8]: ...
+    @staticmethod
     def generate_ntt_primes(bits: int, two_n: int, count: int, exclude: list[int] = ...) -> list[int]: ...
     @staticmethod
     def is_prime(n: int) -> bool: ...
