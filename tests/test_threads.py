@@ -7,6 +7,9 @@ of worker threads; nor may aggregation or decryption.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -140,3 +143,53 @@ def test_concurrent_calls_from_python_threads_match_sequential_calls(small_keys,
         concurrent = list(pool.map(run, range(12)))
     # Assert
     assert concurrent == sequential
+
+
+# -- the cache of large ciphertext buffers (parallel/memory.h) -----------------------
+
+
+def test_a_freed_ciphertext_buffer_is_reused_for_the_next_update_of_its_size():
+    T = xcloud._native.testing
+    keys = xcloud.CkksContext.preset("compact").keygen()
+    x = np.random.default_rng(0).uniform(-1, 1, 300 * 4096).astype(np.float32)  # c0: 300 x 4096 words, 9.4 MiB
+    T.release_buffer_pool()
+    assert T.buffer_pool_stats() == (0, 0)
+    first = xcloud.encrypt_blocks(keys, x)
+    want = xcloud.decrypt_blocks(keys, first)
+    del first
+    assert T.buffer_pool_stats() == (1, 300 * 4096 * 8)
+    # The next encryption of that size takes the cached buffer, and its old words do not leak into the result.
+    second = xcloud.encrypt_blocks(keys, x)
+    assert T.buffer_pool_stats() == (0, 0)
+    assert np.abs(xcloud.decrypt_blocks(keys, second) - want).max() <= 2.0**-26
+    # Small ciphertexts never enter the cache; release empties it.
+    del second
+    small = xcloud.encrypt_blocks(keys, x[:4096])
+    del small
+    assert T.buffer_pool_stats() == (1, 300 * 4096 * 8)
+    T.release_buffer_pool()
+    assert T.buffer_pool_stats() == (0, 0)
+
+
+def test_the_cache_holds_at_most_four_buffers():
+    T = xcloud._native.testing
+    keys = xcloud.CkksContext.preset("compact").keygen()
+    T.release_buffer_pool()
+    cts = [xcloud.encrypt_blocks(keys, np.zeros((260 + i) * 4096, dtype=np.float32)) for i in range(6)]
+    while cts:  # freed oldest first, so the newest four stay
+        cts.pop(0)
+    buffers, nbytes = T.buffer_pool_stats()
+    assert buffers == 4 and nbytes == sum((260 + i) * 4096 * 8 for i in range(2, 6))
+    T.release_buffer_pool()
+
+
+def test_the_cache_can_be_turned_off():
+    code = (
+        "import numpy as np, xcloud; T = xcloud._native.testing; "
+        "k = xcloud.CkksContext.preset('compact').keygen(); "
+        "c = xcloud.encrypt_blocks(k, np.zeros(300 * 4096, dtype=np.float32)); del c; "
+        "print(T.buffer_pool_stats())"
+    )
+    env = {**os.environ, "XCLOUD_BUFFER_POOL": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(0, 0)"

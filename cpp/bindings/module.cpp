@@ -11,6 +11,7 @@
 #include "ckks/encryptor.h"
 #include "ckks/errors.h"
 #include "ckks/wire.h"
+#include "parallel/memory.h"
 #include "parallel/parallel_for.h"
 #include "ring/aes256.h"
 #include "ring/chacha20.h"
@@ -297,6 +298,11 @@ void bind_testing(py::module_& t) {
               : sample_ternary_packed(rng, a.mutable_data(), n);
     return a;
   }, py::arg("key"), py::arg("counter_block"), py::arg("n"), py::arg("reference") = false, py::arg("use") = "secret");
+  t.def("buffer_pool_stats", [] {
+    const BufferPoolStats st = buffer_pool_stats();
+    return std::make_pair(st.buffers, st.bytes);
+  }, "(buffers, bytes) the large-buffer cache of ciphertext arrays holds now (parallel/memory.h).");
+  t.def("release_buffer_pool", &release_buffer_pool, "Hands every cached ciphertext buffer back to the system.");
   t.def("generate_ntt_primes", &generate_ntt_primes, py::arg("bits"), py::arg("two_n"), py::arg("count"),
         py::arg("exclude") = std::vector<u64>{});
   t.def("is_prime", &is_prime);
