@@ -546,7 +546,7 @@ class XCloud(Implementation):
 
 @register
 class XCloudCompact(XCloud):
-    """xcloud's ``CkksContext.preset("compact")``: N=4096, one 47-bit prime, scale 2^32.
+    """xcloud's ``CkksContext.preset("compact")``: N=4096, one 47-bit prime, scale 2^32, coefficient encoding.
 
     The secret-key upload is 1.48x its float32 bytes. Public-key encryption runs modulo
     q*P (a 30-bit auxiliary prime P) at scale 2^34 and is divided by P before it leaves
