@@ -195,9 +195,13 @@ def test_known_answers(kat):
     assert sha256_hex(kat["public_ct"].to_bytes()) == COMPACT_PUBLIC_MODE_CT_SHA256
     agg = xcloud.aggregate([kat["secret_ct"], kat["secret_ct"]], [0.25, 0.75])
     assert sha256_hex(agg.to_bytes()) == COMPACT_AGGREGATE_SHA256
-    # A key pair is the same polynomials under either encoding: only the fingerprint and key id differ.
+    # A key pair is the same polynomials under either encoding: only the fingerprint and key id differ
+    # (key file: magic 4, version 2, two flag bytes, fingerprint 32, key id 16, then the body, then a
+    # 32-byte checksum).
     twin = xcloud.CkksContext(**SLOTS).keygen_derand(KEY_SEED)
-    assert len(twin.public_bytes()) == len(keys.public_bytes())
+    mine, theirs = keys.public_bytes(), twin.public_bytes()
+    assert mine[:8] == theirs[:8] and mine[56:-32] == theirs[56:-32]
+    assert mine[8:56] != theirs[8:56]
     for ct in (kat["secret_ct"], kat["public_ct"]):
         assert max_abs_error(xcloud.decrypt_blocks(keys, ct), kat["x"]) <= 2.0**-26
 

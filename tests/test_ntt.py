@@ -228,9 +228,12 @@ def test_ntt_rejects_a_degree_that_is_not_a_power_of_two_in_range(n: int) -> Non
 # values allows it, so the stages it reduces depend on the prime's size (from
 # none at all for 36-bit primes to every stage of the 50-bit inverse) and on
 # the degree (which sets the pass structure: radix-4 passes, a radix-2 stage
-# when the stage count is odd, two-group side-by-side code where t = 4).
-# Every size class, at every degree from 2^3 to 2^15, with the inputs that
-# stretch the bounds most, must agree bit for bit with the scalar reference.
+# when the stage count is odd, two-group side-by-side code where t = 4); 36-bit
+# primes reduce nowhere up to N = 2^15 (once in the inverse at 2^16). The fused
+# inverse(a*b) starts from another bound (a product, |.| < 3q/4 + 1) and so has
+# schedules of its own. Every size class, at every degree from 2^3 to 2^15,
+# with the inputs that stretch the bounds most, must agree bit for bit with
+# the scalar reference.
 
 SCHEDULE_BITS = [20, 30, 36, 40, 44, 46, 47, 48, 49, 50]
 SCHEDULE_DEGREES = [2**k for k in range(3, 16)]
@@ -243,6 +246,7 @@ def extreme_inputs(rng: np.random.Generator, q: int, n: int) -> list[np.ndarray]
     return [np.full(n, q - 1, dtype=np.uint64), alternating, top, random_residues(rng, q, n)]
 
 
+@pytest.mark.skipif(not testing.simd_supported(), reason="no AVX2 + FMA kernels in this build or CPU")
 @pytest.mark.parametrize("bits", SCHEDULE_BITS)
 @pytest.mark.parametrize("n", SCHEDULE_DEGREES)
 def test_ntt_every_prime_size_and_degree_equals_scalar_reference(n: int, bits: int) -> None:
@@ -267,9 +271,14 @@ def test_ntt_every_prime_size_and_degree_equals_scalar_reference(n: int, bits: i
             np.testing.assert_array_equal(fwd, fwd_ref)
             np.testing.assert_array_equal(inv, inv_ref)
             assert int(fwd.max()) < q and int(inv.max()) < q
+            # The fused inverse(a*b), with b the extreme pattern reversed and a random one.
+            for b in (a[::-1].copy(), random_residues(rng, q, n)):
+                fused = testing.ntt_inverse_mul(q, n, a, b)
+                np.testing.assert_array_equal(fused, testing.ntt_inverse_mul(q, n, a, b, scalar=True))
 
 
-@pytest.mark.parametrize("bits", [47, 48, 49, 50])
+@pytest.mark.skipif(not testing.simd_supported(), reason="no AVX2 + FMA kernels in this build or CPU")
+@pytest.mark.parametrize("bits", [36, 40, 47, 48, 49, 50])
 def test_ntt_round_trip_at_the_largest_degree_for_the_tight_prime_sizes(bits: int) -> None:
     # Prepare: N = 2^16, the most stages (the longest stretches without reduction).
     n = 2**16
@@ -280,3 +289,6 @@ def test_ntt_round_trip_at_the_largest_degree_for_the_tight_prime_sizes(bits: in
     # Assert
     np.testing.assert_array_equal(fwd, testing.ntt_forward(q, n, a, scalar=True))
     np.testing.assert_array_equal(testing.ntt_inverse(q, n, fwd), a)
+    np.testing.assert_array_equal(testing.ntt_inverse(q, n, a), testing.ntt_inverse(q, n, a, scalar=True))
+    b = random_residues(np.random.default_rng(bits + 1), q, n)
+    np.testing.assert_array_equal(testing.ntt_inverse_mul(q, n, a, b), testing.ntt_inverse_mul(q, n, a, b, scalar=True))

@@ -8,6 +8,7 @@ import math
 import struct
 from typing import Any
 
+import numpy as np
 import pytest
 
 import xcloud
@@ -293,11 +294,16 @@ def test_parameter_error_is_a_value_error() -> None:
 
 
 def test_largest_scale_that_fits_the_modulus_is_accepted() -> None:
-    # Prepare: log2 Q just under 72 needs scale_bits + 0.5 + log2(max_value) + 2 < log2 Q.
+    # Prepare: one 40-bit prime (log2 Q just under 40) needs scale_bits + 0.5 + log2(max_value) + 2 < log2 Q.
     # Execute
-    ctx = xcloud.CkksContext(scale_bits=69)
-    # Assert (scale_bits 70 is refused in test_invalid_literal_raises_parameter_error)
-    assert ctx.scale == 2.0**69
+    ctx = xcloud.CkksContext(prime_bits=(40,), scale_bits=37)
+    # Assert: 37 fits, 38 does not. (With the default 72-bit Q the modulus would allow 2^69, but plaintext
+    # coefficients must also fit the int64 rounding: scale_bits 61 at most, see the test below; until
+    # 2026-12-02 this test accepted 2^69 with the default primes, whose encryptions wrapped silently.)
+    assert ctx.scale == 2.0**37
+    with pytest.raises(xcloud.ParameterError, match="needs log2 Q >"):
+        xcloud.CkksContext(prime_bits=(40,), scale_bits=38)
+    assert xcloud.CkksContext(scale_bits=61).scale == 2.0**61
 
 
 # -- primes ------------------------------------------------------------------------------------------
@@ -380,3 +386,24 @@ def test_uniform_sampler_rejects_zero_modulus() -> None:
 
     with pytest.raises(ValueError):
         _native.testing.sample_uniform_mod(bytes(32), 0, 5)
+
+
+@pytest.mark.parametrize("encoding", ["slots", "coefficients"])
+@pytest.mark.parametrize(
+    ("kwargs", "ok"),
+    [
+        ({"prime_bits": (50, 50), "scale_bits": 61}, True),  # coefficients up to 2^61.5: fit in int64
+        ({"prime_bits": (50, 50), "scale_bits": 62}, False),
+        ({"prime_bits": (50, 50), "scale_bits": 64}, False),  # once decrypted [0.5, -0.25, 1] as [-0.5, -0.25, 0.5]
+        ({"prime_bits": (50, 50), "scale_bits": 58, "max_value": 16.0}, False),
+    ],
+)
+def test_a_scale_whose_coefficients_overflow_int64_is_refused(kwargs, ok, encoding) -> None:
+    if ok:
+        ctx = xcloud.CkksContext(**kwargs, encoding=encoding)
+        keys = ctx.keygen()
+        x = np.array([0.5, -0.25, 1.0, -1.0])
+        assert np.abs(xcloud.decrypt_blocks(keys, xcloud.encrypt_blocks(keys, x)) - x).max() <= 2.0**-40
+    else:
+        with pytest.raises(xcloud.ParameterError, match="must stay below 2\\^62"):
+            xcloud.CkksContext(**kwargs, encoding=encoding)

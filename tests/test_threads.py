@@ -193,3 +193,29 @@ def test_the_cache_can_be_turned_off():
     env = {**os.environ, "XCLOUD_BUFFER_POOL": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(0, 0)"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_child_starts_with_an_empty_cache():
+    T = xcloud._native.testing
+    keys = xcloud.CkksContext.preset("compact").keygen()
+    x = np.zeros(300 * 4096, dtype=np.float32)
+    T.release_buffer_pool()
+    ct = xcloud.encrypt_blocks(keys, x)
+    del ct
+    assert T.buffer_pool_stats()[0] == 1
+    pid = os.fork()
+    if pid == 0:  # the child: its cache is empty, and works
+        ok = False
+        try:
+            ok = T.buffer_pool_stats() == (0, 0)
+            c = xcloud.encrypt_blocks(keys, x)
+            ok = ok and float(np.abs(xcloud.decrypt_blocks(keys, c)).max()) <= 2.0**-26
+            del c
+            ok = ok and T.buffer_pool_stats()[0] == 1
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert T.buffer_pool_stats()[0] == 1  # the parent's cache is untouched
+    T.release_buffer_pool()

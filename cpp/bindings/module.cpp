@@ -323,6 +323,25 @@ void bind_testing(py::module_& t) {
     scalar ? tab.inverse_scalar(v.data()) : tab.inverse(v.data());
     return u64_array(v);
   }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("scalar") = false);
+  t.def("ntt_inverse_mul", [](u64 q, size_t n, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a,
+                              const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& b, bool scalar) {
+    NttTables tab(q, n);
+    auto va = u64_vector(a), vb = u64_vector(b);
+    if (va.size() != n || vb.size() != n) throw std::invalid_argument("array lengths must equal n");
+    for (size_t i = 0; i < n; ++i) {
+      if (va[i] >= q || vb[i] >= q) throw std::invalid_argument("inputs must be in [0, q)");
+    }
+    std::vector<u64> shoup(n), out(n);
+    for (size_t i = 0; i < n; ++i) shoup[i] = shoup_precompute(vb[i], q);
+    if (scalar) {
+      for (size_t i = 0; i < n; ++i) out[i] = mul_shoup(va[i], vb[i], shoup[i], q);
+      tab.inverse_scalar(out.data());
+    } else {
+      tab.inverse_mul(out.data(), va.data(), vb.data(), shoup.data());
+    }
+    return u64_array(out);
+  }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("b"), py::arg("scalar") = false,
+     "inverse(a * b): the fused kernel (or, with scalar=True, the product then the reference inverse).");
   t.def("encode", [](const ParamsPtr& p, const py::array_t<double, py::array::c_style | py::array::forcecast>& x) {
     if (static_cast<size_t>(x.size()) > p->n()) throw std::invalid_argument("at most N values");
     py::array_t<double> m(static_cast<py::ssize_t>(p->n()));

@@ -3,9 +3,10 @@
 //
 // Randomness: one 32-byte master seed per call (OS CSPRNG, or the caller's
 // for the *_derand known-answer entry points). Block b draws its public seed
-// from ChaCha20(master, nonce "XCA"||b) and its secret noise from
-// ChaCha20(master, nonce "XCE"||b), so the output does not depend on the
-// number of threads.
+// from ChaCha20(master, nonce "XCA"||b) and its secret noise (and the u of a
+// public-key encryption) from AES-256-CTR, constant-time, under the 32-byte
+// key ChaCha20(master, nonce "XCN"||0) from counter block "XCE"||b||0
+// (streams.h), so the output does not depend on the number of threads.
 // Thread safety: the functions are reentrant; they use `threads` workers.
 #include <cstdint>
 #include <optional>

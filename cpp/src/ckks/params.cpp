@@ -133,6 +133,16 @@ CkksParams::CkksParams(const CkksParametersLiteral& lit, bool insecure)
        << ", but the primes give " << log2_q_;
     throw ParameterError(os.str());
   }
+  // The encoder rounds Delta * (a coefficient) to int64 (poly_ops.h
+  // round_scaled): the bound above, without the noise factor, must stay
+  // below 2^62 whatever Q is, or large values would wrap silently.
+  const double int_bits = fresh_scale_bits + 0.5 + std::log2(lit.max_value);
+  if (int_bits >= 62.0) {
+    std::ostringstream os;
+    os << "scale 2^" << fresh_scale_bits << " with max_value " << lit.max_value
+       << " makes plaintext coefficients of up to 2^" << int_bits << "; they must stay below 2^62";
+    throw ParameterError(os.str());
+  }
   if (!insecure) {
     const int limit = max_log_q(n_, lit.security_bits);
     if (std::ceil(log2_qp_) > limit) {

@@ -1,10 +1,13 @@
 #include "parallel/memory.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
+#include <atomic>
 #include <mutex>
+
+#include <unistd.h>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -15,14 +18,27 @@ namespace xcloud {
 namespace {
 constexpr size_t kHugeThreshold = size_t{8} << 20;
 
+// The cache: fixed arrays, so that handing a buffer back never allocates
+// (pooled_deallocate is noexcept), newest first.
 struct Pool {
   std::mutex mu;
-  std::deque<std::pair<void*, size_t>> free;  // newest first
-  size_t bytes = 0;
+  std::array<std::pair<void*, size_t>, detail::kPoolMaxBuffers> free{};
+  size_t count = 0, bytes = 0;
 };
 Pool& pool() {
-  static Pool* p = new Pool;  // never destroyed: buffers may be freed during static destruction
-  return *p;
+  // Never destroyed: buffers may be freed during static destruction. A fork
+  // child gets a fresh one on first use (the inherited mutex may be held by
+  // a thread that does not exist in the child); the parent's cached buffers
+  // are left alone there. Atomics: a race between the child's first threads
+  // at worst leaks one empty Pool.
+  static std::atomic<Pool*> p{new Pool};
+  static std::atomic<pid_t> made_in{getpid()};
+  const pid_t me = getpid();
+  if (made_in.load(std::memory_order_acquire) != me) {
+    p.store(new Pool, std::memory_order_release);
+    made_in.store(me, std::memory_order_release);
+  }
+  return *p.load(std::memory_order_acquire);
 }
 bool pool_enabled() {
   static const bool on = [] {
@@ -39,11 +55,12 @@ void* pooled_allocate(size_t bytes) {
   if (pool_enabled()) {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mu);
-    for (auto it = p.free.begin(); it != p.free.end(); ++it) {
-      if (it->second == bytes) {
-        void* out = it->first;
+    for (size_t i = 0; i < p.count; ++i) {
+      if (p.free[i].second == bytes) {
+        void* out = p.free[i].first;
+        for (size_t k = i + 1; k < p.count; ++k) p.free[k - 1] = p.free[k];
+        --p.count;
         p.bytes -= bytes;
-        p.free.erase(it);
         return out;
       }
     }
@@ -57,19 +74,23 @@ void pooled_deallocate(void* ptr, size_t bytes) noexcept {
     ::operator delete(ptr);
     return;
   }
-  std::vector<void*> evicted;
+  std::array<void*, kPoolMaxBuffers> evicted{};
+  size_t n_evicted = 0;
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mu);
-    while (!p.free.empty() && (p.free.size() >= kPoolMaxBuffers || p.bytes + bytes > kPoolMaxBytes)) {
-      evicted.push_back(p.free.back().first);
-      p.bytes -= p.free.back().second;
-      p.free.pop_back();
+    // Oldest out until this one fits (at most kPoolMaxBuffers go).
+    while (p.count > 0 && (p.count >= kPoolMaxBuffers || p.bytes + bytes > kPoolMaxBytes)) {
+      --p.count;
+      evicted[n_evicted++] = p.free[p.count].first;
+      p.bytes -= p.free[p.count].second;
     }
-    p.free.emplace_front(ptr, bytes);
+    for (size_t k = p.count; k > 0; --k) p.free[k] = p.free[k - 1];
+    p.free[0] = {ptr, bytes};
+    ++p.count;
     p.bytes += bytes;
   }
-  for (void* e : evicted) ::operator delete(e);  // outside the lock
+  for (size_t i = 0; i < n_evicted; ++i) ::operator delete(evicted[i]);  // outside the lock
 }
 
 }  // namespace detail
@@ -77,18 +98,20 @@ void pooled_deallocate(void* ptr, size_t bytes) noexcept {
 BufferPoolStats buffer_pool_stats() {
   Pool& p = pool();
   std::lock_guard<std::mutex> lock(p.mu);
-  return {p.free.size(), p.bytes};
+  return {p.count, p.bytes};
 }
 
 void release_buffer_pool() {
-  std::deque<std::pair<void*, size_t>> out;
+  std::array<void*, detail::kPoolMaxBuffers> out{};
+  size_t n = 0;
   {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mu);
-    out.swap(p.free);
+    for (size_t i = 0; i < p.count; ++i) out[n++] = p.free[i].first;
+    p.count = 0;
     p.bytes = 0;
   }
-  for (auto& e : out) ::operator delete(e.first);
+  for (size_t i = 0; i < n; ++i) ::operator delete(out[i]);
 }
 
 void advise_huge_pages(void* p, size_t bytes) {

@@ -13,6 +13,7 @@
 // Thread safety: as std::vector (the caller owns v).
 #include <cstddef>
 #include <cstdint>
+#include <climits>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -36,7 +37,9 @@ namespace detail {
 // round) then write into pages that are already mapped, instead of having
 // the OS find and zero fresh ones on every call (measured: the page faults
 // of an 80 MB output made single calls vary by 20%). XCLOUD_BUFFER_POOL=0
-// (read once) turns the cache off. Thread-safe (one mutex).
+// (read once; only the exact value "0") turns the cache off. Thread-safe
+// (one mutex); after fork() the child starts with an empty cache (the
+// parent's cached buffers are left alone: its mutex may have been held).
 constexpr size_t kPooledBytes = size_t{8} << 20;
 constexpr size_t kPoolMaxBuffers = 4;
 constexpr size_t kPoolMaxBytes = size_t{512} << 20;
@@ -52,21 +55,11 @@ BufferPoolStats buffer_pool_stats();
 void release_buffer_pool();
 
 template <typename T>
-class DefaultInitAllocator : public std::allocator<T> {
+class DefaultInitAllocator {
  public:
   using value_type = T;
-  T* allocate(size_t n) {
-    if (n > SIZE_MAX / sizeof(T)) throw std::bad_array_new_length();
-    if (n * sizeof(T) >= detail::kPooledBytes) return static_cast<T*>(detail::pooled_allocate(n * sizeof(T)));
-    return std::allocator<T>::allocate(n);
-  }
-  void deallocate(T* p, size_t n) noexcept {
-    if (n * sizeof(T) >= detail::kPooledBytes) {
-      detail::pooled_deallocate(p, n * sizeof(T));
-    } else {
-      std::allocator<T>::deallocate(p, n);
-    }
-  }
+  using is_always_equal = std::true_type;
+  using propagate_on_container_move_assignment = std::true_type;
   template <typename U>
   struct rebind {
     using other = DefaultInitAllocator<U>;
@@ -74,6 +67,20 @@ class DefaultInitAllocator : public std::allocator<T> {
   DefaultInitAllocator() noexcept = default;
   template <typename U>
   DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}  // NOLINT: converting, as std::allocator
+
+  T* allocate(size_t n) {
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_array_new_length();
+    if (n * sizeof(T) >= detail::kPooledBytes) return static_cast<T*>(detail::pooled_allocate(n * sizeof(T)));
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, size_t n) noexcept {
+    if (n * sizeof(T) >= detail::kPooledBytes) {
+      detail::pooled_deallocate(p, n * sizeof(T));
+    } else {
+      std::allocator<T>().deallocate(p, n);
+    }
+  }
+  // Value-less construction default-initialises (no zeroing of a uint64_t).
   template <typename U>
   void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
     ::new (static_cast<void*>(p)) U;
@@ -83,6 +90,14 @@ class DefaultInitAllocator : public std::allocator<T> {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
 };
+template <typename T, typename U>
+bool operator==(const DefaultInitAllocator<T>&, const DefaultInitAllocator<U>&) noexcept {
+  return true;
+}
+template <typename T, typename U>
+bool operator!=(const DefaultInitAllocator<T>&, const DefaultInitAllocator<U>&) noexcept {
+  return false;
+}
 
 // Residue arrays of ciphertexts (ckks/ciphertext.h). Note: resize() does not
 // zero new words; use resize_zeroed where zeros are meant. Large ones come

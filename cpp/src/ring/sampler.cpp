@@ -26,9 +26,19 @@ inline u64 load_le64(const uint8_t* p) {
   return v;
 }
 
+// Bits set in v, by the branch-free SWAR sum (pairs, nibbles, bytes, then a
+// multiply), so that the noise never goes through a library popcount (a
+// libgcc without POPCNT may count with a table indexed by the noise bytes).
+inline int popcount64_ct(u64 v) {
+  v = v - ((v >> 1) & 0x5555555555555555ULL);
+  v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+  v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
+}
+
 inline int32_t cbd_of(u64 r) {
   constexpr u64 mask = (u64{1} << kCbdEta) - 1;
-  return __builtin_popcountll(r & mask) - __builtin_popcountll((r >> kCbdEta) & mask);
+  return popcount64_ct(r & mask) - popcount64_ct((r >> kCbdEta) & mask);
 }
 
 inline int8_t ternary_of(u64 r) {

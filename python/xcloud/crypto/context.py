@@ -33,8 +33,9 @@ __all__ = ["ENCODINGS", "PRESETS", "CkksContext", "CkksLiteral"]
 #:   encoding, whose errors are heavier-tailed): about 2^-27.7 fresh. Aggregation
 #:   weights are applied with at most 12 fractional bits to secret-key inputs
 #:   and 10 to public-key ones (see :func:`xcloud.dyadic_weights`); sums of
-#:   1,000 inputs stay within 2^-32 of the sum with those weights in either
-#:   mode. Secret-key and public-key ciphertexts (different scales) are not
+#:   1,000 inputs stayed within about 2^-32.5 (secret-key) and 2^-31.5
+#:   (public-key) of the sum with those weights in the measurements.
+#:   Secret-key and public-key ciphertexts (different scales) are not
 #:   aggregated together. Its fingerprint covers P, the public-key scale and
 #:   the encoding: keys and ciphertexts made under earlier versions of the
 #:   preset (parameter format 1, before P; format 2, before the coefficient
