@@ -209,20 +209,6 @@ def test_aes256_ctr_matches_sp800_38a(path: str) -> None:
     assert bytes(a ^ b for a, b in zip(ks, SP800_38A_PLAIN, strict=True)) == SP800_38A_CIPHER
 
 
-@pytest.mark.parametrize("path", aes_paths())
-@settings(max_examples=25, deadline=None)
-@given(
-    key=st.binary(min_size=32, max_size=32),
-    prefix=st.binary(min_size=12, max_size=12),
-    start=st.integers(0, 2**32 - 4096),
-    n=st.integers(0, 5000),
-)
-def test_aes256_ctr_matches_openssl(path: str, key: bytes, prefix: bytes, start: int, n: int) -> None:
-    counter_block = prefix + start.to_bytes(4, "big")
-    enc = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
-    assert keystream_on(path, key, counter_block, n) == enc.update(bytes(n)) + enc.finalize()
-
-
 def test_aes256_ctr_refuses_to_wrap_its_32_bit_counter() -> None:
     last = bytes(12) + (2**32 - 1).to_bytes(4, "big")
     assert len(testing.aes256_ctr_keystream(SP800_38A_KEY, last, 16)) == 16
@@ -251,6 +237,26 @@ def secret_keystream_on(path: str, key: bytes, counter_block: bytes, n: int) -> 
     finally:
         testing.aes256_force_ni(ni)
         testing.aes256_force_portable(portable)
+
+
+@pytest.mark.parametrize(
+    ("use", "path"),
+    [pytest.param("public", p, id=f"public-{p}") for p in aes_paths()]
+    + [pytest.param("secret", p, id=f"secret-{p}") for p in secret_aes_paths()],
+)
+@settings(max_examples=25, deadline=None)
+@given(
+    key=st.binary(min_size=32, max_size=32),
+    prefix=st.binary(min_size=12, max_size=12),
+    start=st.integers(0, 2**32 - 4096),
+    n=st.integers(0, 5000),
+)
+def test_aes256_ctr_matches_openssl(use: str, path: str, key: bytes, prefix: bytes, start: int, n: int) -> None:
+    """Every AES-256-CTR path of either key use against OpenSSL, on random keys, counters and lengths."""
+    counter_block = prefix + start.to_bytes(4, "big")
+    enc = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
+    stream = keystream_on if use == "public" else secret_keystream_on
+    assert stream(path, key, counter_block, n) == enc.update(bytes(n)) + enc.finalize()
 
 
 @pytest.mark.parametrize("impl", ["table", "ct"])
@@ -284,20 +290,6 @@ def test_aes256_ctr_secret_matches_sp800_38a(path: str) -> None:
     ks = secret_keystream_on(path, key, counter_block, len(plain))
     # Assert
     assert bytes(a ^ b for a, b in zip(ks, plain, strict=True)).hex() == vec["ciphertext"]
-
-
-@pytest.mark.parametrize("path", secret_aes_paths())
-@settings(max_examples=25, deadline=None)
-@given(
-    key=st.binary(min_size=32, max_size=32),
-    prefix=st.binary(min_size=12, max_size=12),
-    start=st.integers(0, 2**32 - 4096),
-    n=st.integers(0, 5000),
-)
-def test_aes256_ctr_secret_matches_openssl(path: str, key: bytes, prefix: bytes, start: int, n: int) -> None:
-    counter_block = prefix + start.to_bytes(4, "big")
-    enc = Cipher(algorithms.AES(key), modes.CTR(counter_block)).encryptor()
-    assert secret_keystream_on(path, key, counter_block, n) == enc.update(bytes(n)) + enc.finalize()
 
 
 @pytest.mark.parametrize("path", secret_aes_paths())

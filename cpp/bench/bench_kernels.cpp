@@ -635,15 +635,17 @@ void bench_pk_stages() {
     const char* name;
     std::vector<int> primes;
     int scale_bits, aux_bits, public_scale_bits;
+    Encoding encoding;
   };
-  for (const Preset& pr : {Preset{"default", {36, 36}, 38, 0, 0}, Preset{"compact", {47}, 32, 30, 34}}) {
+  for (const Preset& pr : {Preset{"default", {36, 36}, 38, 0, 0, Encoding::kSlots},
+                           Preset{"compact", {47}, 32, 30, 34, Encoding::kCoefficients}}) {
     CkksParametersLiteral lit;
     lit.prime_bits = pr.primes;
     lit.scale_bits = pr.scale_bits;
     lit.aux_prime_bits = pr.aux_bits;
     lit.public_scale_bits = pr.public_scale_bits;
-    const bool coeffs = pr.aux_bits != 0;  // the compact preset uses the coefficient encoding since 2026-12-02
-    if (coeffs) lit.encoding = Encoding::kCoefficients;
+    lit.encoding = pr.encoding;
+    const bool coeffs = pr.encoding == Encoding::kCoefficients;
     const auto params = CkksParams::create(lit);
     Seed seed{};
     seed[0] = 4;

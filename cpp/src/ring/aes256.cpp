@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "ring/aes256_schedule.h"
 #include "ring/secure.h"
 #include "ring/simd.h"
 
@@ -92,23 +93,10 @@ Path current_path() {
 }  // namespace
 
 void aes256_expand_key(const uint8_t key[32], uint8_t rk[240]) {
-  std::memcpy(rk, key, 32);
-  uint8_t rcon = 1;
-  for (int i = 8; i < 60; ++i) {
-    uint8_t t[4];
-    std::memcpy(t, rk + 4 * (i - 1), 4);
-    if (i % 8 == 0) {
-      const uint8_t t0 = t[0];
-      t[0] = static_cast<uint8_t>(kSbox[t[1]] ^ rcon);
-      t[1] = kSbox[t[2]];
-      t[2] = kSbox[t[3]];
-      t[3] = kSbox[t0];
-      rcon = xtime(rcon);
-    } else if (i % 8 == 4) {
-      for (auto& b : t) b = kSbox[b];
-    }
-    for (int k = 0; k < 4; ++k) rk[4 * i + k] = static_cast<uint8_t>(rk[4 * (i - 8) + k] ^ t[k]);
-  }
+  // SubWord by table lookups: public keys only (aes256.h).
+  detail::aes256_schedule(key, rk, [](uint8_t t[4]) {
+    for (int k = 0; k < 4; ++k) t[k] = kSbox[t[k]];
+  });
 }
 
 void aes256_encrypt_block(const uint8_t rk[240], const uint8_t in[16], uint8_t out[16]) {

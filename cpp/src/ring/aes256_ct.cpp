@@ -24,6 +24,8 @@
 #include <cstring>
 
 #include "ring/aes256.h"
+#include "ring/aes256_schedule.h"
+#include "ring/endian.h"
 #include "ring/secure.h"
 
 namespace xcloud {
@@ -34,22 +36,6 @@ typedef uint64_t Word __attribute__((vector_size(16)));
 constexpr size_t kLanes = sizeof(Word) / sizeof(uint64_t);
 constexpr size_t kBatchBlocks = 4 * kLanes;
 constexpr size_t kBatchBytes = 16 * kBatchBlocks;
-
-inline uint64_t load_le64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  return v;
-}
-
-inline void store_le64(uint8_t* p, uint64_t v) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  std::memcpy(p, &v, 8);
-}
 
 // Transposes the 8x8 bit matrix in each lane: bit 8 j + b goes to 8 b + j.
 template <typename T>
@@ -262,25 +248,8 @@ void sub_bytes_of(uint8_t* bytes, size_t n) {
 }  // namespace
 
 void aes256_expand_key_ct(const uint8_t key[32], uint8_t rk[240]) {
-  // The FIPS 197 schedule, with SubWord through the bitsliced S-box. rcon is
-  // a public constant sequence (doubling in GF(2^8) of a known value).
-  std::memcpy(rk, key, 32);
-  uint8_t rcon = 1;
-  for (int i = 8; i < 60; ++i) {
-    uint8_t t[4];
-    std::memcpy(t, rk + 4 * (i - 1), 4);
-    if (i % 8 == 0) {
-      const uint8_t rot[4] = {t[1], t[2], t[3], t[0]};
-      std::memcpy(t, rot, 4);
-      sub_bytes_of(t, 4);
-      t[0] ^= rcon;
-      rcon = static_cast<uint8_t>((rcon << 1) ^ ((rcon >> 7) * 0x1b));
-    } else if (i % 8 == 4) {
-      sub_bytes_of(t, 4);
-    }
-    for (int k = 0; k < 4; ++k) rk[4 * i + k] = static_cast<uint8_t>(rk[4 * (i - 8) + k] ^ t[k]);
-    secure_zero(t, sizeof(t));
-  }
+  // SubWord through the bitsliced S-box.
+  detail::aes256_schedule(key, rk, [](uint8_t t[4]) { sub_bytes_of(t, 4); });
 }
 
 void aes256_encrypt_blocks_ct(const uint8_t rk[240], const uint8_t* in, uint8_t* out, size_t blocks) {

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "ring/endian.h"
 #include "ring/sampler_avx2.h"
 #include "ring/secure.h"
 #include "ring/simd.h"
@@ -16,15 +17,6 @@ namespace {
 
 // Words drawn per bulk fill (2 KiB of keystream, on the stack).
 constexpr size_t kChunkWords = 256;
-
-inline u64 load_le64(const uint8_t* p) {
-  u64 v;
-  std::memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  return v;
-}
 
 // Bits set in v, by the branch-free SWAR sum (pairs, nibbles, bytes, then a
 // multiply), so that the noise never goes through a library popcount (a
