@@ -278,6 +278,34 @@ def test_ntt_every_prime_size_and_degree_equals_scalar_reference(n: int, bits: i
 
 
 @pytest.mark.skipif(not testing.simd_supported(), reason="no AVX2 + FMA kernels in this build or CPU")
+@pytest.mark.parametrize("bits", [20, 36, 47, 48, 50])
+@pytest.mark.parametrize("n", [8, 16, 32, 1024, 4096, 8192])
+def test_inverse_mul_encode_minus_equals_reference(n: int, bits: int) -> None:
+    # The coefficient encoding's fused last stage (c0 = round(x*scale) + e -
+    # inverse(a*b)) against the reference transform and the scalar pass, on
+    # both pass structures (odd and even stage counts), full and partial
+    # blocks, float32 and float64 values, with extreme residues and noise.
+    q = ntt_prime(bits, n)
+    rng = np.random.default_rng(7 * n + bits)
+    e = rng.integers(-(2**31) + 1, 2**31 - 1, n).astype(np.int32)
+    e[:4] = [2**31 - 1, -(2**31) + 1, 0, -1]
+    for a in extreme_inputs(rng, q, n)[:2] + [random_residues(rng, q, n)]:
+        b = random_residues(rng, q, n)
+        for count in sorted({0, 1, n // 2 + 3, n - 1, n}):
+            for x in (rng.uniform(-1, 1, count).astype(np.float32), rng.uniform(-1, 1, count)):
+                for scale in (2.0**30, 2.0**51):  # below and above the 2^50 fast path
+                    fused = testing.ntt_inverse_mul_encode_minus(q, n, a, b, x, scale, e)
+                    ref = testing.ntt_inverse_mul_encode_minus(q, n, a, b, x, scale, e, scalar=True)
+                    np.testing.assert_array_equal(fused, ref)
+    # And the reference is the composition it stands for.
+    x = rng.uniform(-1, 1, n - 5)
+    via_parts = testing.poly_encode_minus(x, 2.0**30, e, testing.ntt_inverse_mul(q, n, a, b, scalar=True), q, True)
+    np.testing.assert_array_equal(
+        testing.ntt_inverse_mul_encode_minus(q, n, a, b, x, 2.0**30, e, scalar=True), via_parts
+    )
+
+
+@pytest.mark.skipif(not testing.simd_supported(), reason="no AVX2 + FMA kernels in this build or CPU")
 @pytest.mark.parametrize("bits", [36, 40, 47, 48, 49, 50])
 def test_ntt_round_trip_at_the_largest_degree_for_the_tight_prime_sizes(bits: int) -> None:
     # Prepare: N = 2^16, the most stages (the longest stretches without reduction).

@@ -255,6 +255,61 @@ def test_uniform_ctr_sampler_simd_matches_scalar(n: int) -> None:
         assert np.array_equal(s, v), q
 
 
+def encode_minus_reference(x: np.ndarray, scale: float, e: np.ndarray, t: np.ndarray, q: int) -> np.ndarray:
+    """round(x * scale) + e - t mod q in Python integers (x zero-padded to len(t))."""
+    prod = x.astype(np.float64) * scale  # one IEEE product, as the kernel's
+    m = [int(v) for v in np.rint(prod)] + [0] * (len(t) - len(x))  # rint: ties to even, as nearbyint
+    return np.array([(mi + int(ei) - int(ti)) % q for mi, ei, ti in zip(m, e, t, strict=True)], dtype=np.uint64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bits", [20, 36, 47, 50])
+def test_encode_minus_matches_reference_on_both_paths(dtype: type, bits: int) -> None:
+    q = prime(bits, 4096)
+    assert q is not None
+    rng = np.random.default_rng(bits)
+    for n, count in [(4, 0), (4, 3), (8, 8), (13, 13), (13, 6), (4096, 4093), (4096, 4096), (4096, 1)]:
+        x = rng.uniform(-1, 1, count).astype(dtype)
+        e = rng.integers(-(2**31) + 1, 2**31 - 1, n).astype(np.int32)
+        e[: min(n, 4)] = [2**31 - 1, -(2**31) + 1, 0, -1][: min(n, 4)]
+        t = rng.integers(0, q, n, dtype=np.uint64)
+        t[0] = q - 1
+        for scale in (2.0**20, 2.0**32, 2.0**49 + 1.0, 2.0**52, 2.0**61):
+            want = encode_minus_reference(x, scale, e, t, q)
+            scalar = T.poly_encode_minus(x, scale, e, t, q, True)
+            fast = T.poly_encode_minus(x, scale, e, t, q, False)
+            assert np.array_equal(scalar, want), (n, count, scale)
+            assert np.array_equal(fast, want), (n, count, scale)
+
+
+def test_encode_minus_rounds_ties_to_even_and_mixes_lanes() -> None:
+    q = prime(47, 4096)
+    assert q is not None
+    # x * scale exactly on .5: ties go to the even integer on both paths;
+    # one lane above 2^50 in a vector of four takes the slow lane path.
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 3.0, 2.0**40, 0.25], dtype=np.float64)
+    e = np.zeros(8, dtype=np.int32)
+    t = np.zeros(8, dtype=np.uint64)
+    for scale in (1.0, 2.0**11):
+        want = encode_minus_reference(x, scale, e, t, q)
+        assert np.array_equal(T.poly_encode_minus(x, scale, e, t, q, True), want)
+        assert np.array_equal(T.poly_encode_minus(x, scale, e, t, q, False), want)
+    assert list(T.poly_encode_minus(x[:5], 1.0, e, t, q, False)[:5]) == [0, 2, 2, 0, q - 2]
+
+
+def test_encode_minus_refuses_bad_arguments() -> None:
+    q = prime(47, 4096)
+    assert q is not None
+    e = np.zeros(4, dtype=np.int32)
+    t = np.zeros(4, dtype=np.uint64)
+    with pytest.raises(ValueError, match="below 2"):
+        T.poly_encode_minus(np.array([2.0**62]), 1.0, e, t, q, False)
+    with pytest.raises(ValueError, match="longer"):
+        T.poly_encode_minus(np.zeros(5), 1.0, e, t, q, False)
+    with pytest.raises(ValueError, match="out of range"):
+        T.poly_encode_minus(np.zeros(4), 1.0, e, np.full(4, q, dtype=np.uint64), q, False)
+
+
 # -- whole ciphertexts ------------------------------------------------------------
 
 CONTEXTS = [
@@ -265,6 +320,11 @@ CONTEXTS = [
     {"log_n": 13, "prime_bits": (50, 50)},
     {"log_n": 13, "prime_bits": (40, 40, 40)},
     {"log_n": 14, "prime_bits": (30, 30, 30, 30)},
+    # The coefficient encoding (one pass from the input to c0 in secret-key
+    # encryption, poly_encode_minus); with two primes the plaintext exceeds
+    # one prime, and at scale 2^52 it exceeds the SIMD path's 2^50 fast path.
+    {"log_n": 12, "prime_bits": (47,), "encoding": "coefficients", "scale_bits": 32},
+    {"log_n": 12, "prime_bits": (40, 40), "encoding": "coefficients", "scale_bits": 52},
 ]
 
 
@@ -274,7 +334,12 @@ def digest(data: bytes) -> str:
 
 def run_everything(spec: dict[str, Any], threads: int) -> dict[str, str]:
     """Digests of derandomised keys, ciphertexts, an aggregate and decryptions."""
-    ctx = xcloud.CkksContext.insecure(log_n=spec["log_n"], prime_bits=spec["prime_bits"])
+    ctx = xcloud.CkksContext.insecure(
+        log_n=spec["log_n"],
+        prime_bits=spec["prime_bits"],
+        scale_bits=spec.get("scale_bits", 38),
+        encoding=spec.get("encoding", "slots"),
+    )
     keys = ctx.keygen_derand(bytes(32 * [3]))
     rng = np.random.default_rng(spec["log_n"])
     x = rng.uniform(-1, 1, 3 * ctx.n + 5).astype(np.float32)
@@ -304,7 +369,13 @@ def run_everything(spec: dict[str, Any], threads: int) -> dict[str, str]:
 
 
 @needs_simd
-@pytest.mark.parametrize("spec", CONTEXTS, ids=lambda s: f"N{2 ** s['log_n']}-{'-'.join(map(str, s['prime_bits']))}")
+@pytest.mark.parametrize(
+    "spec",
+    CONTEXTS,
+    ids=lambda s: (
+        f"N{2 ** s['log_n']}-{'-'.join(map(str, s['prime_bits']))}{'-' + s['encoding'] if 'encoding' in s else ''}"
+    ),
+)
 def test_ciphertexts_simd_match_scalar(spec: dict[str, Any]) -> None:
     scalar, simd = both_paths(lambda: run_everything(spec, threads=2))
     assert scalar == simd

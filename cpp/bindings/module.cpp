@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "ckks/aggregate.h"
@@ -342,6 +343,45 @@ void bind_testing(py::module_& t) {
     return u64_array(out);
   }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("b"), py::arg("scalar") = false,
      "inverse(a * b): the fused kernel (or, with scalar=True, the product then the reference inverse).");
+  t.def("ntt_inverse_mul_encode_minus", [](u64 q, size_t n, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a,
+                                           const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& b,
+                                           const py::array& x, double scale,
+                                           const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& e, bool scalar) {
+    NttTables tab(q, n);
+    auto va = u64_vector(a), vb = u64_vector(b);
+    if (va.size() != n || vb.size() != n || static_cast<size_t>(e.size()) != n) {
+      throw std::invalid_argument("a, b and e must have length n");
+    }
+    if (static_cast<size_t>(x.size()) > n) throw std::invalid_argument("x may not be longer than n");
+    for (size_t i = 0; i < n; ++i) {
+      if (va[i] >= q || vb[i] >= q) throw std::invalid_argument("inputs must be in [0, q)");
+    }
+    std::vector<u64> shoup(n), out(n);
+    for (size_t i = 0; i < n; ++i) shoup[i] = shoup_precompute(vb[i], q);
+    auto run = [&](const auto* xp, size_t count) {
+      for (size_t i = 0; i < count; ++i) {
+        if (!(std::fabs(static_cast<double>(xp[i]) * scale) < 4611686018427387904.0)) {
+          throw std::invalid_argument("|x * scale| must be below 2^62");
+        }
+      }
+      if (scalar) {  // the reference: product, reference inverse, scalar pass
+        for (size_t i = 0; i < n; ++i) out[i] = mul_shoup(va[i], vb[i], shoup[i], q);
+        tab.inverse_scalar(out.data());
+        detail::poly_encode_minus_scalar(out.data(), xp, count, scale, e.data(), out.data(), n, q);
+      } else {
+        tab.inverse_mul_encode_minus(out.data(), va.data(), vb.data(), shoup.data(), xp, count, scale, e.data());
+      }
+    };
+    if (py::isinstance<py::array_t<float>>(x)) {
+      run(py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x).data(), static_cast<size_t>(x.size()));
+    } else {
+      run(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(x).data(), static_cast<size_t>(x.size()));
+    }
+    return u64_array(out);
+  }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("b"), py::arg("x"), py::arg("scale"), py::arg("e"),
+     py::arg("scalar") = false,
+     "(round(x * scale) + e) - inverse(a * b) mod q: the fused kernel of coefficient-encoded secret-key encryption "
+     "(or, with scalar=True, the reference transform then the scalar pass).");
   t.def("encode", [](const ParamsPtr& p, const py::array_t<double, py::array::c_style | py::array::forcecast>& x) {
     if (static_cast<size_t>(x.size()) > p->n()) throw std::invalid_argument("at most N values");
     py::array_t<double> m(static_cast<py::ssize_t>(p->n()));
@@ -412,6 +452,39 @@ void bind_testing(py::module_& t) {
     return u64_array(out);
   }, py::arg("t"), py::arg("e"), py::arg("xp"), py::arg("m"), py::arg("q"), py::arg("p"), py::arg("scalar"),
      "t + (e - [xp + e]_p) * p^-1 (+ m) mod q: the modulus drop of public-key encryption (poly_ops.h).");
+  t.def("poly_encode_minus", [](const py::array& x, double scale, const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& e,
+                                const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& t, u64 q, bool scalar) {
+    if (!is_prime(q) || q >= (u64{1} << kMaxPrimeBits)) throw std::invalid_argument("q must be a prime below 2^50");
+    const size_t n = static_cast<size_t>(t.size());
+    if (static_cast<size_t>(e.size()) != n) throw std::invalid_argument("e and t must have the same length");
+    if (static_cast<size_t>(x.size()) > n) throw std::invalid_argument("x may not be longer than t");
+    for (size_t i = 0; i < n; ++i) {
+      if (t.data()[i] >= q) throw std::invalid_argument("t residues out of range");
+    }
+    std::vector<u64> out(n);
+    auto run = [&](const auto* xp, size_t count) {
+      for (size_t i = 0; i < count; ++i) {
+        const double v = static_cast<double>(xp[i]) * scale;
+        if (!(std::fabs(v) < 4611686018427387904.0)) throw std::invalid_argument("|x * scale| must be below 2^62");
+      }
+      if (scalar) {
+        detail::poly_encode_minus_scalar(out.data(), xp, count, scale, e.data(), t.data(), n, q);
+      } else {
+        poly_encode_minus(out.data(), xp, count, scale, e.data(), t.data(), n, q);
+      }
+    };
+    const size_t count = static_cast<size_t>(x.size());
+    if (py::isinstance<py::array_t<float>>(x)) {
+      auto xf = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
+      run(xf.data(), count);
+    } else {
+      auto xd = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(x);
+      run(xd.data(), count);
+    }
+    return u64_array(out);
+  }, py::arg("x"), py::arg("scale"), py::arg("e"), py::arg("t"), py::arg("q"), py::arg("scalar"),
+     "round(x * scale) + e - t mod q over len(t) coefficients (x zero-padded): the coefficient encoding's last pass "
+     "of secret-key encryption (poly_ops.h); float32 x is widened exactly, anything else is taken as float64.");
   t.def("crt_centered_doubles_of_sum", [](const ParamsPtr& p, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a,
                                           const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& b,
                                           double scale) {

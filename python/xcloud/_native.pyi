@@ -215,6 +215,18 @@ class testing:  # submodule
         q: int, n: int, a: npt.ArrayLike, b: npt.ArrayLike, scalar: bool = False
     ) -> npt.NDArray[np.uint64]: ...
     @staticmethod
+    def ntt_inverse_mul_encode_minus(
+        q: int,
+        n: int,
+        a: npt.ArrayLike,
+        b: npt.ArrayLike,
+        x: npt.ArrayLike,
+        scale: float,
+        e: npt.ArrayLike,
+        scalar: bool = False,
+    ) -> npt.NDArray[np.uint64]:
+        """(round(x * scale) + e) - inverse(a * b) mod q (fused kernel, or the reference with scalar=True)."""
+    @staticmethod
     def encode(params: Params, x: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
     @staticmethod
     def decode(params: Params, m: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
@@ -243,6 +255,16 @@ class testing:  # submodule
         scalar: bool,
     ) -> npt.NDArray[np.uint64]:
         """t + (e - [xp + e]_p) * p^-1 (+ m) mod q: the modulus drop (dispatching, or the scalar reference)."""
+    @staticmethod
+    def poly_encode_minus(
+        x: npt.ArrayLike,
+        scale: float,
+        e: npt.ArrayLike,
+        t: npt.ArrayLike,
+        q: int,
+        scalar: bool,
+    ) -> npt.NDArray[np.uint64]:
+        """round(x * scale) + e - t mod q over len(t) values, x zero-padded (dispatching, or the scalar reference)."""
     @staticmethod
     def simd_supported() -> bool:
         """Whether this CPU has the AVX2 + FMA paths."""

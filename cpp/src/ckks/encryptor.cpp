@@ -60,10 +60,10 @@ void check_request(const CkksParams& params, const EncryptRequest& req) {
   }
 }
 
-// Validates x[begin, begin+count) and encodes it, scaled by Delta and rounded,
-// into s.mi. @throws std::invalid_argument on NaN/Inf or |x| > max_value.
+// @throws std::invalid_argument if x[begin, begin+count) holds NaN/Inf or a
+// value with |x| > max_value, naming the first.
 template <typename T>
-void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t count, double scale, Scratch& s) {
+void check_block(const CkksParams& params, const T* x, uint64_t begin, size_t count) {
   const double maxv = params.max_value();
   const size_t bad = find_out_of_range(x, count, maxv);
   if (bad < count) {
@@ -74,6 +74,13 @@ void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t c
        << ", " << maxv << "]; clip or rescale the update first";
     throw std::invalid_argument(os.str());
   }
+}
+
+// Validates x[begin, begin+count) (check_block) and encodes it, scaled by
+// Delta and rounded, into s.mi.
+template <typename T>
+void encode_block(const CkksParams& params, const T* x, uint64_t begin, size_t count, double scale, Scratch& s) {
+  check_block(params, x, begin, count);
   if (params.encoding() == Encoding::kCoefficients) {
     // Value i is coefficient i (params.h): scaled and rounded in one pass
     // from the input, the block's tail zero.
@@ -151,7 +158,15 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
     Scratch& s = *sp;
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, req.count - begin));
-    encode_block(params, x + begin, begin, count, ct.scale, s);
+    // Secret-key encryption with the coefficient encoding rounds the values
+    // in the inverse transform's last stage (NttTables::inverse_mul_encode_minus),
+    // without the integer vector s.mi.
+    const bool fused_encode = !kPublic && params.encoding() == Encoding::kCoefficients;
+    if (fused_encode) {
+      check_block(params, x + begin, begin, count);
+    } else {
+      encode_block(params, x + begin, begin, count, ct.scale, s);
+    }
     uint8_t counter_block[16] = {};
     const auto noise_nonce = stream_nonce("XCE", static_cast<uint32_t>(b));
     std::copy(noise_nonce.begin(), noise_nonce.end(), counter_block);
@@ -168,8 +183,15 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
         const u64 q = params.primes()[j];
         expand_uniform_prime(params, ct.seeds[b], j, s.t.data());
         const size_t off = j * n;
-        params.ntt(j).inverse_mul(s.t.data(), s.t.data(), sk.ntt.data() + off, sk.ntt_shoup.data() + off);
-        poly_signed_minus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
+        const u64* key = sk.ntt.data() + off;
+        const u64* key_shoup = sk.ntt_shoup.data() + off;
+        if (fused_encode) {  // c0 written by the transform's last stage
+          params.ntt(j).inverse_mul_encode_minus(c0 + off, s.t.data(), key, key_shoup, x + begin, count, ct.scale,
+                                                 s.e0.data());
+        } else {
+          params.ntt(j).inverse_mul(s.t.data(), s.t.data(), key, key_shoup);
+          poly_signed_minus(c0 + off, s.mi.data(), s.e0.data(), s.t.data(), n, q);
+        }
       }
     } else if (params.has_aux()) {
       // An encryption of zero modulo Q*P, x0 = u*b + e0 and x1 = u*a + e1,

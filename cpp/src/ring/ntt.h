@@ -38,6 +38,15 @@ class NttTables {
   // transform (fused in the SIMD kernel). a, b in [0, q), b_shoup[i] =
   // shoup_precompute(b[i], q) (for the scalar path); out in [0, q), may alias a.
   void inverse_mul(u64* out, const u64* a, const u64* b, const u64* b_shoup) const;
+  // The coefficient encoding's secret-key encryption after expanding a:
+  // out = (round(x * scale) + e) - inverse(a * b) mod q, i.e.
+  // poly_encode_minus(out, x, count, scale, e, inverse_mul(a, b), n, q)
+  // (poly_ops.h, same preconditions), the subtraction fused into the
+  // transform's last stage in the SIMD kernel. out may alias a.
+  void inverse_mul_encode_minus(u64* out, const u64* a, const u64* b, const u64* b_shoup, const float* x,
+                                size_t count, double scale, const int32_t* e) const;
+  void inverse_mul_encode_minus(u64* out, const u64* a, const u64* b, const u64* b_shoup, const double* x,
+                                size_t count, double scale, const int32_t* e) const;
 
   // Reference kernels (always the portable code), kept callable so tests can
   // compare any faster path against them. Same ranges as forward/inverse.

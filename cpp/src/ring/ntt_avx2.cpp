@@ -334,11 +334,38 @@ struct LastConsts {
   explicit LastConsts(const double* l)
       : ni(_mm256_set1_pd(l[0])), niq(_mm256_set1_pd(l[1])), wn(_mm256_set1_pd(l[2])), wnq(_mm256_set1_pd(l[3])) {}
 };
-inline void inv_last_bfly(double* px, double* py, __m256d x, __m256d y, const LastConsts& l, const ModConsts& c) {
+
+// What the last stage does with its outputs, r in [0, q) as doubles, at
+// p (the array viewed as doubles, index p - base). StoreResidues: the
+// transform's output as u64. EncodeMinus<T>: the coefficient encoding's
+// c0 = (round(x * scale) + e) - r mod q (poly_encode_minus, poly_ops.h).
+struct StoreResidues {
+  void operator()(double* p, __m256d r, const ModConsts&) const {
+    store_u64(reinterpret_cast<uint64_t*>(p), pd_to_u64(r));
+  }
+};
+template <typename T>
+struct EncodeMinus {
+  const double* base;
+  const T* x;
+  size_t count;
+  __m256d scale;
+  const int32_t* e;
+  uint64_t q;
+  void operator()(double* p, __m256d r, const ModConsts& c) const {
+    const size_t i = static_cast<size_t>(p - base);
+    const __m256d v = encoded_residue4(rounded_scaled4(x, i, count, scale), e + i, c, q);
+    store_u64(reinterpret_cast<uint64_t*>(p), pd_to_u64(canon_from_signed(_mm256_sub_pd(v, r), c)));
+  }
+};
+
+template <typename Out>
+inline void inv_last_bfly(double* px, double* py, __m256d x, __m256d y, const LastConsts& l, const ModConsts& c,
+                          const Out& out) {
   const __m256d s = mul_balanced(_mm256_add_pd(x, y), l.ni, l.niq, c);
   const __m256d r = mul_balanced(_mm256_sub_pd(x, y), l.wn, l.wnq, c);
-  store_u64(reinterpret_cast<uint64_t*>(px), pd_to_u64(canon_from_signed(s, c)));
-  store_u64(reinterpret_cast<uint64_t*>(py), pd_to_u64(canon_from_signed(r, c)));
+  out(px, canon_from_signed(s, c), c);
+  out(py, canon_from_signed(r, c), c);
 }
 
 // Two inverse stages, (h groups, half-length t) then (h/2, 2t), t >= 4.
@@ -348,8 +375,9 @@ inline void inv_last_bfly(double* px, double* py, __m256d x, __m256d y, const La
 // inv_quads does kK quadruples side by side, as fwd_quads; w[r] =
 // {w(2i), /q, w(2i+1), /q, w(i), /q} for the first stage's groups 2i, 2i+1
 // and the second's group i.
-template <bool kRed1, bool kRed2, bool kLast, int kK>
-inline void inv_quads(double* const* x, size_t t, const __m256d (*w)[6], const LastConsts& l, const ModConsts& c) {
+template <bool kRed1, bool kRed2, bool kLast, int kK, typename Out>
+inline void inv_quads(double* const* x, size_t t, const __m256d (*w)[6], const LastConsts& l, const ModConsts& c,
+                      const Out& out) {
   __m256d a0[kK], a1[kK], a2[kK], a3[kK];
   for (int r = 0; r < kK; ++r) {
     a0[r] = load_pd(x[r]);
@@ -360,8 +388,8 @@ inline void inv_quads(double* const* x, size_t t, const __m256d (*w)[6], const L
   for (int r = 0; r < kK; ++r) inv_bfly<kRed1>(a0[r], a1[r], w[r][0], w[r][1], c);
   for (int r = 0; r < kK; ++r) inv_bfly<kRed1>(a2[r], a3[r], w[r][2], w[r][3], c);
   if (kLast) {
-    for (int r = 0; r < kK; ++r) inv_last_bfly(x[r], x[r] + 2 * t, a0[r], a2[r], l, c);
-    for (int r = 0; r < kK; ++r) inv_last_bfly(x[r] + t, x[r] + 3 * t, a1[r], a3[r], l, c);
+    for (int r = 0; r < kK; ++r) inv_last_bfly(x[r], x[r] + 2 * t, a0[r], a2[r], l, c, out);
+    for (int r = 0; r < kK; ++r) inv_last_bfly(x[r] + t, x[r] + 3 * t, a1[r], a3[r], l, c, out);
   } else {
     for (int r = 0; r < kK; ++r) inv_bfly<kRed2>(a0[r], a2[r], w[r][4], w[r][5], c);
     for (int r = 0; r < kK; ++r) inv_bfly<kRed2>(a1[r], a3[r], w[r][4], w[r][5], c);
@@ -374,8 +402,8 @@ inline void inv_quads(double* const* x, size_t t, const __m256d (*w)[6], const L
   }
 }
 
-template <bool kRed1, bool kRed2, bool kLast>
-void inv_r4(double* d, size_t h, size_t t, const double* tw, const double* last, const ModConsts& c) {
+template <bool kRed1, bool kRed2, bool kLast, typename Out>
+void inv_r4(double* d, size_t h, size_t t, const double* tw, const double* last, const ModConsts& c, const Out& out) {
   const LastConsts l(last);
   const size_t groups = h / 2;
   if (t == 4 && groups % 2 == 0) {
@@ -384,7 +412,7 @@ void inv_r4(double* d, size_t h, size_t t, const double* tw, const double* last,
       load_tw6<true>(w[0], tw + 2 * (h + 2 * i), tw + 2 * (h / 2 + i));
       load_tw6<true>(w[1], tw + 2 * (h + 2 * i + 2), tw + 2 * (h / 2 + i + 1));
       double* const x[2] = {d + 4 * i * t, d + 4 * (i + 1) * t};
-      inv_quads<kRed1, kRed2, kLast, 2>(x, t, w, l, c);
+      inv_quads<kRed1, kRed2, kLast, 2>(x, t, w, l, c, out);
     }
     return;
   }
@@ -394,19 +422,21 @@ void inv_r4(double* d, size_t h, size_t t, const double* tw, const double* last,
     double* x = d + 4 * i * t;
     for (size_t j = 0; j < t; j += 4) {
       double* const xs[1] = {x + j};
-      inv_quads<kRed1, kRed2, kLast, 1>(xs, t, w, l, c);
+      inv_quads<kRed1, kRed2, kLast, 1>(xs, t, w, l, c, out);
     }
   }
 }
 
 // The last inverse stage alone (t = n/2, one group), when log2(n) is odd.
-void inv_last_r2(double* d, size_t n, const double* last, const ModConsts& c) {
+template <typename Out>
+void inv_last_r2(double* d, size_t n, const double* last, const ModConsts& c, const Out& out) {
   const LastConsts l(last);
   const size_t t = n / 2;
-  for (size_t j = 0; j < t; j += 4) inv_last_bfly(d + j, d + t + j, load_pd(d + j), load_pd(d + t + j), l, c);
+  for (size_t j = 0; j < t; j += 4) inv_last_bfly(d + j, d + t + j, load_pd(d + j), load_pd(d + t + j), l, c, out);
 }
 
-void inverse_impl(const NttSimdView& v, double* d, const uint64_t* src, const uint64_t* mul) {
+template <typename Out>
+void inverse_impl(const NttSimdView& v, double* d, const uint64_t* src, const uint64_t* mul, const Out& out) {
   const ModConsts c(v.q);
   const size_t n = v.n;
   const int log_n = log2_of(n);
@@ -430,15 +460,15 @@ void inverse_impl(const NttSimdView& v, double* d, const uint64_t* src, const ui
     const bool last = !odd && k + 2 == log_n;
     with_bool(s.red[k], [&](auto r1) {
       if (last) {
-        inv_r4<decltype(r1)::value, false, true>(d, h, t, v.inv_reg, v.inv_last, c);
+        inv_r4<decltype(r1)::value, false, true>(d, h, t, v.inv_reg, v.inv_last, c, out);
       } else {
         with_bool(s.red[k + 1], [&](auto r2) {
-          inv_r4<decltype(r1)::value, decltype(r2)::value, false>(d, h, t, v.inv_reg, v.inv_last, c);
+          inv_r4<decltype(r1)::value, decltype(r2)::value, false>(d, h, t, v.inv_reg, v.inv_last, c, out);
         });
       }
     });
   }
-  if (odd) inv_last_r2(d, n, v.inv_last, c);
+  if (odd) inv_last_r2(d, n, v.inv_last, c, out);
 }
 
 }  // namespace
@@ -478,11 +508,29 @@ void ntt_forward_avx2(const NttSimdView& v, uint64_t* a) {
 }
 
 void ntt_inverse_avx2(const NttSimdView& v, uint64_t* a) {
-  inverse_impl(v, reinterpret_cast<double*>(a), a, nullptr);
+  inverse_impl(v, reinterpret_cast<double*>(a), a, nullptr, StoreResidues{});
 }
 
 void ntt_inverse_mul_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b) {
-  inverse_impl(v, reinterpret_cast<double*>(out), a, b);
+  inverse_impl(v, reinterpret_cast<double*>(out), a, b, StoreResidues{});
+}
+
+namespace {
+template <typename T>
+void inverse_mul_encode_minus(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b, const T* x,
+                              size_t count, double scale, const int32_t* e) {
+  double* d = reinterpret_cast<double*>(out);
+  inverse_impl(v, d, a, b, EncodeMinus<T>{d, x, count, _mm256_set1_pd(scale), e, v.q});
+}
+}  // namespace
+
+void ntt_inverse_mul_encode_minus_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b,
+                                       const float* x, size_t count, double scale, const int32_t* e) {
+  inverse_mul_encode_minus(v, out, a, b, x, count, scale, e);
+}
+void ntt_inverse_mul_encode_minus_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b,
+                                       const double* x, size_t count, double scale, const int32_t* e) {
+  inverse_mul_encode_minus(v, out, a, b, x, count, scale, e);
 }
 
 }  // namespace detail

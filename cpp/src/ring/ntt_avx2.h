@@ -39,6 +39,13 @@ void ntt_inverse_avx2(const NttSimdView& v, uint64_t* a);
 // out = inverse(a * b) (pointwise product mod q first, fused into the first
 // stage); a, b in [0, q); out may alias a.
 void ntt_inverse_mul_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b);
+// out = (round(x * scale) + e) - inverse(a * b) mod q over n coefficients,
+// x zero-padded beyond count (poly_encode_minus of poly_ops.h fused into the
+// last stage); out may alias a.
+void ntt_inverse_mul_encode_minus_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b,
+                                       const float* x, size_t count, double scale, const int32_t* e);
+void ntt_inverse_mul_encode_minus_avx2(const NttSimdView& v, uint64_t* out, const uint64_t* a, const uint64_t* b,
+                                       const double* x, size_t count, double scale, const int32_t* e);
 
 }  // namespace detail
 }  // namespace xcloud
