@@ -161,6 +161,44 @@ def test_config_refuses_unknown_values_client_level_dp_and_topk():
     replace(TINY, drift_correction="scaffold", compression="q8", downlink_compression="q8").validate()
 
 
+def test_the_main_job_corrects_drift_by_default_and_says_how_to_turn_it_off():
+    """xcloud run's default: SCAFFOLD, FedAvgM 0.5, twenty rounds of five local steps (README, issue 4)."""
+    from xcloud.fl.config import PLAIN_FEDAVG, RunConfig
+
+    cfg = RunConfig()
+    assert (cfg.drift_correction, cfg.server_momentum, cfg.rounds, cfg.local_steps) == ("scaffold", 0.5, 20, 5)
+    for kw in ({"compression": "auto"}, {"compression": "topk"}, {"client_dp_noise": 1.0}):
+        with pytest.raises(ValueError, match="--drift-correction none"):
+            RunConfig(**kw).validate()
+        RunConfig(**kw, **PLAIN_FEDAVG).validate()
+    assert PLAIN_FEDAVG == {"drift_correction": "none", "server_momentum": 0.0}
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_the_paper_experiments_run_plain_fedavg(short):
+    """Their attacks and byte counts are about plain model updates: no control variates, no server momentum."""
+    import argparse
+
+    from xcloud.experiments import bandwidth, leakage, sync
+
+    def args_of(module):
+        p = argparse.ArgumentParser()
+        module.add_arguments(p)
+        a = p.parse_args([])
+        a.short = short
+        return a
+
+    configs = [
+        bandwidth._config(args_of(bandwidth))[0],
+        sync._config(args_of(sync)),
+        leakage._settings(args_of(leakage))["base"],
+    ]
+    for cfg in configs:
+        assert (cfg.drift_correction, cfg.server_momentum) == ("none", 0.0)
+    if not short:  # the full figures keep the ten local steps they were measured with (leakage: its own eight)
+        assert [c.local_steps for c in configs] == [10, 10, 8]
+
+
 def test_increments_through_error_feedback_add_up_to_the_control_variate():
     """Error feedback delays values but sums them exactly: the increments a cloud sends add up to its c_i.
 

@@ -39,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, machine_label, markdown_table, new_figure
-from xcloud.fl.config import RunConfig
+from xcloud.fl.config import PLAIN_FEDAVG, RunConfig
 from xcloud.fl.simulation import FederatedRun
 
 __all__ = ["BANDWIDTHS", "COLUMNS", "HELP", "METHODS", "NAME", "add_arguments", "measure", "run"]
@@ -120,7 +120,10 @@ def _config(args: argparse.Namespace) -> tuple[RunConfig, list[float], list[str]
         raise ValueError(f"--rounds must be at least 1, got {rounds}")
     if any(not (np.isfinite(b) and b > 0) for b in bandwidths):
         raise ValueError(f"--bandwidths must be positive numbers, got {bandwidths}")
-    base = RunConfig(rounds=rounds, seed=int(args.seed), probe_links=False, min_clients=2)
+    # Ten local steps per round, as the figures were first measured with (the main job's default is five).
+    base = RunConfig(
+        rounds=rounds, local_steps=10, seed=int(args.seed), probe_links=False, min_clients=2, **PLAIN_FEDAVG
+    )
     if short:
         base = replace(base, **SHORT_OVERRIDES)
     base.validate()

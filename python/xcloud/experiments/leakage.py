@@ -58,7 +58,7 @@ from tqdm import tqdm
 from xcloud.crypto import CiphertextBlocks
 from xcloud.experiments.report import RunDirectory, machine_info, machine_label, markdown_table, new_figure
 from xcloud.fl.compression import decode
-from xcloud.fl.config import RunConfig
+from xcloud.fl.config import PLAIN_FEDAVG, RunConfig
 from xcloud.fl.messages import unpack_aggregate, unpack_update
 from xcloud.fl.protection import selective_plan
 from xcloud.fl.simulation import FederatedRun, derive_seed
@@ -188,7 +188,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     candidates = args.candidates if args.candidates is not None else (200 if short else 1000)
     if candidates < 1:
         raise ValueError(f"--candidates must be at least 1, got {candidates}")
-    base = RunConfig(seed=int(args.seed), min_clients=2, **(SHORT if short else FULL))
+    base = RunConfig(seed=int(args.seed), min_clients=2, **PLAIN_FEDAVG, **(SHORT if short else FULL))
     base = replace(base, rounds=rounds)
     base.validate()
     return {

@@ -39,7 +39,7 @@ from typing import Any
 from tqdm import tqdm
 
 from xcloud.experiments.report import CpuShare, RunDirectory, machine_info, machine_label, markdown_table, new_figure
-from xcloud.fl.config import RunConfig
+from xcloud.fl.config import PLAIN_FEDAVG, RunConfig
 from xcloud.fl.simulation import FederatedRun
 
 __all__ = ["COLUMNS", "HELP", "NAME", "POLICIES", "add_arguments", "measure", "run", "time_to_target"]
@@ -94,7 +94,14 @@ def _config(args: argparse.Namespace) -> RunConfig:
     if args.target is not None and not (math.isfinite(args.target) and args.target > 0):
         raise ValueError(f"--target must be a positive loss, got {args.target}")
     base = RunConfig(
-        method=args.method, rounds=rounds, seed=int(args.seed), partition=args.partition, links=LINKS, min_clients=2
+        method=args.method,
+        rounds=rounds,
+        local_steps=10,  # as the experiment was first measured (the main job's default is five)
+        seed=int(args.seed),
+        partition=args.partition,
+        links=LINKS,
+        min_clients=2,
+        **PLAIN_FEDAVG,
     )
     if short:
         base = replace(base, **SHORT_OVERRIDES)

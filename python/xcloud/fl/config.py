@@ -15,10 +15,14 @@ from xcloud.fl.compression import CODECS, MAX_CHUNK, POLICIES
 from xcloud.fl.global_step import global_step_config
 from xcloud.net.links import PRESETS as LINK_PRESETS
 
-__all__ = ["METHODS", "RunConfig", "load_config"]
+__all__ = ["METHODS", "PLAIN_FEDAVG", "RunConfig", "load_config"]
 
 METHODS = ("centralized", "fedavg", "he", "dp", "xcloud")
 DRIFT_CORRECTIONS = ("none", "scaffold")  # see xcloud.fl.drift
+# Plain FedAvg: no drift correction, no server momentum (xcloud run's default
+# adds both since 2026-12-02). The paper's experiments run with it: their
+# attacks and byte counts are about plain model updates.
+PLAIN_FEDAVG: dict[str, Any] = {"drift_correction": "none", "server_momentum": 0.0}
 
 
 @dataclass
@@ -34,8 +38,8 @@ class RunConfig:
         },
     )
     clouds: int = field(default=4, metadata={"help": "number of clouds (federated clients)"})
-    rounds: int = field(default=10, metadata={"help": "federated rounds"})
-    local_steps: int = field(default=10, metadata={"help": "local optimizer steps per client and round"})
+    rounds: int = field(default=20, metadata={"help": "federated rounds"})
+    local_steps: int = field(default=5, metadata={"help": "local optimizer steps per client and round"})
     batch_size: int = field(default=16, metadata={"help": "sequences per local step"})
     lr: float = field(default=3e-3, metadata={"help": "AdamW learning rate of local training"})
     seed: int = field(default=0, metadata={"help": "seed of data generation, partitioning, model init and sampling"})
@@ -167,7 +171,7 @@ class RunConfig:
         default=1.0, metadata={"help": "step size of the global step (sgd: 1 is plain FedAvg; adam: per value)"}
     )
     server_momentum: float = field(
-        default=0.0,
+        default=0.5,
         metadata={"help": "global step's momentum: FedAvgM's beta for sgd (0: plain FedAvg), beta1 for adam"},
     )
     server_beta2: float = field(default=0.99, metadata={"help": "adam global step: decay of the second moment"})
@@ -175,10 +179,11 @@ class RunConfig:
         default=1e-3, metadata={"help": "adam global step: added to the root of the second moment"}
     )
     drift_correction: str = field(
-        default="none",
+        default="scaffold",
         metadata={
-            "help": "none, or scaffold: each local gradient is shifted by the federation's control variate minus "
-            "the cloud's own (SCAFFOLD; the control variate travels in the update, protected like it, doubling it)"
+            "help": "scaffold: each local gradient is shifted by the federation's control variate minus the "
+            "cloud's own (SCAFFOLD; the control variate travels in the update, protected like it, doubling it), "
+            "or none (needed for topk/auto compression and client-level DP)"
         },
     )
     compression: str = field(
@@ -221,16 +226,21 @@ class RunConfig:
             raise ValueError(f"drift_correction must be 'none' or 'scaffold', got {self.drift_correction!r}")
         if self.drift_correction == "scaffold" and "topk" in (self.compression, self.downlink_compression):
             raise ValueError(
-                "drift_correction scaffold cannot be combined with topk compression: error feedback holds back "
-                "most of each control-variate increment, so c and c_i stop describing the same gradients "
-                "(default run: perplexity 40.9 against 6.2 uncompressed); use q8"
+                "drift_correction scaffold (the default) cannot be combined with topk compression: error feedback "
+                "holds back most of each control-variate increment, so c and c_i stop describing the same "
+                "gradients (ten rounds of ten steps: perplexity 40.9 against 6.2 uncompressed); use q8, or "
+                "drift_correction none (--drift-correction none)"
             )
         if self.drift_correction == "scaffold" and self.compression == "auto":
-            raise ValueError("drift_correction scaffold cannot be combined with compression auto (it may pick topk)")
+            raise ValueError(
+                "drift_correction scaffold (the default) cannot be combined with compression auto (it may pick "
+                "topk); use drift_correction none (--drift-correction none) with it"
+            )
         if self.drift_correction == "scaffold" and self.client_dp_noise > 0:
             raise ValueError(
-                "drift_correction scaffold cannot be combined with client-level DP: the control variate "
-                "would travel without the client-level noise"
+                "drift_correction scaffold (the default) cannot be combined with client-level DP: the control "
+                "variate would travel without the client-level noise; use drift_correction none "
+                "(--drift-correction none) with it"
             )
         if not 0.0 <= self.encrypt_fraction <= 1.0:
             raise ValueError("encrypt_fraction must be in [0, 1]")
