@@ -112,6 +112,19 @@ def test_a_faulty_client_is_left_out_and_the_round_goes_on(kind, tmp_path):
         assert run.metrics[0].accepted == 2
 
 
+def test_values_beyond_max_value_are_clipped_counted_and_logged(tmp_path, caplog):
+    run = FederatedRun(replace(TINY, method="he"), tmp_path)
+    run.run_round(0)
+    assert run.metrics[0].clipped == 0  # a normal round: nothing near max_value
+    big = run.clients[1]
+    big.update_transform = lambda d: d * np.float32(1e6)  # pushes most values beyond max_value = 1
+    with caplog.at_level("WARNING", logger="xcloud.run"):
+        m = run.run_round(1)
+    assert m.accepted == 3 and m.clipped > 0
+    assert f"{m.clipped} encrypted values beyond max_value" in caplog.text
+    assert run.state_dict()["metrics"][-1]["clipped"] == m.clipped  # kept in checkpoints and metrics.json
+
+
 def test_round_fails_cleanly_below_the_minimum(tmp_path):
     run = FederatedRun(replace(TINY, method="fedavg", min_clients=3), tmp_path, client_hook=_hook("crash"))
     before = _vec(run).copy()

@@ -146,6 +146,9 @@ class RoundMetrics:
     stragglers: list[str] = field(default_factory=list)  # late: dropped or carried
     staleness: list[int] = field(default_factory=list)  # per accepted update, aligned with weights
     clients: list[str] = field(default_factory=list)  # the accepted updates' clients, aligned with weights
+    # Values of the accepted updates beyond the context's max_value, clipped to
+    # it before encryption (so the aggregate differs from the plain one there).
+    clipped: int = 0
 
 
 class FederatedRun:
@@ -687,7 +690,15 @@ class FederatedRun:
             # In the aggregator's canonical order (client, staleness), aligned with `weights`.
             staleness=[s for _, s in sorted((a.client_id, r - a.base_round) for a in included)],
             clients=list(summary.accepted),
+            clipped=sum(int(f.get("clipped", 0)) for f in fits),
         )
+        if m.clipped:
+            log.warning(
+                "round %d: %d encrypted values beyond max_value %g were clipped before encryption",
+                r,
+                m.clipped,
+                self.ctx.max_value,
+            )
         return m, agg_msg
 
     def _release(self, agg_msg: bytes, r: int) -> tuple[np.ndarray, float]:
