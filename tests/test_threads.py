@@ -167,6 +167,10 @@ def test_a_freed_ciphertext_buffer_is_reused_for_the_next_update_of_its_size():
     small = xcloud.encrypt_blocks(keys, x[:4096])
     del small
     assert T.buffer_pool_stats() == (1, 300 * 4096 * 8)
+    # A 1 M-value update (245 blocks, 7.7 MiB) is above the 4 MiB threshold.
+    one_m = xcloud.encrypt_blocks(keys, x[:1_000_000])
+    del one_m
+    assert T.buffer_pool_stats() == (2, (300 + 245) * 4096 * 8)
     T.release_buffer_pool()
     assert T.buffer_pool_stats() == (0, 0)
 
