@@ -125,35 +125,27 @@ void NttTables::inverse_mul(u64* out, const u64* a, const u64* b, const u64* b_s
   inverse_scalar(out);
 }
 
-namespace {
 template <typename T>
-void encode_minus_after(const NttTables& t, u64* out, const u64* a, const u64* b, const u64* b_shoup, const T* x,
-                        size_t count, double scale, const int32_t* e) {
-  t.inverse_mul(out, a, b, b_shoup);
-  poly_encode_minus(out, x, count, scale, e, out, t.degree(), t.modulus());
-}
-}  // namespace
-
-void NttTables::inverse_mul_encode_minus(u64* out, const u64* a, const u64* b, const u64* b_shoup, const float* x,
-                                         size_t count, double scale, const int32_t* e) const {
+void NttTables::inverse_mul_encode_minus_impl(u64* out, const u64* a, const u64* b, const u64* b_shoup, const T* x,
+                                              size_t count, double scale, const int32_t* e) const {
 #ifdef XCLOUD_HAVE_AVX2
   if (n_ >= 8 && simd_enabled()) {
     detail::ntt_inverse_mul_encode_minus_avx2(simd_view(), out, a, b, x, count, scale, e);
     return;
   }
 #endif
-  encode_minus_after(*this, out, a, b, b_shoup, x, count, scale, e);
+  inverse_mul(out, a, b, b_shoup);
+  poly_encode_minus(out, x, count, scale, e, out, n_, q_);
+}
+
+void NttTables::inverse_mul_encode_minus(u64* out, const u64* a, const u64* b, const u64* b_shoup, const float* x,
+                                         size_t count, double scale, const int32_t* e) const {
+  inverse_mul_encode_minus_impl(out, a, b, b_shoup, x, count, scale, e);
 }
 
 void NttTables::inverse_mul_encode_minus(u64* out, const u64* a, const u64* b, const u64* b_shoup, const double* x,
                                          size_t count, double scale, const int32_t* e) const {
-#ifdef XCLOUD_HAVE_AVX2
-  if (n_ >= 8 && simd_enabled()) {
-    detail::ntt_inverse_mul_encode_minus_avx2(simd_view(), out, a, b, x, count, scale, e);
-    return;
-  }
-#endif
-  encode_minus_after(*this, out, a, b, b_shoup, x, count, scale, e);
+  inverse_mul_encode_minus_impl(out, a, b, b_shoup, x, count, scale, e);
 }
 
 void NttTables::inverse(u64* a) const {

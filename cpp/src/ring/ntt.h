@@ -70,6 +70,10 @@ class NttTables {
   double simd_inv_last_[4] = {0, 0, 0, 0};
   detail::NttSimdView simd_view() const;
   void build_simd_tables();
+  // Both overloads of inverse_mul_encode_minus (defined and instantiated in ntt.cpp).
+  template <typename T>
+  void inverse_mul_encode_minus_impl(u64* out, const u64* a, const u64* b, const u64* b_shoup, const T* x,
+                                     size_t count, double scale, const int32_t* e) const;
 };
 
 // The bit reversal of the low `bits` bits of x.
