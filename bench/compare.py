@@ -84,6 +84,9 @@ def _xcloud_build() -> dict[str, Any]:
     }
 
 
+ENV_RECORDED = ("OPENSSL_ia32cap", "XCLOUD_FORCE_SCALAR", "XCLOUD_BUFFER_POOL", "OMP_NUM_THREADS")
+
+
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = cpu_info()
     info.update(
@@ -96,6 +99,8 @@ def machine_info() -> dict[str, Any]:
             "numpy": np.__version__,
             "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "git_head": _git_head(),
+            # Settings that change what a row measures (OpenSSL's CPU paths, xcloud's dispatch and buffer cache).
+            "environment": {k: os.environ[k] for k in ENV_RECORDED if k in os.environ},
         }
     )
     try:
@@ -170,7 +175,7 @@ def run_all(
                 other = share.other_cores()
                 if seen is not None and best >= seen["seconds"]:
                     seen["times_s"] += times
-                    del result
+                    del result, prep
                     continue
                 m = bl.metrics(case, prep, n, best, result)
                 del result
@@ -193,6 +198,7 @@ def run_all(
                 else:
                     rows[rows.index(seen)] = row
                 by_case[key] = row
+                del prep  # before the next case prepares its inputs (10 x 10 M ciphertexts for aggregation)
                 print(
                     f"  pass {p + 1}/{passes} {row['group']:<18} {row['implementation']:<30} t={row['threads']:<2} "
                     f"{row['values_per_s'] / 1e6:10.2f} M values/s  ({len(times)} runs, other load "
@@ -385,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({machine.get('openssl', '?')}), xcloud {machine.get('xcloud', '?')} (native module sha256 "
         f"{machine.get('xcloud_native_sha256', '?')}, built {machine.get('xcloud_native_mtime_utc', '?')}; "
         f"tree HEAD {str(machine.get('git_head'))[:12]}); "
-        f"{machine['date_utc']}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
+        + "".join(f"{k}={v}; " for k, v in machine.get("environment", {}).items())
+        + f"{machine['date_utc']}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; "
         f"other processes used {machine['other_cpu_cores_during_run'] or 0:.2f} cores on average during the run.\n"
         f"Payload: float32 uniform in [-1, 1], "
         f"numpy seed {bl.PAYLOAD_SEED}; aggregation sums {bl.AGG_INPUTS} ciphertexts of the size shown.\n"

@@ -16,7 +16,7 @@ import pytest
 from xcloud.deploy.config import run_config_from_flower, to_flower_config
 from xcloud.deploy.loopback import LoopbackTransport
 from xcloud.deploy.server import DeployServer
-from xcloud.fl.config import RunConfig
+from xcloud.fl.config import PLAIN_FEDAVG, RunConfig
 from xcloud.fl.errors import NotEnoughClients
 from xcloud.fl.simulation import FederatedRun
 
@@ -41,6 +41,7 @@ def tiny(**kw: Any) -> RunConfig:
         "threads": 1,
         "min_clients": 2,
         "device": "cpu",
+        **PLAIN_FEDAVG,  # the tests that want drift correction or momentum say so
     }
     base.update(kw)
     return RunConfig(**base)
@@ -438,7 +439,7 @@ def test_app_template_config_is_a_valid_run_config() -> None:
     cfg = run_config_from_flower(config)  # every key known, every value of the right type
     DeployOptions(config)
     assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
-    assert cfg.drift_correction == "none" and cfg.dp_lr == 0.01
+    assert (cfg.drift_correction, cfg.server_momentum) == ("scaffold", 0.5) and cfg.dp_lr == 0.01  # as xcloud run
 
 
 def test_restarted_node_is_charged_for_the_trainings_before_its_restart() -> None:

@@ -16,10 +16,11 @@ pytest.importorskip("peft", reason="the [hf] extra (transformers, peft) is not i
 tokenizers = pytest.importorskip("tokenizers", reason="the [hf] extra (tokenizers) is not installed")
 
 from xcloud.data import WordTokenizer, generate_corpus  # noqa: E402
-from xcloud.fl.config import RunConfig  # noqa: E402
+from xcloud.fl.config import PLAIN_FEDAVG, RunConfig  # noqa: E402
 from xcloud.fl.simulation import FederatedRun  # noqa: E402
 
 CFG = RunConfig(
+    **PLAIN_FEDAVG,
     clouds=3,
     rounds=2,
     local_steps=2,

@@ -79,6 +79,21 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, global_s
     np.testing.assert_array_equal(_vec(full), _vec(resumed))
 
 
+def test_a_run_directory_from_before_the_scaffold_default_resumes_as_plain_fedavg(tmp_path, capsys):
+    """Its config.toml has no drift_correction (nor, before 2026-11-23, server_momentum): plain FedAvg then."""
+    cfg = replace(TINY, method="fedavg", rounds=2)
+    full = run_training(cfg, tmp_path / "full", quiet=True)
+    old = tmp_path / "old"
+    run_training(replace(cfg, rounds=1), old, quiet=True)
+    toml = old / "config.toml"
+    kept = [ln for ln in toml.read_text().splitlines() if not ln.startswith(("drift_correction", "server_momentum"))]
+    toml.write_text("\n".join(kept) + "\n")
+    assert main(["run", "--resume", str(old), "--rounds", "2"]) == 0
+    out = json.loads((old / "metrics.json").read_text())
+    assert (out["config"]["drift_correction"], out["config"]["server_momentum"]) == ("none", 0.0)
+    assert [r["val_loss"] for r in out["rounds"]] == [m.val_loss for m in full.metrics]
+
+
 def _hook(kind: str):
     seen: dict[str, bytes] = {}
 

@@ -293,7 +293,7 @@ def test_inverse_mul_encode_minus_equals_reference(n: int, bits: int) -> None:
         b = random_residues(rng, q, n)
         for count in sorted({0, 1, n // 2 + 3, n - 1, n}):
             for x in (rng.uniform(-1, 1, count).astype(np.float32), rng.uniform(-1, 1, count)):
-                for scale in (2.0**30, 2.0**51):  # below and above the 2^50 fast path
+                for scale in (2.0**30, 2.0**50, 2.0**52):  # below and above the 2^51 - 2^31 fast path
                     fused = testing.ntt_inverse_mul_encode_minus(q, n, a, b, x, scale, e)
                     ref = testing.ntt_inverse_mul_encode_minus(q, n, a, b, x, scale, e, scalar=True)
                     np.testing.assert_array_equal(fused, ref)

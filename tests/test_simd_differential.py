@@ -274,7 +274,7 @@ def test_encode_minus_matches_reference_on_both_paths(dtype: type, bits: int) ->
         e[: min(n, 4)] = [2**31 - 1, -(2**31) + 1, 0, -1][: min(n, 4)]
         t = rng.integers(0, q, n, dtype=np.uint64)
         t[0] = q - 1
-        for scale in (2.0**20, 2.0**32, 2.0**49 + 1.0, 2.0**52, 2.0**61):
+        for scale in (2.0**20, 2.0**32, 2.0**49 + 1.0, 2.0**51 - 2.0**31, 2.0**51, 2.0**52, 2.0**61):
             want = encode_minus_reference(x, scale, e, t, q)
             scalar = T.poly_encode_minus(x, scale, e, t, q, True)
             fast = T.poly_encode_minus(x, scale, e, t, q, False)
@@ -286,8 +286,8 @@ def test_encode_minus_rounds_ties_to_even_and_mixes_lanes() -> None:
     q = prime(47, 4096)
     assert q is not None
     # x * scale exactly on .5: ties go to the even integer on both paths;
-    # one lane above 2^50 in a vector of four takes the slow lane path.
-    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 3.0, 2.0**40, 0.25], dtype=np.float64)
+    # one lane above 2^51 in a vector of four takes the slow lane path.
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 3.0, 2.0**41, 0.25], dtype=np.float64)
     e = np.zeros(8, dtype=np.int32)
     t = np.zeros(8, dtype=np.uint64)
     for scale in (1.0, 2.0**11):
@@ -320,9 +320,9 @@ CONTEXTS = [
     {"log_n": 13, "prime_bits": (50, 50)},
     {"log_n": 13, "prime_bits": (40, 40, 40)},
     {"log_n": 14, "prime_bits": (30, 30, 30, 30)},
-    # The coefficient encoding (one pass from the input to c0 in secret-key
-    # encryption, poly_encode_minus); with two primes the plaintext exceeds
-    # one prime, and at scale 2^52 it exceeds the SIMD path's 2^50 fast path.
+    # The coefficient encoding: with one prime c0 comes from the transform's
+    # last stage (inverse_mul_encode_minus); with two the plaintext exceeds one
+    # prime, and at scale 2^52 the SIMD paths' fast-path bound (about 2^51).
     {"log_n": 12, "prime_bits": (47,), "encoding": "coefficients", "scale_bits": 32},
     {"log_n": 12, "prime_bits": (40, 40), "encoding": "coefficients", "scale_bits": 52},
 ]

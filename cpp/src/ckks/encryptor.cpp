@@ -158,10 +158,12 @@ CiphertextBatch encrypt_impl(const KeySet& keys, const EncryptRequest& req) {
     Scratch& s = *sp;
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, req.count - begin));
-    // Secret-key encryption with the coefficient encoding rounds the values
-    // in the inverse transform's last stage (NttTables::inverse_mul_encode_minus),
-    // without the integer vector s.mi.
-    const bool fused_encode = !kPublic && params.encoding() == Encoding::kCoefficients;
+    // Secret-key encryption with the coefficient encoding and one prime (the
+    // compact preset) rounds the values in the inverse transform's last stage
+    // (NttTables::inverse_mul_encode_minus), without the integer vector s.mi.
+    // With more primes the values are rounded once into s.mi, so every prime
+    // encodes the same plaintext even if the caller's buffer changed meanwhile.
+    const bool fused_encode = !kPublic && params.encoding() == Encoding::kCoefficients && L == 1;
     if (fused_encode) {
       check_block(params, x + begin, begin, count);
     } else {

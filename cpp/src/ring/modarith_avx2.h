@@ -130,14 +130,14 @@ inline __m256d load4_pd(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)
 
 // The coefficient encoding's plaintext plus noise, (r + e) mod q in [0, q),
 // for r = nearbyint(x * scale) (exact integer doubles, |r| < 2^62) and
-// e[0..3] (|e| < 2^31). Fast path, every |r| < 2^50: r + e is exact with
-// |r + e| < 2^51 and canon_full reduces it; otherwise these four lanes take
-// the int64 formula (the conversion of r is exact). The branch is on the
-// plaintext's magnitude, which the parameter set bounds: it is never taken
-// for inputs within max_value when max_value * scale < 2^50 (every set with
-// one prime, q < 2^50).
+// e[0..3] (|e| < 2^31). Fast path, every |r| < 2^51 - 2^31: r + e is exact
+// with |r + e| < 2^51 and canon_full reduces it; otherwise these four lanes
+// take the int64 formula (the conversion of r is exact). The branch is on
+// the plaintext's magnitude, which the parameter set bounds: it is never
+// taken for inputs within max_value when max_value * scale < 2^51 - 2^31
+// (every set with one prime, q < 2^50), as in poly_signed_avx2 before.
 inline __m256d encoded_residue4(__m256d r, const int32_t* e, const ModConsts& c, uint64_t q) {
-  const __m256d limit = _mm256_set1_pd(1125899906842624.0);  // 2^50
+  const __m256d limit = _mm256_set1_pd(2251797666201600.0);  // 2^51 - 2^31
   const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
   const __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, abs_mask), limit, _CMP_LT_OQ);
   if (_mm256_movemask_pd(small) == 0xf) {

@@ -26,6 +26,10 @@ from xcloud.fl.simulation import FederatedRun, RoundMetrics
 __all__ = ["add_arguments", "run_from_args", "run_training"]
 
 CHECKPOINT = "checkpoint.pt"
+# What a run directory's config.toml means where it lacks these keys: it was
+# written before they existed (drift_correction) or before their defaults
+# changed to scaffold and 0.5 (2026-12-02), i.e. by a run of plain FedAvg.
+BEFORE_SCAFFOLD: dict[str, Any] = {"drift_correction": "none", "server_momentum": 0.0}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -259,7 +263,9 @@ def run_training(
 def run_from_args(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = load_config(run_dir / "config.toml", _overrides(args) if args.rounds is not None else None)
+        cfg = load_config(
+            run_dir / "config.toml", _overrides(args) if args.rounds is not None else None, defaults=BEFORE_SCAFFOLD
+        )
         run_training(cfg, run_dir, resume=True)
     else:
         cfg = load_config(args.config, _overrides(args))

@@ -172,7 +172,10 @@ class RunConfig:
     )
     server_momentum: float = field(
         default=0.5,
-        metadata={"help": "global step's momentum: FedAvgM's beta for sgd (0: plain FedAvg), beta1 for adam"},
+        metadata={
+            "help": "global step's momentum: FedAvgM's beta for sgd (0: plain FedAvg), beta1 for adam (FedAdam "
+            "is usually run with 0.9)"
+        },
     )
     server_beta2: float = field(default=0.99, metadata={"help": "adam global step: decay of the second moment"})
     server_tau: float = field(
@@ -314,8 +317,13 @@ def _is_item(x: Any, item: type) -> bool:
     return isinstance(x, item)
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None
+) -> RunConfig:
     """Reads a TOML file (top-level keys or an ``[xcloud]`` table) and applies overrides.
+
+    ``defaults`` stand in for keys the file and the overrides do not set
+    (before RunConfig's own defaults).
 
     Raises
     ------
@@ -330,6 +338,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: not valid TOML: {e}") from None
         data = raw.get("xcloud", raw)
+    data = {**(defaults or {}), **data}
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     known = {f.name: f for f in fields(RunConfig)}
     unknown = sorted(set(data) - set(known))

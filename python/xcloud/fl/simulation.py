@@ -849,11 +849,7 @@ class FederatedRun:
         if self.scaffold:
             control = state.get("control")
             if control is None:
-                raise ValueError(
-                    "checkpoint has no SCAFFOLD control variates but the run corrects drift (a run directory "
-                    'from before scaffold became the default, 2026-12-02: resume with drift_correction = "none" '
-                    "and server_momentum = 0.0 in its config.toml)"
-                )
+                raise ValueError("checkpoint has no SCAFFOLD control variates but the run corrects drift")
             fed = control["federation"]
             self.federation_control = None if fed is None else fed.numpy().copy()
             for cid, own in control["clients"].items():
