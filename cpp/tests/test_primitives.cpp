@@ -219,6 +219,8 @@ void test_aes() {
 #if defined(XCLOUD_HAVE_AVX2)
   impls.push_back({"aes-ni", detail::aes256_ctr_ni, have_ni});
   impls.push_back({"vaes", detail::aes256_ctr_vaes, have_vaes});
+  impls.push_back({"aes-ni, secret (wipes its round keys)", detail::aes256_ctr_ni_secret, have_ni});
+  impls.push_back({"vaes, secret (wipes its round keys)", detail::aes256_ctr_vaes_secret, have_vaes});
 #endif
   // A long reference keystream from the portable path, for the differential checks.
   const size_t long_blocks = 16 * 9 + 5;

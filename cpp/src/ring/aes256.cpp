@@ -245,10 +245,13 @@ void Aes256Ctr::generate(uint8_t* out, size_t blocks) {
   switch (current_path()) {
 #ifdef XCLOUD_HAVE_AVX2
     case Path::kVaes:
-      detail::aes256_ctr_vaes(rk_.data(), prefix_.data(), c, blocks, out);
+      (use_ == AesKeyUse::kSecret ? detail::aes256_ctr_vaes_secret : detail::aes256_ctr_vaes)(rk_.data(),
+                                                                                             prefix_.data(), c,
+                                                                                             blocks, out);
       break;
     case Path::kNi:
-      detail::aes256_ctr_ni(rk_.data(), prefix_.data(), c, blocks, out);
+      (use_ == AesKeyUse::kSecret ? detail::aes256_ctr_ni_secret : detail::aes256_ctr_ni)(rk_.data(), prefix_.data(),
+                                                                                         c, blocks, out);
       break;
 #endif
     default:

@@ -111,6 +111,11 @@ namespace detail {
 void aes256_ctr_portable(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out);
 void aes256_ctr_ni(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out);
 void aes256_ctr_vaes(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out);
+// The same output; they wipe their copies of the round keys before returning
+// (Aes256Ctr uses them for AesKeyUse::kSecret).
+void aes256_ctr_ni_secret(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out);
+void aes256_ctr_vaes_secret(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks,
+                            uint8_t* out);
 // The constant-time portable one (aes256_ct.cpp).
 void aes256_ctr_ct(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out);
 // The key schedule with AESKEYGENASSIST (aes256_ni.cpp; only where the CPU has AES-NI).

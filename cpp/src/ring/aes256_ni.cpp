@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ring/aes256.h"
+#include "ring/secure.h"
 
 namespace xcloud {
 namespace detail {
@@ -57,7 +58,10 @@ void aes256_expand_key_ni(const uint8_t key[32], uint8_t rk[240]) {
   a = next_even<0x40>(a, b), put(14, a);
 }
 
-void aes256_ctr_ni(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+namespace {
+
+template <bool kWipe>
+void ctr_impl(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
   __m128i k[15];
   for (int r = 0; r < 15; ++r) k[r] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rk + 16 * r));
   uint8_t pb[16] = {0};
@@ -79,6 +83,19 @@ void aes256_ctr_ni(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr
     for (int r = 1; r < 14; ++r) b = _mm_aesenc_si128(b, k[r]);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), _mm_aesenclast_si128(b, k[14]));
   }
+  // A secret key's round keys (the encryption noise's) must not stay on the
+  // stack; the schedule itself is wiped by Aes256Ctr's destructor.
+  if (kWipe) secure_zero(k, sizeof(k));
+}
+
+}  // namespace
+
+void aes256_ctr_ni(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+  ctr_impl<false>(rk, prefix, ctr, blocks, out);
+}
+
+void aes256_ctr_ni_secret(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+  ctr_impl<true>(rk, prefix, ctr, blocks, out);
 }
 
 }  // namespace detail

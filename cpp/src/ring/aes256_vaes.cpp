@@ -6,11 +6,15 @@
 #include <cstring>
 
 #include "ring/aes256.h"
+#include "ring/secure.h"
 
 namespace xcloud {
 namespace detail {
 
-void aes256_ctr_vaes(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+namespace {
+
+template <bool kWipe>
+void ctr_impl(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
   __m256i k[15];
   for (int r = 0; r < 15; ++r) {
     k[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rk + 16 * r)));
@@ -47,6 +51,19 @@ void aes256_ctr_vaes(const uint8_t rk[240], const uint8_t prefix[12], uint32_t c
     for (int r = 1; r < 14; ++r) b = _mm256_aesenc_epi128(b, k[r]);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), _mm256_castsi256_si128(_mm256_aesenclast_epi128(b, k[14])));
   }
+  // A secret key's round keys (the encryption noise's) must not stay on the
+  // stack; the schedule itself is wiped by Aes256Ctr's destructor.
+  if (kWipe) secure_zero(k, sizeof(k));
+}
+
+}  // namespace
+
+void aes256_ctr_vaes(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+  ctr_impl<false>(rk, prefix, ctr, blocks, out);
+}
+
+void aes256_ctr_vaes_secret(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, size_t blocks, uint8_t* out) {
+  ctr_impl<true>(rk, prefix, ctr, blocks, out);
 }
 
 }  // namespace detail
