@@ -510,7 +510,6 @@ void bench_stages() {
       double ns;
     };
     std::vector<Row> enc, dec;
-    double enc_fused = 0;  // the NTT and c0 rows as one, as the coefficient encoding runs them
     enc.push_back({"range check", best_ns([&] { (void)find_out_of_range(x.data(), n, 1.0); }, reps)});
     if (!coeffs) {
       enc.push_back({"encode (FFT)", best_ns([&] { params->encoder().encode(x.data(), n, m.data(), z.data()); }, reps)});
@@ -528,20 +527,15 @@ void bench_stages() {
     const double inv_mul = best_ns([&] {
       for (size_t j = 0; j < L; ++j) params->ntt(j).inverse_mul(t.data(), t.data(), sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
     }, reps);
-    enc.push_back({"a*s, inverse NTT, all primes", inv_mul});
     if (coeffs) {  // since 2026-12-02 (third session): rounding and c0 in the transform's last stage
-      enc.push_back({"c0 = round(D x) + e - a*s, all primes", best_ns([&] {
+      enc.push_back({"a*s, inverse NTT, c0 = D x + e - a*s", best_ns([&] {
                        for (size_t j = 0; j < L; ++j) {
-                         poly_encode_minus(c0.data() + j * n, x.data(), n, params->scale(), e.data(), t.data(), n, params->primes()[j]);
+                         params->ntt(j).inverse_mul_encode_minus(c0.data() + j * n, t.data(), sk.ntt.data() + j * n,
+                                                                 sk.ntt_shoup.data() + j * n, x.data(), n, params->scale(), e.data());
                        }
                      }, reps)});
-      enc_fused = best_ns([&] {
-        for (size_t j = 0; j < L; ++j) {
-          params->ntt(j).inverse_mul_encode_minus(c0.data() + j * n, t.data(), sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n,
-                                                  x.data(), n, params->scale(), e.data());
-        }
-      }, reps);
     } else {
+      enc.push_back({"a*s, inverse NTT, all primes", inv_mul});
       enc.push_back({"c0 = m + e - a*s, all primes", best_ns([&] {
                        for (size_t j = 0; j < L; ++j) poly_signed_minus(c0.data() + j * n, mi.data(), e.data(), t.data(), n, params->primes()[j]);
                      }, reps)});
@@ -591,9 +585,6 @@ void bench_stages() {
       if (which == 1) {
         std::printf("  %-38s %8.2f us  %5.2f ns/value  (replaces the add and CRT rows)\n", "c0 + a*s and CRT, as decryption runs", fused / 1e3,
                     fused / n);
-      } else if (enc_fused > 0) {
-        std::printf("  %-38s %8.2f us  %5.2f ns/value  (replaces the NTT and c0 rows)\n", "a*s and c0 in one, as encryption runs",
-                    enc_fused / 1e3, enc_fused / n);
       }
     }
   }

@@ -119,6 +119,27 @@ std::vector<u64> u64_vector(const py::array_t<uint64_t, py::array::c_style | py:
   return std::vector<u64>(a.data(), a.data() + a.size());
 }
 
+// Calls fn(values, count) with x as float32 (a float32 array, read as it is)
+// or float64 (anything else, converted), after checking |x * scale| < 2^62
+// (the precondition of the coefficient encoding's rounding, poly_ops.h).
+template <typename F>
+void with_encoding_input(const py::array& x, double scale, F&& fn) {
+  auto run = [&](const auto& a) {
+    const size_t count = static_cast<size_t>(a.size());
+    for (size_t i = 0; i < count; ++i) {
+      if (!(std::fabs(static_cast<double>(a.data()[i]) * scale) < 4611686018427387904.0)) {
+        throw std::invalid_argument("|x * scale| must be below 2^62");
+      }
+    }
+    fn(a.data(), count);
+  };
+  if (py::isinstance<py::array_t<float>>(x)) {
+    run(py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x));
+  } else {
+    run(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(x));
+  }
+}
+
 void bind_testing(py::module_& t) {
   t.doc() = "Internal kernels exposed for known-answer and statistical tests. Not a stable API.";
   t.def("chacha20_block", [](const py::bytes& key, uint32_t counter, const py::bytes& nonce) {
@@ -358,25 +379,15 @@ void bind_testing(py::module_& t) {
     }
     std::vector<u64> shoup(n), out(n);
     for (size_t i = 0; i < n; ++i) shoup[i] = shoup_precompute(vb[i], q);
-    auto run = [&](const auto* xp, size_t count) {
-      for (size_t i = 0; i < count; ++i) {
-        if (!(std::fabs(static_cast<double>(xp[i]) * scale) < 4611686018427387904.0)) {
-          throw std::invalid_argument("|x * scale| must be below 2^62");
-        }
-      }
-      if (scalar) {  // the reference: product, reference inverse, scalar pass
+    with_encoding_input(x, scale, [&](const auto* xp, size_t count) {
+      if (scalar) {  // the reference: product, reference inverse, the portable pass
         for (size_t i = 0; i < n; ++i) out[i] = mul_shoup(va[i], vb[i], shoup[i], q);
         tab.inverse_scalar(out.data());
-        detail::poly_encode_minus_scalar(out.data(), xp, count, scale, e.data(), out.data(), n, q);
+        poly_encode_minus(out.data(), xp, count, scale, e.data(), out.data(), n, q);
       } else {
         tab.inverse_mul_encode_minus(out.data(), va.data(), vb.data(), shoup.data(), xp, count, scale, e.data());
       }
-    };
-    if (py::isinstance<py::array_t<float>>(x)) {
-      run(py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x).data(), static_cast<size_t>(x.size()));
-    } else {
-      run(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(x).data(), static_cast<size_t>(x.size()));
-    }
+    });
     return u64_array(out);
   }, py::arg("q"), py::arg("n"), py::arg("a"), py::arg("b"), py::arg("x"), py::arg("scale"), py::arg("e"),
      py::arg("scalar") = false,
@@ -453,7 +464,7 @@ void bind_testing(py::module_& t) {
   }, py::arg("t"), py::arg("e"), py::arg("xp"), py::arg("m"), py::arg("q"), py::arg("p"), py::arg("scalar"),
      "t + (e - [xp + e]_p) * p^-1 (+ m) mod q: the modulus drop of public-key encryption (poly_ops.h).");
   t.def("poly_encode_minus", [](const py::array& x, double scale, const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& e,
-                                const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& t, u64 q, bool scalar) {
+                                const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& t, u64 q) {
     if (!is_prime(q) || q >= (u64{1} << kMaxPrimeBits)) throw std::invalid_argument("q must be a prime below 2^50");
     const size_t n = static_cast<size_t>(t.size());
     if (static_cast<size_t>(e.size()) != n) throw std::invalid_argument("e and t must have the same length");
@@ -462,29 +473,14 @@ void bind_testing(py::module_& t) {
       if (t.data()[i] >= q) throw std::invalid_argument("t residues out of range");
     }
     std::vector<u64> out(n);
-    auto run = [&](const auto* xp, size_t count) {
-      for (size_t i = 0; i < count; ++i) {
-        const double v = static_cast<double>(xp[i]) * scale;
-        if (!(std::fabs(v) < 4611686018427387904.0)) throw std::invalid_argument("|x * scale| must be below 2^62");
-      }
-      if (scalar) {
-        detail::poly_encode_minus_scalar(out.data(), xp, count, scale, e.data(), t.data(), n, q);
-      } else {
-        poly_encode_minus(out.data(), xp, count, scale, e.data(), t.data(), n, q);
-      }
-    };
-    const size_t count = static_cast<size_t>(x.size());
-    if (py::isinstance<py::array_t<float>>(x)) {
-      auto xf = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
-      run(xf.data(), count);
-    } else {
-      auto xd = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(x);
-      run(xd.data(), count);
-    }
+    with_encoding_input(x, scale, [&](const auto* xp, size_t count) {
+      poly_encode_minus(out.data(), xp, count, scale, e.data(), t.data(), n, q);
+    });
     return u64_array(out);
-  }, py::arg("x"), py::arg("scale"), py::arg("e"), py::arg("t"), py::arg("q"), py::arg("scalar"),
-     "round(x * scale) + e - t mod q over len(t) coefficients (x zero-padded): the coefficient encoding's last pass "
-     "of secret-key encryption (poly_ops.h); float32 x is widened exactly, anything else is taken as float64.");
+  }, py::arg("x"), py::arg("scale"), py::arg("e"), py::arg("t"), py::arg("q"),
+     "round(x * scale) + e - t mod q over len(t) coefficients (x zero-padded): the portable reference of the "
+     "coefficient encoding's last step of secret-key encryption (poly_ops.h); float32 x is widened exactly, "
+     "anything else is taken as float64.");
   t.def("crt_centered_doubles_of_sum", [](const ParamsPtr& p, const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& a,
                                           const py::array_t<uint64_t, py::array::c_style | py::array::forcecast>& b,
                                           double scale) {

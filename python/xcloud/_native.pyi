@@ -262,9 +262,8 @@ class testing:  # submodule
         e: npt.ArrayLike,
         t: npt.ArrayLike,
         q: int,
-        scalar: bool,
     ) -> npt.NDArray[np.uint64]:
-        """round(x * scale) + e - t mod q over len(t) values, x zero-padded (dispatching, or the scalar reference)."""
+        """round(x * scale) + e - t mod q over len(t) values, x zero-padded (the portable reference)."""
     @staticmethod
     def simd_supported() -> bool:
         """Whether this CPU has the AVX2 + FMA paths."""

@@ -23,7 +23,6 @@
 #endif
 #include <immintrin.h>
 
-#include <cstddef>
 #include <cstdint>
 
 namespace xcloud {
@@ -118,7 +117,7 @@ inline __m256i load_u64(const uint64_t* p) { return _mm256_loadu_si256(reinterpr
 inline void store_u64(uint64_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
 // (v mod q) in [0, q) for any int64 v, one lane at a time: the rare
-// fallbacks of the vector paths below and in poly_ops_avx2.cpp.
+// fallbacks of the vector paths in poly_ops_avx2.cpp and ntt_avx2.cpp.
 inline uint64_t signed_mod_slow(int64_t v, uint64_t q) {
   const int64_t r = v % static_cast<int64_t>(q);
   return static_cast<uint64_t>(r < 0 ? r + static_cast<int64_t>(q) : r);
@@ -127,42 +126,6 @@ inline uint64_t signed_mod_slow(int64_t v, uint64_t q) {
 // x[0..3] widened to double (float32 exactly).
 inline __m256d load4_pd(const double* x) { return _mm256_loadu_pd(x); }
 inline __m256d load4_pd(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
-
-// The coefficient encoding's plaintext plus noise, (r + e) mod q in [0, q),
-// for r = nearbyint(x * scale) (exact integer doubles, |r| < 2^62) and
-// e[0..3] (|e| < 2^31). Fast path, every |r| < 2^51 - 2^31: r + e is exact
-// with |r + e| < 2^51 and canon_full reduces it; otherwise these four lanes
-// take the int64 formula (the conversion of r is exact). The branch is on
-// the plaintext's magnitude, which the parameter set bounds: it is never
-// taken for inputs within max_value when max_value * scale < 2^51 - 2^31
-// (every set with one prime, q < 2^50), as in poly_signed_avx2 before.
-inline __m256d encoded_residue4(__m256d r, const int32_t* e, const ModConsts& c, uint64_t q) {
-  const __m256d limit = _mm256_set1_pd(2251797666201600.0);  // 2^51 - 2^31
-  const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
-  const __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, abs_mask), limit, _CMP_LT_OQ);
-  if (_mm256_movemask_pd(small) == 0xf) {
-    const __m256d ev = _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e)));
-    return canon_full(_mm256_add_pd(r, ev), c);
-  }
-  alignas(32) double rs[4];
-  alignas(32) uint64_t tmp[4];
-  _mm256_store_pd(rs, r);
-  for (int k = 0; k < 4; ++k) tmp[k] = signed_mod_slow(static_cast<int64_t>(rs[k]) + e[k], q);
-  return u64_to_pd(_mm256_load_si256(reinterpret_cast<const __m256i*>(tmp)));
-}
-
-// nearbyint(x[0..3] * scale) (one IEEE product, then the current rounding
-// mode without raising inexact: nearbyint's result exactly), or 0 in the
-// lanes at or beyond count - i (x is read only below count).
-template <typename T>
-inline __m256d rounded_scaled4(const T* x, size_t i, size_t count, __m256d scale) {
-  constexpr int kRound = _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC;
-  if (i + 4 <= count) return _mm256_round_pd(_mm256_mul_pd(load4_pd(x + i), scale), kRound);
-  if (i >= count) return _mm256_setzero_pd();
-  alignas(32) T tail[4] = {};
-  for (size_t k = 0; i + k < count; ++k) tail[k] = x[i + k];
-  return _mm256_round_pd(_mm256_mul_pd(load4_pd(tail), scale), kRound);
-}
 
 }  // namespace
 }  // namespace xcloud

@@ -66,6 +66,7 @@
 // data-dependent branch.
 #include "ring/ntt_avx2.h"
 
+#include <cstddef>
 #include <type_traits>
 
 #include "ring/modarith_avx2.h"
@@ -334,6 +335,42 @@ struct LastConsts {
   explicit LastConsts(const double* l)
       : ni(_mm256_set1_pd(l[0])), niq(_mm256_set1_pd(l[1])), wn(_mm256_set1_pd(l[2])), wnq(_mm256_set1_pd(l[3])) {}
 };
+
+// The coefficient encoding's plaintext plus noise, (r + e) mod q in [0, q),
+// for r = nearbyint(x * scale) (exact integer doubles, |r| < 2^62) and
+// e[0..3] (|e| < 2^31). Fast path, every |r| < 2^51 - 2^31: r + e is exact
+// with |r + e| < 2^51 and canon_full reduces it; otherwise these four lanes
+// take the int64 formula (the conversion of r is exact). The branch is on
+// the plaintext's magnitude, which the parameter set bounds: it is never
+// taken for inputs within max_value when max_value * scale < 2^51 - 2^31
+// (every set with one prime, q < 2^50), as in poly_signed_avx2 before.
+inline __m256d encoded_residue4(__m256d r, const int32_t* e, const ModConsts& c, uint64_t q) {
+  const __m256d limit = _mm256_set1_pd(2251797666201600.0);  // 2^51 - 2^31
+  const __m256d abs_mask = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
+  const __m256d small = _mm256_cmp_pd(_mm256_and_pd(r, abs_mask), limit, _CMP_LT_OQ);
+  if (_mm256_movemask_pd(small) == 0xf) {
+    const __m256d ev = _mm256_cvtepi32_pd(_mm_loadu_si128(reinterpret_cast<const __m128i*>(e)));
+    return canon_full(_mm256_add_pd(r, ev), c);
+  }
+  alignas(32) double rs[4];
+  alignas(32) uint64_t tmp[4];
+  _mm256_store_pd(rs, r);
+  for (int k = 0; k < 4; ++k) tmp[k] = signed_mod_slow(static_cast<int64_t>(rs[k]) + e[k], q);
+  return u64_to_pd(_mm256_load_si256(reinterpret_cast<const __m256i*>(tmp)));
+}
+
+// nearbyint(x[0..3] * scale) (one IEEE product, then the current rounding
+// mode without raising inexact: nearbyint's result exactly), or 0 in the
+// lanes at or beyond count - i (x is read only below count).
+template <typename T>
+inline __m256d rounded_scaled4(const T* x, size_t i, size_t count, __m256d scale) {
+  constexpr int kRound = _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC;
+  if (i + 4 <= count) return _mm256_round_pd(_mm256_mul_pd(load4_pd(x + i), scale), kRound);
+  if (i >= count) return _mm256_setzero_pd();
+  alignas(32) T tail[4] = {};
+  for (size_t k = 0; i + k < count; ++k) tail[k] = x[i + k];
+  return _mm256_round_pd(_mm256_mul_pd(load4_pd(tail), scale), kRound);
+}
 
 // What the last stage does with its outputs, r in [0, q) as doubles, at
 // p (the array viewed as doubles, index p - base). StoreResidues: the

@@ -89,20 +89,6 @@ void round_scaled_scalar(int64_t* out, const float* x, double scale, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(std::nearbyint(static_cast<double>(x[i]) * scale));
 }
 
-template <typename T>
-void poly_encode_minus_scalar(u64* out, const T* x, size_t count, double scale, const int32_t* e, const u64* t,
-                              size_t n, u64 q) {
-  const u64 ratio = barrett_ratio(q);
-  for (size_t i = 0; i < n; ++i) {
-    const int64_t m = i < count ? static_cast<int64_t>(std::nearbyint(static_cast<double>(x[i]) * scale)) : 0;
-    out[i] = sub_mod(reduce_signed(m + e[i], q, ratio), t[i], q);
-  }
-}
-template void poly_encode_minus_scalar<float>(u64*, const float*, size_t, double, const int32_t*, const u64*, size_t,
-                                              u64);
-template void poly_encode_minus_scalar<double>(u64*, const double*, size_t, double, const int32_t*, const u64*, size_t,
-                                               u64);
-
 }  // namespace detail
 
 namespace {
@@ -246,16 +232,14 @@ void round_scaled_impl(int64_t* out, const T* m, double scale, size_t n) {
   detail::round_scaled_scalar(out + v, m + v, scale, n - v);
 }
 
-// The dispatcher of both poly_encode_minus overloads: the AVX2 body takes
-// the first v elements (a multiple of 4), the scalar reference the rest.
 template <typename T>
 void poly_encode_minus_impl(u64* out, const T* x, size_t count, double scale, const int32_t* e, const u64* t, size_t n,
                             u64 q) {
-  const size_t v = simd_part(n, q);
-#ifdef XCLOUD_HAVE_AVX2
-  if (v) detail::poly_encode_minus_avx2(out, x, count < v ? count : v, scale, e, t, v, q);
-#endif
-  detail::poly_encode_minus_scalar(out + v, count > v ? x + v : x, count > v ? count - v : 0, scale, e + v, t + v, n - v, q);
+  const u64 ratio = barrett_ratio(q);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t m = i < count ? static_cast<int64_t>(std::nearbyint(static_cast<double>(x[i]) * scale)) : 0;
+    out[i] = sub_mod(reduce_signed(m + e[i], q, ratio), t[i], q);
+  }
 }
 }  // namespace
 

@@ -69,7 +69,8 @@ void round_scaled(int64_t* out, const float* x, double scale, size_t n);
 // int64(nearbyint(double(x[i]) * scale)) for i < count and 0 for the block's
 // tail (count <= n; x is read only below count). x finite with
 // |x[i] * scale| < 2^62 (the caller's range check), |e[i]| < 2^31, t
-// residues.
+// residues. Portable code only: its SIMD form is the inverse NTT's last
+// stage (NttTables::inverse_mul_encode_minus), which this is the reference of.
 void poly_encode_minus(u64* out, const float* x, size_t count, double scale, const int32_t* e, const u64* t, size_t n,
                        u64 q);
 void poly_encode_minus(u64* out, const double* x, size_t count, double scale, const int32_t* e, const u64* t, size_t n,
@@ -81,9 +82,6 @@ template <typename T>
 size_t find_out_of_range_scalar(const T* x, size_t n, double bound);
 void round_scaled_scalar(int64_t* out, const double* m, double scale, size_t n);
 void round_scaled_scalar(int64_t* out, const float* x, double scale, size_t n);
-template <typename T>
-void poly_encode_minus_scalar(u64* out, const T* x, size_t count, double scale, const int32_t* e, const u64* t,
-                              size_t n, u64 q);
 void poly_mul_scalar(u64* out, const u64* a, const u64* b, const u64* b_shoup, size_t n, u64 q);
 void poly_mul_add_scalar(u64* out, const u64* a, const u64* b, const u64* b_shoup, size_t n, u64 q);
 void poly_scalar_mul_add_scalar(u64* out, const u64* a, u64 w, u64 w_shoup, size_t n, u64 q);

@@ -207,31 +207,10 @@ void round_scaled_avx2_impl(int64_t* out, const T* m, double scale, size_t n) {
   }
 }
 
-// poly_encode_minus: (m + e) mod q (encoded_residue4), minus t in (-q, q), then [0, q).
-template <typename T>
-void poly_encode_minus_avx2_impl(uint64_t* out, const T* x, size_t count, double scale, const int32_t* e,
-                                 const uint64_t* t, size_t n, uint64_t q) {
-  const ModConsts c(q);
-  const __m256d sc = _mm256_set1_pd(scale);
-  for (size_t i = 0; i < n; i += 4) {
-    const __m256d v = encoded_residue4(rounded_scaled4(x, i, count, sc), e + i, c, q);
-    store_u64(out + i, pd_to_u64(canon_from_signed(_mm256_sub_pd(v, u64_to_pd(load_u64(t + i))), c)));
-  }
-}
-
 }  // namespace
 
 void round_scaled_avx2(int64_t* out, const double* m, double scale, size_t n) { round_scaled_avx2_impl(out, m, scale, n); }
 void round_scaled_avx2(int64_t* out, const float* x, double scale, size_t n) { round_scaled_avx2_impl(out, x, scale, n); }
-
-void poly_encode_minus_avx2(uint64_t* out, const float* x, size_t count, double scale, const int32_t* e,
-                            const uint64_t* t, size_t n, uint64_t q) {
-  poly_encode_minus_avx2_impl(out, x, count, scale, e, t, n, q);
-}
-void poly_encode_minus_avx2(uint64_t* out, const double* x, size_t count, double scale, const int32_t* e,
-                            const uint64_t* t, size_t n, uint64_t q) {
-  poly_encode_minus_avx2_impl(out, x, count, scale, e, t, n, q);
-}
 
 }  // namespace detail
 }  // namespace xcloud

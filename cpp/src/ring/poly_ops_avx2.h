@@ -26,11 +26,6 @@ bool all_in_range_avx2(const float* x, size_t n, double bound);
 bool all_in_range_avx2(const double* x, size_t n, double bound);
 void round_scaled_avx2(int64_t* out, const double* m, double scale, size_t n);
 void round_scaled_avx2(int64_t* out, const float* x, double scale, size_t n);
-// poly_encode_minus for n a multiple of 4, count <= n.
-void poly_encode_minus_avx2(uint64_t* out, const float* x, size_t count, double scale, const int32_t* e,
-                            const uint64_t* t, size_t n, uint64_t q);
-void poly_encode_minus_avx2(uint64_t* out, const double* x, size_t count, double scale, const int32_t* e,
-                            const uint64_t* t, size_t n, uint64_t q);
 
 }  // namespace detail
 }  // namespace xcloud
