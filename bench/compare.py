@@ -193,11 +193,7 @@ def run_all(
                     "other_cpu_cores": other,
                     **m,
                 }
-                if seen is None:
-                    rows.append(row)
-                else:
-                    rows[rows.index(seen)] = row
-                by_case[key] = row
+                by_case[key] = row  # a replaced row keeps its place (the first pass's order)
                 del prep  # before the next case prepares its inputs (10 x 10 M ciphertexts for aggregation)
                 print(
                     f"  pass {p + 1}/{passes} {row['group']:<18} {row['implementation']:<30} t={row['threads']:<2} "
@@ -206,6 +202,7 @@ def run_all(
                     file=sys.stderr,
                     flush=True,
                 )
+        rows += by_case.values()
         bl.release_all()
     # Side by side: per size, encrypt / decrypt / aggregate, baseline first, then run order.
     order = {op: i for i, op in enumerate(("encrypt", "decrypt", "aggregate"))}

@@ -20,16 +20,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from xcloud.fl.config import METHODS, RunConfig, load_config
+from xcloud.fl.config import METHODS, PLAIN_FEDAVG, RunConfig, load_config
 from xcloud.fl.simulation import FederatedRun, RoundMetrics
 
 __all__ = ["add_arguments", "run_from_args", "run_training"]
 
 CHECKPOINT = "checkpoint.pt"
-# What a run directory's config.toml means where it lacks these keys: it was
-# written before they existed (drift_correction) or before their defaults
-# changed to scaffold and 0.5 (2026-12-02), i.e. by a run of plain FedAvg.
-BEFORE_SCAFFOLD: dict[str, Any] = {"drift_correction": "none", "server_momentum": 0.0}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -263,8 +259,11 @@ def run_training(
 def run_from_args(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
+        # A config.toml without drift_correction (or server_momentum) was written
+        # before the key existed or before scaffold and 0.5 became the defaults
+        # (2026-12-02), by a run of plain FedAvg: those keys resume as it.
         cfg = load_config(
-            run_dir / "config.toml", _overrides(args) if args.rounds is not None else None, defaults=BEFORE_SCAFFOLD
+            run_dir / "config.toml", _overrides(args) if args.rounds is not None else None, defaults=PLAIN_FEDAVG
         )
         run_training(cfg, run_dir, resume=True)
     else:
