@@ -188,6 +188,15 @@ def test_ciphertexts_at_different_scales_are_a_value_error(small_keys, x):
         xcloud.aggregate([xcloud.aggregate([c, c], [0.5, 0.5]), c])
 
 
+def test_float32_and_float64_ciphertexts_are_not_aggregated_together(small_keys, x):
+    """The aggregate decrypts to one dtype, which must not depend on the order of the inputs."""
+    c64 = xcloud.encrypt_blocks(small_keys, x)
+    c32 = xcloud.encrypt_blocks(small_keys, x.astype(np.float32))
+    for inputs in ([c64, c32], [c32, c64]):
+        with pytest.raises(ValueError, match="float32 and float64"):
+            xcloud.aggregate(inputs)
+
+
 @pytest.mark.parametrize("other_shape", [(2999,), (3001,), (1000, 3), (3, 1000)])
 def test_mismatched_shapes_are_a_value_error(small_keys, ct, other_shape):
     other = xcloud.encrypt_blocks(small_keys, np.zeros(other_shape))

@@ -136,6 +136,25 @@ def test_a_malformed_manifest_is_caught(shard_dir: Path) -> None:
         load_shard(shard_dir)
 
 
+@pytest.mark.parametrize("text", ['{"notes": ' + "9" * 5000 + "}", "[" * 200_000], ids=["huge-int", "deep-nesting"])
+def test_a_manifest_the_json_parser_chokes_on_is_caught(shard_dir: Path, text: str) -> None:
+    # Prepare
+    (shard_dir / MANIFEST_FILE).write_text(text)
+
+    # Execute / Assert
+    with pytest.raises(DataIntegrityError, match="manifest.json: malformed JSON"):
+        load_shard(shard_dir)
+
+
+def test_a_non_ascii_digit_hospital_key_is_caught(shard_dir: Path) -> None:
+    # Prepare: "\u00b2" (superscript two) passes str.isdigit() but not int().
+    rewrite_manifest(shard_dir, hospital_counts={"\u00b2": 30})
+
+    # Execute / Assert
+    with pytest.raises(DataIntegrityError, match="bad 'hospital_counts' entry"):
+        load_shard(shard_dir)
+
+
 def test_a_manifest_that_is_not_utf8_is_caught(shard_dir: Path) -> None:
     # Prepare
     (shard_dir / MANIFEST_FILE).write_bytes(b'{"format": "\xff"}')

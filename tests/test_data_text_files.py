@@ -123,6 +123,8 @@ def test_a_file_path_is_not_a_directory(tmp_path: Path) -> None:
         ('{"text": 42}', 'string "text" field'),
         ('{"text": "t", "hospital": -1}', '"hospital" must be'),
         ('{"text": "t", "hospital": true}', '"hospital" must be'),
+        ('{"text": "t", "hospital": ' + "9" * 5000 + "}", "malformed JSON"),  # beyond the int digit limit
+        ("[" * 200_000, "malformed JSON"),  # nested too deeply for the parser
     ],
 )
 def test_a_bad_jsonl_line_is_reported_with_file_and_line(tmp_path: Path, third_line: str, message: str) -> None:

@@ -234,10 +234,38 @@ def test_public_key_restart_between_rounds_gets_a_handover(tmp_path: Path) -> No
     assert len(final) == 3 and len({c["model_sha256"] for c in final.values()}) == 1
 
 
+def _spoiling(kind: str, changes: dict[str, Any]) -> Any:
+    """A transport tamper hook: node 2's (cloud-1's) replies of ``kind`` get ``changes`` (None deletes the field)."""
+
+    def spoil(nid: int, reply_kind: str, out: dict[str, Any]) -> dict[str, Any]:
+        if reply_kind == kind and nid == 2:
+            out = dict(out)
+            for k, v in changes.items():
+                if v is None:
+                    del out[k]
+                else:
+                    out[k] = v
+        return out
+
+    return spoil
+
+
 @pytest.mark.parametrize("sync", ["sync", "async"])
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("stats", "not json"), ("stats", '{"examples": "many"}'), ("val_loss", "nan"), ("update", None)],
+    [
+        ("stats", "not json"),
+        ("stats", '{"examples": "many"}'),
+        ("val_loss", "nan"),
+        ("update", None),
+        # Beyond the float range (OverflowError, not ValueError) and nested too deeply (RecursionError):
+        ("stats", '{"examples": ' + "1" * 400 + ', "loss": 1, "train_seconds": 1, "encrypt_seconds": 1}'),
+        ("stats", '{"examples": 10, "loss": 1e308, "train_seconds": 1, "encrypt_seconds": 1}'),
+        ("stats", "[" * 100_000),
+        ("val_loss", 10**400),
+        ("update", 2**62),  # bytes(2**62) would try to allocate 4 EiB
+        ("update", [1, 2, 3]),
+    ],
 )
 def test_malformed_reply_drops_only_that_client(tmp_path: Path, sync: str, field: str, value: Any) -> None:
     """Fields outside the update's MAC are checked: a bad one costs its client the round, never the server."""
@@ -245,19 +273,34 @@ def test_malformed_reply_drops_only_that_client(tmp_path: Path, sync: str, field
     cfg = tiny(rounds=1, **extra)
     server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
 
-    def spoil(nid: int, kind: str, out: dict[str, Any]) -> dict[str, Any]:
-        if kind == "train" and nid == 2:
-            out = dict(out)
-            if value is None:
-                del out[field]
-            else:
-                out[field] = value
-        return out
-
-    transport.tamper = spoil
+    transport.tamper = _spoiling("train", {field: value})
     row = server.run_all()["rounds"][0]
     assert row["accepted"] == ["cloud-0", "cloud-2"]
     assert "malformed reply" in row["dropped"]["cloud-1"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"mac_key": None}, {"version": "x"}, {"mac_key": 2**62}, {"has_key": "yes"}, {"client_id": 7}],
+    ids=["no-mac-key", "version-str", "mac-key-int", "has-key-str", "client-id-int"],
+)
+def test_a_malformed_hello_refuses_only_that_node(tmp_path: Path, change: dict[str, Any]) -> None:
+    cfg = tiny(rounds=1)
+    server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
+
+    transport.tamper = _spoiling("hello", change)
+    row = server.run_all()["rounds"][0]
+    assert row["accepted"] == ["cloud-0", "cloud-2"]  # the run goes on without the node that could not join
+
+
+def test_a_malformed_evaluate_reply_is_recorded_and_the_results_are_kept(tmp_path: Path) -> None:
+    cfg = tiny(rounds=1)
+    server, transport, _ = deployed(cfg, tmp_path)
+
+    transport.tamper = _spoiling("evaluate", {"val_loss": None})
+    result = server.run_all()
+    assert sorted(result["final"]["clients"]) == ["cloud-0", "cloud-2"]
+    assert "malformed evaluate reply" in result["final"]["failed"]["cloud-1"]
 
 
 def test_tampered_update_is_rejected_and_round_goes_on(tmp_path: Path) -> None:

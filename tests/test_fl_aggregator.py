@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import struct
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +115,9 @@ def test_stale_round_unknown_client_and_duplicate(setup):
     _rejected(agg, "zz", _fresh_msg(setup), "unknown-client")
     agg.receive("a", _fresh_msg(setup, round_id=3))
     _rejected(agg, "a", _fresh_msg(setup, round_id=3), "duplicate")
+    _, summary = agg.finish_round()
+    # "a" is in the round: neither its earlier stale message nor its duplicate lists it as left out.
+    assert summary.accepted == ["a"] and "a" not in summary.rejected and "zz" in summary.rejected
 
 
 def test_update_from_another_context_or_key_is_rejected(setup):
@@ -144,6 +151,22 @@ def test_nan_plain_part_is_rejected_and_round_goes_on(setup):
     out, summary = agg.finish_round()
     assert summary.accepted == ["a"]
     assert "b" in summary.rejected
+
+
+@pytest.mark.parametrize("value", [3e38, -1e7])
+def test_an_implausibly_large_plain_part_is_rejected_and_round_goes_on(setup, value):
+    """Finite, but two such values overflow the float32 weighted sum to inf."""
+    ctx, keys, state, layout, plan, _ = setup
+    bad = _client(setup, "b", 0.01)
+    agg = _aggregator(setup, [_client(setup, "a", 0.01), bad])
+    agg.start_round(0)
+    delta = np.full(layout.total, 0.01, dtype=np.float32)
+    delta[np.flatnonzero(~plan.mask())[0]] = value
+    msg, _ = bad._protect(delta, 0, 1.0, 10, 0.0, None)
+    _rejected(agg, "b", msg, "bad-values")
+    agg.receive("a", _fresh_msg(setup))
+    out, summary = agg.finish_round()
+    assert summary.accepted == ["a"]
 
 
 def test_nan_in_encrypted_part_fails_the_client_not_the_round(setup):
@@ -226,6 +249,36 @@ def test_mistyped_header_fields_are_rejected_not_crashing(setup, changes):
     _rejected(agg, "a", _forge(setup, "a", header_changes=changes), "integrity")
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'{"num_samples":' + b"9" * 5000 + b"}",  # beyond Python's int digit limit: ValueError, not JSONDecodeError
+        b"[" * 200_000,  # nested too deeply for the parser: RecursionError
+        b'{"loss":NaN}',
+        b'{"loss":-Infinity}',
+    ],
+    ids=["huge-int", "deep-nesting", "nan", "infinity"],
+)
+def test_headers_the_json_parser_chokes_on_are_rejected_not_crashing(setup, head):
+    """An authenticated client can still send a header that breaks json.loads in other ways than a syntax error."""
+    body = b"XCUP" + struct.pack("<HI", 1, len(head)) + head + struct.pack("<I", 0)
+    msg = body + hmac.new(b"a" * 4, body, hashlib.sha256).digest()  # the MAC key _forge uses for client "a"
+    agg = _aggregator(setup, [_client(setup, "a", 0.01), _client(setup, "b", 0.01)])
+    agg.start_round(0)
+    _rejected(agg, "a", msg, "integrity")
+    agg.receive("b", _fresh_msg(setup, "b"))
+    _, summary = agg.finish_round()  # the round goes on without the client
+    assert summary.accepted == ["b"]
+
+
+@pytest.mark.parametrize("bandwidth", [0.0, 5e-324, 1e-4, 1e8])
+def test_implausible_bandwidth_is_rejected(setup, bandwidth):
+    """5e-324 Mbit/s from two clients made the median bandwidth denormal and every dynamic weight NaN."""
+    agg = _aggregator(setup, [_client(setup, "a", 0.01)])
+    agg.start_round(0)
+    _rejected(agg, "a", _forge(setup, "a", header_changes={"bandwidth_mbps": bandwidth}), "bad-metadata")
+
+
 @pytest.mark.parametrize("loss", [0.0, 1e-320, 1e9])
 def test_implausible_loss_is_rejected(setup, loss):
     agg = _aggregator(setup, [_client(setup, "a", 0.01)])
@@ -258,6 +311,18 @@ def test_a_client_cannot_forge_the_aggregate(setup):
     forged[-70] ^= 1
     with pytest.raises(xcloud.IntegrityError, match="signature"):
         open_aggregate(bytes(forged), ctx=ctx, keys=keys, plan=plan, server_key=SERVER_PUB, round_id=0)
+
+
+def test_a_signed_aggregate_with_nan_is_refused_by_the_clients(setup):
+    """A faulty server's aggregate (NaN in the plain part) must not poison every cloud's model."""
+    ctx, keys, state, layout, plan, _ = setup
+    agg = _aggregator(setup, [_client(setup, "a", 0.01)])
+    agg.start_round(0)
+    agg.receive("a", _fresh_msg(setup))
+    agg._plain[0] = np.full_like(agg._plain[0], np.nan)  # a bug on the server's side, after verification
+    out, _ = agg.finish_round()
+    with pytest.raises(xcloud.IntegrityError, match="NaN or Inf"):
+        open_aggregate(out, ctx=ctx, keys=keys, plan=plan, server_key=SERVER_PUB, round_id=0)
 
 
 def test_staleness_window_accepts_late_updates_once_per_client(setup):

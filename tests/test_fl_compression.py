@@ -342,7 +342,8 @@ def test_bad_header_fields_are_rejected(encodings, kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_bad_scales_and_values_are_rejected(encodings, kind):
     data, n, codec = encodings[kind]
-    for bad in (np.nan, np.inf, -np.inf, -1.0, -1e-30):
+    # ... and finite scales so large that 127 of them overflow float32 to inf (2.7e36 and up)
+    for bad in (np.nan, np.inf, -np.inf, -1.0, -1e-30, 2.7e36, 3e38):
         assert_rejected(edited(data, HEADER, "f", bad), n, codec, f"scale {bad}")
     m = _scales(data).size
     assert_rejected(edited(data, HEADER + 4 * m + 3, "b", -128), n, codec, "int8 value -128")

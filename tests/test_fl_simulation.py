@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +17,7 @@ from xcloud.data import DataIntegrityError
 from xcloud.fl.config import load_config
 from xcloud.fl.errors import ClientFailure, NotEnoughClients
 from xcloud.fl.simulation import FederatedRun
+from xcloud.privacy import client_level_epsilon
 
 
 def _vec(run: FederatedRun) -> np.ndarray:
@@ -127,6 +129,69 @@ def test_a_faulty_client_is_left_out_and_the_round_goes_on(kind, tmp_path):
         assert run.metrics[0].accepted == 2
 
 
+def test_a_client_whose_training_raises_any_error_is_left_out(tmp_path, caplog):
+    """Not only ClientFailure: a CUDA error, say, in one cloud's training must not stop the round."""
+    run = FederatedRun(replace(TINY, method="he"), tmp_path)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    run.clients[1].fit = crash
+    with caplog.at_level("WARNING", logger="xcloud"):
+        m = run.run_round(0)
+    assert m.dropped == ["cloud-1"] and m.accepted == 2
+    assert "RuntimeError: CUDA error" in caplog.text
+    assert np.isfinite(m.val_loss)
+
+
+def test_a_resume_the_checkpoint_refuses_keeps_the_runs_config(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_training(replace(TINY, method="fedavg", rounds=1), run_dir, quiet=True)
+    before = (run_dir / "config.toml").read_text()
+    assert main(["run", "--resume", str(run_dir), "--rounds", "2", "--lr", "0.5"]) == 2
+    assert "the checkpoint was made with lr=0.003; this run has lr=0.5" in capsys.readouterr().err
+    assert (run_dir / "config.toml").read_text() == before  # not overwritten by the refused options
+    assert main(["run", "--resume", str(run_dir), "--rounds", "2"]) == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.pop("metrics"),
+        lambda s: s.pop("global_opt"),
+        lambda s: s["metrics"][0].update(unknown_field=1.0),
+        lambda s: s["global_state"].pop("wte.weight"),
+        lambda s: s.update(metrics=5),
+    ],
+    ids=["no-metrics", "no-optimizer", "extra-metric-field", "missing-tensor", "metrics-not-a-list"],
+)
+def test_a_structurally_damaged_checkpoint_gets_a_clear_error(tmp_path, damage):
+    run_training(replace(TINY, method="fedavg", rounds=1), tmp_path / "run", quiet=True)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    damage(state)
+    with pytest.raises(ValueError, match="checkpoint"):
+        FederatedRun(replace(TINY, method="fedavg", rounds=2), tmp_path / "again").load_state_dict(state)
+
+
+def test_client_level_epsilon_accounts_a_dropout_with_the_smaller_multiplier(tmp_path):
+    """2 of 3 clouds report: the aggregate carries 2 of the 3 noise shares, multiplier z sqrt(2/3)."""
+    cfg = replace(TINY, method="fedavg", client_dp_noise=1.0, client_clip=0.05)
+    m = FederatedRun(cfg, tmp_path, client_hook=_hook("crash")).run_round(0)
+    assert m.accepted == 2
+    assert m.client_epsilon == pytest.approx(client_level_epsilon(math.sqrt(2 / 3), 1, cfg.dp_delta), rel=1e-9)
+    assert m.client_epsilon > client_level_epsilon(1.0, 1, cfg.dp_delta)
+
+
+def test_epsilon_is_recorded_per_cloud_including_clouds_left_out(tmp_path):
+    """cloud-1 trains (and spends budget) every round but its update never arrives: its epsilon still counts."""
+    run = FederatedRun(replace(TINY, method="dp"), tmp_path, client_hook=_hook("crash"))
+    m = run.run_round(0)
+    assert m.dropped == ["cloud-1"]
+    assert sorted(m.cloud_epsilon) == ["cloud-0", "cloud-1", "cloud-2"]
+    assert m.cloud_epsilon == {cid: dp.epsilon() for cid, dp in run.dp.items()}
+    assert m.cloud_epsilon["cloud-1"] > 0 and m.epsilon == max(m.cloud_epsilon.values())
+
+
 def test_values_beyond_max_value_are_clipped_counted_and_logged(tmp_path, caplog):
     run = FederatedRun(replace(TINY, method="he"), tmp_path)
     run.run_round(0)
@@ -155,6 +220,28 @@ def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
         load_checkpoint(path)
     with pytest.raises(ValueError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "change", [{"method": "he"}, {"ckks": "compact"}, {"seed": 1}, {"clouds": 4}, {"partition": "iid"}]
+)
+def test_resume_refuses_a_changed_configuration_but_not_more_rounds(tmp_path, change):
+    """Resuming a fedavg checkpoint as he (say) would continue it silently as another experiment."""
+    cfg = replace(TINY, method="fedavg", rounds=1)
+    state = run_training(cfg, tmp_path / "run", quiet=True).state_dict()
+    FederatedRun(replace(cfg, rounds=3, threads=1), tmp_path / "more").load_state_dict(state)  # allowed
+    key = next(iter(change))
+    with pytest.raises(ValueError, match=f"made with {key}=.*this run has {key}="):
+        FederatedRun(replace(cfg, rounds=3, **change), tmp_path / "other").load_state_dict(state)
+
+
+def test_a_dp_run_cannot_resume_with_more_rounds_than_its_noise_was_calibrated_for(tmp_path):
+    """More rounds at the noise calibrated for fewer would overspend the DP budget (epsilon 50 -> 74 here)."""
+    cfg = replace(TINY, method="dp", rounds=2)
+    state = run_training(cfg, tmp_path / "run", quiet=True).state_dict()
+    with pytest.raises(ValueError, match="calibrated for another number of steps"):
+        FederatedRun(replace(cfg, rounds=4), tmp_path / "more").load_state_dict(state)
+    FederatedRun(cfg, tmp_path / "same").load_state_dict(state)  # the same plan resumes
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path):
@@ -199,6 +286,13 @@ def test_config_file_and_overrides(tmp_path):
         load_config(None, {"method": "magic"})
 
 
+def test_config_toml_round_trips_paths_with_quotes_backslashes_and_non_ascii(tmp_path):
+    cfg = replace(TINY, data='C:\\notes\\"icu"', tokenizer="/srv/vocab \u00e9t\u00e9.json", out="a\tb")
+    path = tmp_path / "config.toml"
+    path.write_text(cfg.to_toml())  # what run_training writes and --resume reads
+    assert load_config(path) == cfg
+
+
 def test_cli_run_writes_a_run_directory(tmp_path, capsys):
     args = ["run", "--method", "he", "--out", str(tmp_path), "--clouds", "3", "--rounds", "1", "--local-steps", "1"]
     args += ["--notes-per-hospital", "20", "--n-embd", "16", "--n-layer", "1", "--n-head", "2", "--block-size", "32"]
@@ -233,6 +327,7 @@ def test_client_level_dp_clips_noises_and_accounts(tmp_path):
     m1 = run.run_round(1)
     assert m0.weights == pytest.approx([1 / 3] * 3)  # calibrated for uniform weights
     assert 0 < m0.client_epsilon < m1.client_epsilon
+    assert m1.client_epsilon == pytest.approx(client_level_epsilon(1.0, 2, TINY.dp_delta), rel=1e-9)
     step = np.linalg.norm(_vec(run) - start)
     # Two rounds of averaged clipped updates plus noise of std z*C/K per entry.
     noise_norm = 1.0 * 0.05 / 3 * np.sqrt(run.layout.total)

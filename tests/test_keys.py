@@ -274,6 +274,13 @@ def test_keys_from_another_context_are_rejected(small_ctx, kind):
         xcloud.KeySet.from_bytes(xcloud.CkksContext(), data)
 
 
+@pytest.mark.parametrize("bad", [5, 10**12, None, "key", [1, 2]], ids=["int", "huge-int", "None", "str", "list"])
+def test_key_bytes_of_a_wrong_type_are_a_type_error(small_ctx, bad):
+    """bytes(10**12) would try to allocate a terabyte of zeros before any check."""
+    with pytest.raises(TypeError, match="key bytes must be"):
+        xcloud.KeySet.from_bytes(small_ctx, bad)
+
+
 def test_key_bytes_survive_a_fresh_context_object(small_ctx, small_keys):
     """Equal parameters give an equal fingerprint: keys load into a newly built context."""
     # Prepare

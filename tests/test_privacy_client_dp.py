@@ -11,7 +11,15 @@ from dp_accounting import dp_event, rdp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xcloud.privacy import client_level_epsilon, clip_update, make_generator, noise_multiplier_for, noise_share
+from xcloud.privacy import (
+    client_level_epsilon,
+    client_level_epsilon_of,
+    clip_update,
+    effective_multiplier,
+    make_generator,
+    noise_multiplier_for,
+    noise_share,
+)
 
 
 def test_clip_scales_a_long_update_to_the_bound() -> None:
@@ -104,6 +112,29 @@ def test_epsilon_comes_from_dp_accounting() -> None:
     accountant.compose(dp_event.GaussianDpEvent(1.2), 10)
 
     assert client_level_epsilon(1.2, 10, 1e-5) == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-12)
+
+
+def test_effective_multiplier_of_what_an_aggregation_ran() -> None:
+    z, k = 1.5, 4
+    assert effective_multiplier(z, [0.25] * 4, k) == pytest.approx(z, rel=1e-15)  # all report, uniform weights
+    assert effective_multiplier(z, [0.5, 0.5], k) == pytest.approx(z * math.sqrt(2 / 4), rel=1e-15)  # 2 of 4
+    # Unequal weights (a staleness discount, say): z ||w|| / (sqrt K max w), below the uniform case's.
+    w = [0.366, 0.634]
+    assert effective_multiplier(z, w, 3) == pytest.approx(z * math.hypot(*w) / (math.sqrt(3) * 0.634), rel=1e-15)
+    assert effective_multiplier(z, w, 3) < effective_multiplier(z, [0.5, 0.5], 3)
+    for bad in ([], [0.0, 0.0], [-0.1, 1.1], [math.nan, 1.0]):
+        with pytest.raises(ValueError):
+            effective_multiplier(z, bad, k)
+
+
+def test_composed_epsilon_comes_from_dp_accounting_and_equals_the_uniform_case() -> None:
+    accountant = rdp.RdpAccountant()
+    accountant.compose(dp_event.GaussianDpEvent(1.2))
+    accountant.compose(dp_event.GaussianDpEvent(0.8), 2)
+    assert client_level_epsilon_of([1.2, 0.8, 0.8], 1e-5) == pytest.approx(accountant.get_epsilon(1e-5), rel=1e-12)
+    assert client_level_epsilon_of([1.2] * 10, 1e-5) == pytest.approx(client_level_epsilon(1.2, 10, 1e-5), rel=1e-9)
+    assert client_level_epsilon_of([], 1e-5) == 0.0
+    assert client_level_epsilon_of([1.0, 0.0], 1e-5) == math.inf
 
 
 def test_epsilon_decreases_with_more_noise_and_grows_with_rounds() -> None:

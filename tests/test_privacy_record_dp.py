@@ -101,6 +101,40 @@ def test_epsilon_grows_per_round_and_stays_within_target() -> None:
     assert eps[-1] == pytest.approx(opacus_epsilon(dp.noise_multiplier, dp.sample_rate, dp.steps, 1e-5), rel=1e-12)
 
 
+def _batches_drawn(dp: RecordDP, seed: int) -> list[list[int]]:
+    """The Poisson batches train_local draws with ``seed``."""
+    drawn: list[list[int]] = []
+    sample = dp.sample
+
+    def recording(n: int, generator: torch.Generator) -> torch.Tensor:
+        idx = sample(n, generator)
+        drawn.append(idx.tolist())
+        return idx
+
+    dp.sample = recording  # type: ignore[method-assign]
+    try:
+        train_local(make_model(), make_data(), TRAIN, seed=seed, dp=dp)
+    finally:
+        del dp.sample  # the class's method again
+    return drawn
+
+
+def test_poisson_batches_cannot_be_replayed_from_the_public_seed() -> None:
+    """Amplification by subsampling assumes secret sampling: the run's seed (in the shared config) must not fix it."""
+    dp = RecordDP(RecordDPConfig(), 40, TRAIN.batch_size, TRAIN.local_steps, 2, noise_multiplier=1.0)
+    first, second = _batches_drawn(dp, seed=7), _batches_drawn(dp, seed=7)
+    assert len(first) == len(second) == TRAIN.local_steps
+    assert first != second  # 4 steps of 40 coin flips each: equal with probability about 2^-100
+    # Nor is it the stream a seeded torch generator gives.
+    replay = torch.Generator().manual_seed(7)
+    assert first != [dp.sample(40, replay).tolist() for _ in range(TRAIN.local_steps)]
+    # A noise_seed (tests only) makes the batches reproducible again.
+    seeded = RecordDPConfig(noise_seed=3)
+    dp_a = RecordDP(seeded, 40, TRAIN.batch_size, TRAIN.local_steps, 2, noise_multiplier=1.0)
+    dp_b = RecordDP(seeded, 40, TRAIN.batch_size, TRAIN.local_steps, 2, noise_multiplier=1.0)
+    assert _batches_drawn(dp_a, seed=7) == _batches_drawn(dp_b, seed=7)
+
+
 def test_model_stays_plain_after_dp_rounds() -> None:
     model, data = make_model(), make_data()
     keys = list(model.state_dict())
@@ -211,17 +245,22 @@ def test_noise_seed_makes_dp_training_reproducible() -> None:
 
 
 def test_state_dict_round_trip_resumes_accounting() -> None:
-    dp = RecordDP(RecordDPConfig(), 40, 8, 4, 3, noise_multiplier=1.0)
+    dp = RecordDP(RecordDPConfig(), 40, 8, 4, 3)  # calibrated for 3 rounds of 4 steps
     train_local(make_model(), make_data(), TRAIN, seed=0, dp=dp)
-    resumed = RecordDP(RecordDPConfig(), 40, 8, 4, 3, noise_multiplier=2.0)
+    resumed = RecordDP(RecordDPConfig(), 40, 8, 4, 3)
 
     resumed.load_state_dict(dp.state_dict())
 
-    assert resumed.noise_multiplier == 1.0
+    assert resumed.noise_multiplier == dp.noise_multiplier
     assert resumed.steps == dp.steps == 4
     assert resumed.epsilon() == dp.epsilon() > 0
     with pytest.raises(ValueError, match="sample rate"):
-        RecordDP(RecordDPConfig(), 80, 8, 4, 3, noise_multiplier=1.0).load_state_dict(dp.state_dict())
+        RecordDP(RecordDPConfig(), 80, 8, 4, 3).load_state_dict(dp.state_dict())
+    # More rounds need more noise than the checkpoint's: keeping its noise would overspend the budget.
+    with pytest.raises(ValueError, match="calibrated for another number of steps"):
+        RecordDP(RecordDPConfig(), 40, 8, 4, 6).load_state_dict(dp.state_dict())
+    with pytest.raises(ValueError, match="calibrated for another number of steps"):
+        RecordDP(RecordDPConfig(), 40, 8, 4, 3, noise_multiplier=2.0).load_state_dict(dp.state_dict())
 
 
 def test_dataset_of_another_size_is_rejected() -> None:

@@ -355,6 +355,28 @@ def test_inconsistent_header_with_valid_checksum_is_rejected(small_ctx, cts, wha
     assert_rejected(small_ctx, tampered, what)
 
 
+def test_a_huge_scale_offset_by_a_tiny_bound_is_rejected(small_ctx, cts):
+    """Scale 1e308 with bound 1e-300 passed the headroom rule; aggregating it gave scale inf and zeros."""
+    data = edited(edited(cts["secret"].to_bytes(), OFF_SCALE, "d", 1e308), OFF_BOUND, "d", 1e-300)
+    assert_rejected(small_ctx, data, "scale 1e308, bound 1e-300")
+
+
+def test_every_aggregate_can_be_written_and_read_back(small_ctx, cts):
+    """aggregate() and deserialize() apply the same headroom rule (a bound of 0 used to skip it in aggregate)."""
+    zero = xcloud.aggregate([cts["secret"]], [0.0])  # bound 0
+    chain = [zero]
+    for _ in range(4):  # each step asks for 30 more fractional weight bits than the last
+        try:
+            chain.append(xcloud.aggregate([chain[-1]], [2.0**-30]))
+        except ValueError:
+            break
+    chain.append(xcloud.aggregate([cts["secret"]], [2.0**-30]))  # bound below 1
+    for ct in chain:
+        back = xcloud.CiphertextBlocks.from_bytes(small_ctx, ct.to_bytes())
+        assert (back.scale, back.bound) == (ct.scale, ct.bound)
+        assert np.isfinite(back.scale)
+
+
 @pytest.mark.parametrize("origin", ["public", "aggregate"])
 def test_seeded_form_on_unseeded_ciphertext_is_rejected(small_ctx, cts, origin):
     assert_rejected(small_ctx, edited(cts[origin].to_bytes(), OFF_FORM, "B", 0), "seeded form on full c1")

@@ -18,6 +18,7 @@
 #include "ring/chacha20.h"
 #include "ring/poly_ops.h"
 #include "ring/sampler.h"
+#include "ring/secure.h"
 #include "ring/sha256.h"
 #include "ring/simd.h"
 
@@ -570,10 +571,20 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("key_id", [](const KeySet& k) { return to_pybytes(k.key_id()); })
       .def("public_only", &KeySet::public_only)
       .def("public_to_bytes", [](const KeySet& k) { return to_pybytes(k.public_to_bytes()); })
-      .def("secret_to_bytes", [](const KeySet& k) { return to_pybytes(k.secret_to_bytes()); })
+      .def("secret_to_bytes",
+           [](const KeySet& k) {
+             std::vector<uint8_t> v = k.secret_to_bytes();  // sized once (keys.cpp): the only copy to wipe
+             py::bytes out(reinterpret_cast<const char*>(v.data()), v.size());
+             secure_zero(v.data(), v.size());
+             return out;
+           })
       .def_static("from_bytes", [](const ParamsPtr& p, const py::bytes& b) {
-        const std::string s = b;
-        return KeySet::from_bytes(p, reinterpret_cast<const uint8_t*>(s.data()), s.size());
+        // Read in place: a std::string copy would leave the secret key's bytes
+        // in freed memory.
+        char* data = nullptr;
+        Py_ssize_t len = 0;
+        if (PyBytes_AsStringAndSize(b.ptr(), &data, &len) != 0) throw py::error_already_set();
+        return KeySet::from_bytes(p, reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(len));
       });
   m.def("keygen", [](const ParamsPtr& p) {
     py::gil_scoped_release release;

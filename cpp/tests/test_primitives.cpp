@@ -1,6 +1,8 @@
 // Known-answer tests for ChaCha20 (RFC 8439), AES-256 (FIPS 197) and
 // AES-256-CTR (NIST SP 800-38A) on each of its implementations, SHA-256
-// (FIPS 180-4) and the OS randomness / wiping helpers. Plain main(); non-zero exit on failure.
+// (FIPS 180-4), the OS randomness / wiping helpers and the division-free
+// modular helpers for secret operands (against the plain formulas). Plain
+// main(); non-zero exit on failure.
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -9,6 +11,7 @@
 
 #include "ring/aes256.h"
 #include "ring/chacha20.h"
+#include "ring/modarith.h"
 #include "ring/secure.h"
 #include "ring/sha256.h"
 
@@ -352,6 +355,41 @@ void test_secure() {
   secure_zero(nullptr, 0);
 }
 
+// SecretShoup and small_signed_to_residue (no division on secret operands)
+// equal shoup_precompute and signed_to_residue, on the edges and on random
+// inputs, for NTT primes of 20 to 50 bits and odd moduli of up to 62.
+void test_secret_modarith() {
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  auto next = [&x]() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int bits : {20, 30, 36, 47, 50, 55, 60, 62}) {
+    // NTT primes up to the library's 50 bits; above, odd moduli (the identity needs q odd and below 2^63 only).
+    const u64 q = bits <= 50 ? generate_ntt_primes(bits, 2 * 4096, 1, {})[0]
+                             : ((next() >> (64 - bits)) | (u64{1} << (bits - 1)) | 1);
+    const SecretShoup shoup(q);
+    bool ok = true;
+    for (u64 w : {u64{0}, u64{1}, u64{2}, q / 2, q - 2, q - 1}) ok &= shoup(w) == shoup_precompute(w, q);
+    for (int i = 0; i < 200000; ++i) {
+      const u64 w = next() % q;
+      ok &= shoup(w) == shoup_precompute(w, q);
+    }
+    check(ok, "SecretShoup equals shoup_precompute for a " + std::to_string(bits) + "-bit modulus");
+    bool ok_res = true;
+    for (int64_t v : {int64_t{-1}, int64_t{0}, int64_t{1}, int64_t{-21}, int64_t{21}}) {
+      ok_res &= small_signed_to_residue(v, q) == signed_to_residue(v, q);
+    }
+    for (int i = 0; i < 200000; ++i) {
+      const auto v = static_cast<int64_t>(next() % (2 * q - 1)) - static_cast<int64_t>(q - 1);  // |v| < q
+      ok_res &= small_signed_to_residue(v, q) == signed_to_residue(v, q);
+    }
+    check(ok_res, "small_signed_to_residue equals signed_to_residue for a " + std::to_string(bits) + "-bit modulus");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -362,6 +400,7 @@ int main() {
     test_aes();
     test_sha256();
     test_secure();
+    test_secret_modarith();
   } catch (const std::exception& e) {
     std::printf("FAIL: unexpected exception: %s\n", e.what());
     return 2;

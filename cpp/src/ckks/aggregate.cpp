@@ -57,6 +57,10 @@ void check_inputs(const std::vector<const CiphertextBatch*>& inputs, const std::
       throw std::invalid_argument("ciphertexts of different shapes cannot be aggregated" + at);
     }
     if (c.scale != first.scale) throw std::invalid_argument("ciphertexts at different scales cannot be aggregated" + at);
+    if (c.dtype != first.dtype) {
+      // The aggregate decrypts to one dtype: the result must not depend on the order of the inputs.
+      throw std::invalid_argument("ciphertexts of float32 and float64 values cannot be aggregated together" + at);
+    }
     check_c1_form(c, at);
   }
 }
@@ -79,9 +83,15 @@ bool fits(const std::vector<const CiphertextBatch*>& inputs, const std::vector<d
   }
   const auto w = quantize(weights, k);
   const double bound = bound_after(inputs, w, k);
-  if (bound == 0.0) return true;
-  const double need = std::log2(inputs[0]->scale) + k + 0.5 + std::log2(bound) + 2.0;
-  return need < inputs[0]->params->log2_q();
+  // The rules deserialize() applies (wire.cpp), with one bit more margin, so
+  // that every aggregate can be written and read back: a bound of 0 counts
+  // as 1, and the output scale itself stays below the modulus (which also
+  // keeps it finite: a tampered scale near the top of the double range
+  // would otherwise overflow to inf here).
+  const double log2_q = inputs[0]->params->log2_q();
+  const double log2_scale = std::log2(inputs[0]->scale) + k;
+  const double need = log2_scale + 0.5 + std::log2(bound > 0.0 ? bound : 1.0) + 2.0;
+  return need < log2_q && log2_scale + 1.0 < log2_q;
 }
 
 }  // namespace

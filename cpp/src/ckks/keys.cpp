@@ -52,10 +52,11 @@ void secret_to_ntt(const CkksParams& params, SecretKey& sk) {
   sk.ntt_shoup = SecureVector<u64>(L * n);
   for (size_t j = 0; j < L; ++j) {
     const u64 q = params.primes()[j];
+    const SecretShoup shoup(q);  // no division on s (modarith.h)
     u64* p = sk.ntt.data() + j * n;
-    for (size_t i = 0; i < n; ++i) p[i] = signed_to_residue(sk.coeffs[i], q);
+    for (size_t i = 0; i < n; ++i) p[i] = small_signed_to_residue(sk.coeffs[i], q);
     params.ntt(j).forward(p);
-    for (size_t i = 0; i < n; ++i) sk.ntt_shoup[j * n + i] = shoup_precompute(p[i], q);
+    for (size_t i = 0; i < n; ++i) sk.ntt_shoup[j * n + i] = shoup(p[i]);
   }
 }
 
@@ -103,16 +104,17 @@ std::unique_ptr<PublicKey> make_public(const CkksParams& params, const SecretKey
     const u64 q = key_prime(params, j);
     const NttTables& ntt = key_ntt(params, j);
     u64* b = pk->b.data() + j * n;
-    for (size_t i = 0; i < n; ++i) b[i] = signed_to_residue(e[i], q);
+    for (size_t i = 0; i < n; ++i) b[i] = small_signed_to_residue(e[i], q);  // |e| <= eta < q
     ntt.forward(b);
     const u64* a = pk->a.data() + j * n;
     const u64* s = sk.ntt.data() + j * n;
     if (j >= L) {
-      for (size_t i = 0; i < n; ++i) s_aux[i] = signed_to_residue(sk.coeffs[i], q);
+      for (size_t i = 0; i < n; ++i) s_aux[i] = small_signed_to_residue(sk.coeffs[i], q);
       ntt.forward(s_aux.data());
       s = s_aux.data();
     }
-    for (size_t i = 0; i < n; ++i) b[i] = sub_mod(b[i], mul_mod_slow(a[i], s[i], q), q);  // b = e - a*s
+    // b = e - a*s: Shoup products with the public a as the fixed factor, so no division touches s.
+    for (size_t i = 0; i < n; ++i) b[i] = sub_mod(b[i], mul_shoup(s[i], a[i], shoup_precompute(a[i], q), q), q);
   }
   public_shoup(params, *pk);
   return pk;
@@ -166,10 +168,9 @@ KeySet::KeySet(ParamsPtr params, std::unique_ptr<SecretKey> sk, std::unique_ptr<
 
 KeySetPtr KeySet::generate(const ParamsPtr& params) {
   Seed master;
+  const WipeOnExit wipe_master(master.data(), master.size());  // also when generate_from throws
   os_random_bytes(master.data(), master.size());
-  auto ks = generate_from(params, master);
-  secure_zero(master.data(), master.size());
-  return ks;
+  return generate_from(params, master);
 }
 
 KeySetPtr KeySet::generate_derand(const ParamsPtr& params, const Seed& seed) {
@@ -200,7 +201,13 @@ KeySetPtr KeySet::public_only() const {
 static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   const CkksParams& params = *ks.params();
   const size_t n = params.n();
+  // Sized once: with the secret, the buffer must never be reallocated (a
+  // reallocation would free a copy of the packed secret without wiping it;
+  // the caller wipes the one buffer after use).
+  size_t total = 4 + 2 + 1 + 1 + 32 + 16 + 32 + 32 + (with_secret ? packed_size(n, 2) : 0);
+  for (size_t j = 0; j < key_primes(params); ++j) total += packed_size(n, 64 - __builtin_clzll(key_prime(params, j)));
   std::vector<uint8_t> out;
+  out.reserve(total);
   ByteWriter w(out);
   w.bytes(reinterpret_cast<const uint8_t*>("XCKY"), 4);
   w.u16(params.has_aux() ? kKeyFormatVersionAux : kKeyFormatVersion);
@@ -219,13 +226,19 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   if (with_secret) {
     const SecretKey& sk = ks.secret();
     SecureVector<u64> codes(n);
-    for (size_t i = 0; i < n; ++i) codes[i] = static_cast<u64>(sk.coeffs[i] == 1 ? 1 : (sk.coeffs[i] == -1 ? 2 : 0));
+    // 0 -> 0, 1 -> 1, -1 -> 2 without a branch on the coefficient: as a byte,
+    // 1 is 0x01 and -1 is 0xff, so (low bit) + (top bit) is the code.
+    for (size_t i = 0; i < n; ++i) {
+      const auto u = static_cast<uint8_t>(sk.coeffs[i]);
+      codes[i] = static_cast<u64>((u & 1u) + ((u >> 7) & 1u));
+    }
     const size_t off = out.size();
     out.resize(off + packed_size(n, 2));
     pack_bits(codes.data(), n, 2, out.data() + off);
   }
   const auto digest = sha256(out.data(), out.size());
   w.bytes(digest.data(), digest.size());
+  if (out.size() != total || out.capacity() != total) throw std::logic_error("key bytes: size computed wrongly");
   return out;
 }
 
@@ -277,15 +290,22 @@ KeySetPtr KeySet::from_bytes(const ParamsPtr& params, const uint8_t* data, size_
     sk->coeffs = SecureVector<int8_t>(n);
     SecureVector<u64> codes(n);
     unpack_bits(r.take(packed_size(n, 2)), n, 2, 3, codes.data(), what);
-    for (size_t i = 0; i < n; ++i) sk->coeffs[i] = static_cast<int8_t>(codes[i] == 1 ? 1 : (codes[i] == 2 ? -1 : 0));
+    // The inverse, branch-free: code c in {0, 1, 2} (unpack_bits refuses 3) gives (c & 1) - (c >> 1).
+    for (size_t i = 0; i < n; ++i) {
+      sk->coeffs[i] = static_cast<int8_t>(static_cast<int>(codes[i] & 1u) - static_cast<int>(codes[i] >> 1));
+    }
     secret_to_ntt(*params, *sk);
     // The secret must belong to the public key: b + a*s = e must be small.
     const u64 q = params->primes()[0];
     std::vector<u64> t(n);
-    for (size_t i = 0; i < n; ++i) t[i] = add_mod(pk->b[i], mul_mod_slow(pk->a[i], sk->ntt[i], q), q);
+    for (size_t i = 0; i < n; ++i) t[i] = add_mod(pk->b[i], mul_shoup(sk->ntt[i], pk->a[i], pk->a_shoup[i], q), q);
     params->ntt(0).inverse(t.data());
     u64 bad = 0;
-    for (size_t i = 0; i < n; ++i) bad |= static_cast<u64>(t[i] > static_cast<u64>(kCbdEta) && t[i] < q - kCbdEta);
+    // t in [0, q), q < 2^63: the top bit of eta - t is set iff t > eta, that
+    // of t - (q - eta) iff t < q - eta; both set means e is not small. No
+    // branch on e, which the secret key determines.
+    const u64 eta = static_cast<u64>(kCbdEta);
+    for (size_t i = 0; i < n; ++i) bad |= ((eta - t[i]) >> 63) & ((t[i] - (q - eta)) >> 63);
     secure_zero(t.data(), n * sizeof(u64));
     if (bad) throw IntegrityError("key bytes: the secret key does not match the public key");
   }

@@ -154,7 +154,10 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   if (!std::isfinite(ct.scale) || ct.scale < 1.0 || !std::isfinite(ct.bound) || ct.bound < 0.0) {
     throw IntegrityError(std::string(kWhat) + ": bad scale or bound");
   }
-  if (std::log2(ct.scale) + 0.5 + std::log2(ct.bound > 0 ? ct.bound : 1.0) + 1.0 >= p.log2_q()) {
+  // A bound below 1 lowers the headroom term, but the scale itself (the
+  // encoding of 1.0) must still lie below the modulus.
+  if (std::log2(ct.scale) >= p.log2_q() ||
+      std::log2(ct.scale) + 0.5 + std::log2(ct.bound > 0 ? ct.bound : 1.0) + 1.0 >= p.log2_q()) {
     throw IntegrityError(std::string(kWhat) + ": scale and bound exceed the modulus");
   }
   uint64_t prod = 1;

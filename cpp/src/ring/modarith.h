@@ -65,6 +65,33 @@ inline u64 signed_to_residue(int64_t v, u64 q) {
 // floor(2^64 / q) for odd q > 1 (used by reduce_signed).
 inline u64 barrett_ratio(u64 q) { return ~u64{0} / q; }
 
+// A signed integer v with |v| < q as a residue mod q: no division, no branch
+// (for secret coefficients and noise, where signed_to_residue's % would run
+// a division on secret data).
+inline u64 small_signed_to_residue(int64_t v, u64 q) {
+  return static_cast<u64>(v) + (q & static_cast<u64>(v >> 63));
+}
+
+// shoup_precompute(w, q) for secret w in [0, q), q odd and below 2^63, with
+// no division on w (the u128 division's time may depend on its operands):
+// w 2^64 = q (w T) + w t with T = floor(2^64 / q), t = 2^64 mod q, and
+// floor(w t / q) is the Shoup quotient of w by t, plus a branch-free
+// correction of 0 or 1. The constants depend on q only (public).
+class SecretShoup {
+ public:
+  explicit SecretShoup(u64 q)
+      : q_(q), ratio_(barrett_ratio(q)), rem_(u64{0} - ratio_ * q), rem_shoup_(shoup_precompute(rem_, q)) {}
+  u64 operator()(u64 w) const {
+    const u64 qhat = static_cast<u64>(((u128)w * rem_shoup_) >> 64);
+    const u64 r = w * rem_ - qhat * q_;          // w t mod q, in [0, 2q)
+    const u64 carry = 1 - ((r - q_) >> 63);       // 1 iff r >= q
+    return w * ratio_ + qhat + carry;
+  }
+
+ private:
+  u64 q_, ratio_, rem_, rem_shoup_;
+};
+
 // A signed integer v (|v| < 2^63) as a residue mod q, without division.
 // ratio = barrett_ratio(q). Output in [0, q). Branch-free.
 inline u64 reduce_signed(int64_t v, u64 q, u64 ratio) {

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from xcloud.cli import demo, deploy, experiment, run
+from xcloud.cli import demo, deploy, experiment, run, tokenizer
 from xcloud.fl.errors import RoundFailed
 
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(p_demo)
     experiment.add_parser(sub)
     deploy.add_parser(sub)
+    tokenizer.add_parser(sub)
     return parser
 
 
@@ -56,7 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return experiment.run_from_args(args)
         if args.command == "deploy":
             return deploy.run_from_args(args)
+        if args.command == "tokenizer":
+            return tokenizer.run_from_args(args)
     except ValueError as e:
+        print(f"xcloud: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a missing --data, --resume or --tokenizer path, an unwritable --out
         print(f"xcloud: error: {e}", file=sys.stderr)
         return 2
     except RoundFailed as e:

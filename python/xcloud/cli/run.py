@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -77,7 +78,7 @@ def _write_outputs(run: FederatedRun, run_dir: Path, wall_s: float) -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["round"])
         w.writeheader()
         for r in rows:
-            w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
+            w.writerow({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in r.items()})
     _plot(run, run_dir / "loss.png")
     _report(run, run_dir, wall_s)
 
@@ -210,22 +211,33 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def run_training(
     cfg: RunConfig, run_dir: Path | None = None, resume: bool = False, quiet: bool = False
 ) -> FederatedRun:
-    """Runs (or resumes) a whole training run and writes its outputs."""
+    """Runs (or resumes) a whole training run and writes its outputs.
+
+    A run directory this call creates is removed again when the setup fails
+    (a missing data directory or tokenizer file, say), so a failed start
+    leaves nothing behind.
+    """
+    created = run_dir is None
     if run_dir is None:
         run_dir = _new_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(cfg.to_toml())
+    if not resume:
+        (run_dir / "config.toml").write_text(cfg.to_toml())
     log_path = run_dir / "run.log"
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("xcloud")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    started = False
     try:
         t0 = time.perf_counter()
         run = FederatedRun(cfg, run_dir)
+        started = True
         if resume:
             run.load_state_dict(load_checkpoint(run_dir / CHECKPOINT))
+            # Only now: a resume the checkpoint refuses keeps the run's own config.toml.
+            (run_dir / "config.toml").write_text(cfg.to_toml())
         say = (lambda s: None) if quiet else tqdm.write
         say(f"run directory: {run_dir}")
         say(_table_header())
@@ -254,11 +266,15 @@ def run_training(
     finally:
         root.removeHandler(handler)
         handler.close()
+        if created and not started:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume)
+        if not (run_dir / "config.toml").is_file():
+            raise ValueError(f"{run_dir} is not a run directory (it has no config.toml)")
         # A config.toml without drift_correction (or server_momentum) was written
         # before the key existed or before scaffold and 0.5 became the defaults
         # (2026-12-02), by a run of plain FedAvg: those keys resume as it.

@@ -75,7 +75,12 @@ class KeySet:
         ------
         IntegrityError
             For malformed, truncated, tampered or mismatched bytes.
+        TypeError
+            If ``data`` is not bytes, bytearray or memoryview (``bytes(n)`` of an
+            int would allocate ``n`` zero bytes).
         """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"key bytes must be bytes, bytearray or memoryview, got {type(data).__name__}")
         return cls(_native.KeySet.from_bytes(ctx._params, bytes(data)), ctx)
 
     @classmethod

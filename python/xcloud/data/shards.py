@@ -135,7 +135,7 @@ class ShardManifest:
             raise DataIntegrityError(f"{source}: 'hospital_counts' must be an object, got {raw_counts!r}")
         counts: dict[int, int] = {}
         for key, value in raw_counts.items():
-            if not (isinstance(key, str) and key.isdigit() and _is_int(value) and value >= 0):
+            if not (isinstance(key, str) and key.isascii() and key.isdigit() and _is_int(value) and value >= 0):
                 raise DataIntegrityError(f"{source}: bad 'hospital_counts' entry {key!r}: {value!r}")
             counts[int(key)] = value
         client = data.get("client")
@@ -258,6 +258,8 @@ def _parse_note(line: bytes, where: str) -> Note:
         raise DataIntegrityError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise DataIntegrityError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+    except (ValueError, RecursionError) as exc:  # an integer beyond the digit limit, nesting too deep
+        raise DataIntegrityError(f"{where}: malformed JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(record, dict):
         raise DataIntegrityError(f"{where}: expected a JSON object")
     text, hospital, note_id, canary = (record.get(k) for k in ("text", "hospital", "note_id", "is_canary"))
@@ -314,6 +316,8 @@ def load_shard(directory: str | os.PathLike[str], *, expected_vocab_hash: str | 
         raise DataIntegrityError(f"{manifest_path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise DataIntegrityError(f"{manifest_path}: malformed JSON ({exc.msg} at line {exc.lineno})") from exc
+    except (ValueError, RecursionError) as exc:  # an integer beyond the digit limit, nesting too deep
+        raise DataIntegrityError(f"{manifest_path}: malformed JSON ({type(exc).__name__}: {exc})") from None
     manifest = ShardManifest.from_dict(raw, str(manifest_path))
 
     notes_path = path / manifest.notes_file

@@ -73,6 +73,8 @@ def _jsonl_notes(path: Path, rel: str) -> list[Note]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataIntegrityError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
+        except (ValueError, RecursionError) as exc:  # an integer beyond the digit limit, nesting too deep
+            raise DataIntegrityError(f"{where}: malformed JSON ({type(exc).__name__}: {exc})") from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise DataIntegrityError(f'{where}: expected a JSON object with a string "text" field')
         hospital = record.get("hospital", 0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -230,6 +231,37 @@ class WordTokenizer:
             return cls(vocab)
         except ValueError as exc:
             raise DataIntegrityError(f"tokenizer vocabulary is invalid: {exc}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`to_json` to ``path`` (UTF-8), replacing the file atomically."""
+        path = os.fspath(path)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+            f.write("\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> WordTokenizer:
+        """The tokenizer that :meth:`save` wrote to ``path``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        DataIntegrityError
+            If the file is not UTF-8 or not a valid tokenizer document (the
+            message names the file).
+        """
+        try:
+            with open(path, encoding="utf-8") as f:
+                document = f.read()
+        except UnicodeDecodeError as exc:
+            raise DataIntegrityError(f"tokenizer file {os.fspath(path)}: not valid UTF-8 ({exc.reason})") from exc
+        try:
+            return cls.from_json(document)
+        except DataIntegrityError as exc:
+            raise DataIntegrityError(f"tokenizer file {os.fspath(path)}: {exc}") from exc
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WordTokenizer) and self._vocab == other._vocab

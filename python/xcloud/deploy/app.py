@@ -67,6 +67,8 @@ class FlowerTransport:
             meta = reply.metadata
             if reply.has_error():
                 out[meta.reply_to_message_id] = Reply(meta.src_node_id, None, str(reply.error.reason))
+            elif RECORD not in reply.content:  # not an xcloud node's answer: a failure of that node only
+                out[meta.reply_to_message_id] = Reply(meta.src_node_id, None, f"reply has no {RECORD!r} record")
             else:
                 out[meta.reply_to_message_id] = Reply(meta.src_node_id, dict(reply.content[RECORD]))
         return out

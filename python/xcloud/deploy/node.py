@@ -162,15 +162,26 @@ def _keygen(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _blob(msg: dict[str, Any], name: str) -> bytes:
+    """A bytes field of a server message (b"" when absent); IntegrityError for another type.
+
+    ``bytes(n)`` of an int would allocate n zero bytes: a server message must not make a node do that.
+    """
+    v = msg.get(name, b"")
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise IntegrityError(f"message field {name!r} is a {type(v).__name__}, not bytes")
+    return bytes(v)
+
+
 def _install_keys(node: _Node, msg: dict[str, Any]) -> None:
     if node.state.get("keys"):
         return
-    key_id = bytes(msg.get("key_id", b""))
+    key_id = _blob(msg, "key_id")
     if msg.get("sealed_key"):
-        keys = open_secret_key(node.identity(), node.client_id, bytes(msg["sealed_key"]), node.ctx, key_id)
+        keys = open_secret_key(node.identity(), node.client_id, _blob(msg, "sealed_key"), node.ctx, key_id)
         node.state["keys"] = keys.secret_bytes()
     elif msg.get("public_key"):
-        keys = KeySet.from_bytes(node.ctx, bytes(msg["public_key"]))
+        keys = KeySet.from_bytes(node.ctx, _blob(msg, "public_key"))
         if keys.key_id != key_id:
             raise IntegrityError("the relayed public key is not the announced key")
         node.state["keys"] = keys.public_bytes()

@@ -264,23 +264,21 @@ class DeployServer:
             log.warning("node %s did not join: %s", nid, why)
         joined: list[str] = []
         for nid, a in sorted(answers.items(), key=lambda kv: str(kv[1].get("client_id"))):
-            cid = str(a["client_id"])
             try:
-                mac = open_mac_key(self.identity, cid, bytes(a["mac_key"]))
-            except IntegrityError as e:
-                log.warning("node %s (%s) refused: %s", nid, cid, e)
+                cid, sealed_mac, identity, version, has_key = _parse_hello(a)
+                mac = open_mac_key(self.identity, cid, sealed_mac)
+            except (ValueError, IntegrityError) as e:  # IntegrityError is a ValueError; named for the reader
+                log.warning("node %s refused: %s", nid, e)
                 continue
             old = self.members.get(cid)
             if old is not None:
                 log.warning("%s joins again on node %s (was node %s)", cid, nid, old.node_id)
-                if old.identity != bytes(a["identity"]):
+                if old.identity != identity:
                     # Releases were sealed to the old identity: the new one cannot open
                     # them, so forget them and let handover() bring the client up to date.
                     for rel in self.releases:
                         rel.pop(cid, None)
-            self.members[cid] = _Member(
-                cid, nid, bytes(a["identity"]), mac, version=int(a["version"]), has_key=bool(a["has_key"])
-            )
+            self.members[cid] = _Member(cid, nid, identity, mac, version=version, has_key=has_key)
             self.aggregator.mac_keys[cid] = mac
             joined.append(cid)
         return joined
@@ -643,12 +641,20 @@ class DeployServer:
         sends = {m.node_id: ("evaluate", self._catch_up(m, upto, handed)) for m in live}
         answers, failures = self.exchange(sends, self.opts.round_timeout, "evaluate")
         out: dict[str, Any] = {"clients": {}, "failed": {c: "still training at the end of the run" for c in busy}}
-        for a in answers.values():
-            out["clients"][str(a["client_id"])] = {
-                "val_loss": float(a["val_loss"]),
-                "version": int(a["version"]),
-                "model_sha256": str(a["model_sha256"]),
-            }
+        for nid, a in answers.items():
+            m = self._member_by_node(nid)
+            try:
+                val_loss, version = float(a["val_loss"]), a["version"]
+                if not math.isfinite(val_loss) or isinstance(version, bool) or not isinstance(version, int):
+                    raise ValueError(f"val_loss {val_loss!r}, version {version!r:.40}")
+                out["clients"][m.client_id if m else str(a["client_id"])] = {
+                    "val_loss": val_loss,
+                    "version": version,
+                    "model_sha256": str(a["model_sha256"]),
+                }
+            except (KeyError, TypeError, ValueError, OverflowError) as e:
+                # One malformed answer must not lose the run's results: record it as failed.
+                out["failed"][m.client_id if m else str(nid)] = f"malformed evaluate reply: {type(e).__name__}: {e}"
         for nid, why in failures.items():
             m = self._member_by_node(nid)
             out["failed"][m.client_id if m else str(nid)] = why
@@ -693,6 +699,38 @@ class DeployServer:
 
 
 _STAT_FIELDS = ("examples", "loss", "train_seconds", "encrypt_seconds")
+_MAX_ID_LEN = 256
+
+
+def _parse_hello(a: Mapping[str, Any]) -> tuple[str, bytes, bytes, int, bool]:
+    """client id, sealed MAC key, identity, model version and has-key flag of a ``hello`` reply.
+
+    Raises
+    ------
+    ValueError
+        For a missing field or one of the wrong type or range: that node is
+        refused and the others join.
+    """
+    try:
+        cid, sealed, identity, version, has_key = (
+            a["client_id"],
+            a["mac_key"],
+            a["identity"],
+            a["version"],
+            a["has_key"],
+        )
+    except KeyError as e:
+        raise ValueError(f"malformed hello: no {e}") from None
+    if not isinstance(cid, str) or not 0 < len(cid) <= _MAX_ID_LEN:
+        raise ValueError(f"malformed hello: client_id {cid!r:.80}")
+    for name, v in (("mac_key", sealed), ("identity", identity)):
+        if not isinstance(v, (bytes, bytearray, memoryview)):
+            raise ValueError(f"malformed hello from {cid}: {name} is a {type(v).__name__}, not bytes")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**31:
+        raise ValueError(f"malformed hello from {cid}: version {version!r:.80}")
+    if not isinstance(has_key, bool):
+        raise ValueError(f"malformed hello from {cid}: has_key {has_key!r:.80}")
+    return cid, bytes(sealed), bytes(identity), version, has_key
 
 
 def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], float | None]:
@@ -704,7 +742,10 @@ def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], flo
     misses the aggregation; the server goes on.
     """
     try:
-        update = bytes(a["update"])
+        raw = a["update"]
+        if not isinstance(raw, (bytes, bytearray, memoryview)):  # bytes(2**62) would allocate 4 EiB
+            raise TypeError(f"update is a {type(raw).__name__}, not bytes")
+        update = bytes(raw)
         stats = json.loads(str(a["stats"]))
         if not isinstance(stats, dict):
             raise TypeError("stats is not an object")
@@ -712,15 +753,23 @@ def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], flo
             v = stats[k]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"stats field {k!r} is {v!r}")
-            if k != "loss" and not (math.isfinite(v) and v >= 0):  # a loss may be NaN (no step taken)
+            v = float(v)  # OverflowError for an integer beyond the float range
+            # A loss may be NaN (no step taken), else in [0, 1e6] (the aggregator's bound on the
+            # header's loss; 1e308 would overflow the round's mean); the others are finite and >= 0.
+            if (k == "loss" and not (math.isnan(v) or 0 <= v <= 1e6)) or (
+                k != "loss" and not (math.isfinite(v) and v >= 0)
+            ):
                 raise ValueError(f"stats field {k!r} is {v!r}")
+            stats[k] = v if k != "examples" else stats[k]
         eps = stats.get("epsilon")
-        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps)):
+        if eps is not None and (
+            isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(float(eps))
+        ):
             raise ValueError(f"stats field 'epsilon' is {eps!r}")
         val = a.get("val_loss")
         val_loss = None if val is None else float(val)
         if val_loss is not None and not math.isfinite(val_loss):
             raise ValueError(f"val_loss is {val_loss!r}")
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as e:  # Recursion: nesting too deep
         raise ValueError(f"malformed reply: {type(e).__name__}: {e}") from None
     return update, stats, val_loss

@@ -32,7 +32,14 @@ log = logging.getLogger("xcloud.aggregator")
 # rejected (a zero or tiny loss, say, would break loss-based weighting).
 MAX_SAMPLES = 1 << 40
 MIN_LOSS, MAX_LOSS = 1e-6, 1e6
-MAX_BANDWIDTH_MBPS = 1e7
+# 1 kbit/s to 10 Tbit/s: a reported bandwidth near 0 (5e-324, say) would make
+# the bandwidth ratios of dynamic weighting infinite and fail the whole round.
+MIN_BANDWIDTH_MBPS, MAX_BANDWIDTH_MBPS = 1e-3, 1e7
+# Largest magnitude of a plain update value. Model deltas and control variates
+# are far below it; finite float32 values near 3e38 would overflow the weighted
+# sum to inf and wreck the global model (the encrypted part is bounded by the
+# parameters' max_value already).
+MAX_PLAIN_MAGNITUDE = 1e6
 
 
 @dataclass
@@ -143,7 +150,12 @@ class Aggregator:
         try:
             return self._receive(client_id, data)
         except UpdateRejected as e:
-            self.reject(client_id, str(e))
+            if client_id in self._summary.accepted:
+                # A later message of a client whose update is in: logged, but the
+                # client is not also listed as left out of the round.
+                log.warning("round %s: client %s: extra message refused: %s", self._round, client_id, e)
+            else:
+                self.reject(client_id, str(e))
             raise
 
     def _receive(self, client_id: str, data: bytes) -> ClientReport:
@@ -208,12 +220,18 @@ class Aggregator:
             raise UpdateRejected("bad-shape", "unexpected encrypted part")
         if not np.all(np.isfinite(plain)):
             raise UpdateRejected("non-finite", "plain part contains NaN or Inf")
+        if plain.size and float(np.max(np.abs(plain))) > MAX_PLAIN_MAGNITUDE:
+            raise UpdateRejected("bad-values", f"plain part holds values beyond +-{MAX_PLAIN_MAGNITUDE:g}")
         if not 0 < header.num_samples <= MAX_SAMPLES:
             raise UpdateRejected("bad-metadata", f"sample count must be in [1, {MAX_SAMPLES}]")
         if not (math.isfinite(header.loss) and MIN_LOSS <= header.loss <= MAX_LOSS):
             raise UpdateRejected("bad-metadata", f"loss must be in [{MIN_LOSS}, {MAX_LOSS}]")
-        if not (math.isfinite(header.bandwidth_mbps) and 0 < header.bandwidth_mbps <= MAX_BANDWIDTH_MBPS):
-            raise UpdateRejected("bad-metadata", f"bandwidth must be in (0, {MAX_BANDWIDTH_MBPS}] Mbit/s")
+        if not (
+            math.isfinite(header.bandwidth_mbps) and MIN_BANDWIDTH_MBPS <= header.bandwidth_mbps <= MAX_BANDWIDTH_MBPS
+        ):
+            raise UpdateRejected(
+                "bad-metadata", f"bandwidth must be in [{MIN_BANDWIDTH_MBPS}, {MAX_BANDWIDTH_MBPS}] Mbit/s"
+            )
         report = ClientReport(client_id, header.num_samples, header.loss, header.bandwidth_mbps, staleness)
         self._reports.append(report)
         self._plain.append(plain)
@@ -221,6 +239,7 @@ class Aggregator:
             self._cts.append(ct)
         self.seen_updates.add((client_id, header.round_id))
         self._summary.accepted.append(client_id)
+        self._summary.rejected.pop(client_id, None)  # an earlier bad message of its no longer leaves it out
         self._summary.bytes_in += len(data)
         return report
 

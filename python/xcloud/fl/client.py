@@ -89,6 +89,8 @@ def open_aggregate(
         raise IntegrityError("aggregate follows another protection plan or CKKS context")
     if header.n_plain != int((~mask).sum()) or header.n_encrypted != int(mask.sum()):
         raise IntegrityError("aggregate sizes do not match the protection plan")
+    if not np.all(np.isfinite(plain)):  # signed, but a faulty server must not poison every model
+        raise IntegrityError("aggregate's plain part holds NaN or Inf")
     delta = np.zeros(mask.size, dtype=np.float32)
     delta[~mask] = plain
     seconds = 0.0

@@ -198,6 +198,10 @@ def _quantize(x: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     return scales, np.clip(q, -127, 127).astype(np.int8)
 
 
+# The largest scale whose 127 multiples are finite float32 (what _quantize can make: max |x| / 127).
+_MAX_SCALE = float(np.finfo(np.float32).max) / 127
+
+
 def _dequantize(scales: np.ndarray, q: np.ndarray, chunk: int) -> np.ndarray:
     """Inverse of :func:`_quantize` (float32; the sender and receiver compute the same bits).
 
@@ -324,6 +328,8 @@ def decode(data: bytes | memoryview, n: int, codec: str) -> np.ndarray:
     pos += 4 * m
     if not np.all(np.isfinite(scales)) or np.any(scales < 0):
         raise CodecError("negative or non-finite quantization scale")
+    if np.any(scales > _MAX_SCALE):  # 127 * scale would overflow float32 to inf
+        raise CodecError(f"quantization scale beyond {_MAX_SCALE:.3g}")
     q = np.frombuffer(buf, dtype=np.int8, count=k, offset=pos)
     pos += k
     if np.any(q == -128):

@@ -51,6 +51,14 @@ class RunConfig:
     dirichlet_alpha: float = field(default=0.5, metadata={"help": "concentration of the dirichlet/quantity splits"})
     val_fraction: float = field(default=0.15, metadata={"help": "fraction of each client's notes held out"})
     vocab_size: int = field(default=2000, metadata={"help": "largest word vocabulary"})
+    tokenizer: str = field(
+        default="",
+        metadata={
+            "help": "word-vocabulary JSON agreed in advance, e.g. made from public text by `xcloud tokenizer` "
+            "(vocab_size is then unused); default: built from the configured corpus, that is from every "
+            "cloud's notes, outside encryption and DP"
+        },
+    )
     block_size: int = field(
         default=128, metadata={"help": "tokens per training example (one note each; notes are cut beyond it)"}
     )
@@ -245,6 +253,8 @@ class RunConfig:
                 "variate would travel without the client-level noise; use drift_correction none "
                 "(--drift-correction none) with it"
             )
+        if self.tokenizer and self.hf_model:
+            raise ValueError("tokenizer and hf_model exclude each other: the HF model brings its own tokenizer")
         if not 0.0 <= self.encrypt_fraction <= 1.0:
             raise ValueError("encrypt_fraction must be in [0, 1]")
         if not 0.0 < self.val_fraction < 1.0:
@@ -297,7 +307,7 @@ class RunConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, str):
-                lines.append(f'{f.name} = "{v}"')
+                lines.append(f"{f.name} = {_toml_scalar(v)}")  # escaped: paths may hold quotes or backslashes
             elif isinstance(v, bool):
                 lines.append(f"{f.name} = {'true' if v else 'false'}")
             elif isinstance(v, list):

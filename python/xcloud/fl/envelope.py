@@ -97,6 +97,10 @@ def _split(kind: bytes, data: bytes, tag_len: int) -> tuple[bytes, bytes]:
     return data[:-tag_len], data[-tag_len:]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse(body: bytes) -> tuple[dict[str, Any], list[memoryview]]:
     version, head_len = struct.unpack_from("<HI", body, 4)
     if version != _VERSION:
@@ -105,9 +109,11 @@ def _parse(body: bytes) -> tuple[dict[str, Any], list[memoryview]]:
     if head_len > _MAX_HEADER or pos + head_len + 4 > len(body):
         raise IntegrityError("bad header length")
     try:
-        header = json.loads(body[pos : pos + head_len].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise IntegrityError(f"malformed header: {e}") from None
+        header = json.loads(body[pos : pos + head_len].decode(), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        # ValueError also covers integers beyond Python's digit limit and the
+        # NaN/Infinity literals; RecursionError, headers nested too deeply.
+        raise IntegrityError(f"malformed header: {type(e).__name__}: {e}") from None
     if not isinstance(header, dict):
         raise IntegrityError("malformed header: not an object")
     pos += head_len

@@ -67,7 +67,7 @@ from xcloud.net import (
     predict_round_time,
     probe_emulated,
 )
-from xcloud.privacy import client_level_epsilon, clip_update, make_generator, noise_share
+from xcloud.privacy import client_level_epsilon_of, clip_update, effective_multiplier, make_generator, noise_share
 
 if TYPE_CHECKING:
     from xcloud.privacy.record_dp import RecordDP
@@ -82,6 +82,14 @@ log = logging.getLogger("xcloud.run")
 # the 2^(s/2) statistical flooding a proof for s-bit security needs, which
 # would cost the update far more precision. See the README's known limits.
 FLOOD_SIGMA = 2.0**-20
+
+
+# The options a resumed run may change: more rounds (not under record-level DP:
+# RecordDP.load_state_dict refuses noise calibrated for another plan), and
+# where and how fast it runs. Any other difference from the checkpoint's configuration (the method,
+# the CKKS preset, the data, a learning rate...) would continue the run as
+# another experiment, so load_state_dict refuses it.
+RESUMABLE = frozenset({"rounds", "threads", "device", "out"})
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -132,6 +140,10 @@ class RoundMetrics:
     dropped: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     client_epsilon: float | None = None  # client-level DP, from dp-accounting
+    # Record-level DP: each cloud's epsilon after the round, from its own accountant
+    # (also the clouds left out of the round: their training still spent budget).
+    # ``epsilon`` is the largest of them.
+    cloud_epsilon: dict[str, float] = field(default_factory=dict)
     # The simulated clock (links applied to every message, see xcloud.fl.sync):
     sim_time_s: float = 0.0  # simulated time at the end of the round
     sim_round_s: float = 0.0  # simulated duration of the round
@@ -202,12 +214,18 @@ class FederatedRun:
         if len(parts) != cfg.clouds:
             raise ValueError(f"partition gave {len(parts)} clients, expected {cfg.clouds}")
         # The vocabulary is agreed in advance (a shared tokenizer): the model's
-        # own with --hf-model, else a word vocabulary built here from the corpus.
+        # own with --hf-model, a word vocabulary from a file (--tokenizer), else
+        # one built here from the whole corpus (every cloud's notes: README, known limits).
         self.tokenizer: Any
         if cfg.hf_model:
             self.tokenizer = HFTokenizer(cfg.hf_model)
+        elif cfg.tokenizer:
+            self.tokenizer = WordTokenizer.load(cfg.tokenizer)
         else:
             self.tokenizer = WordTokenizer.build(corpus.texts(), max_vocab=cfg.vocab_size)
+        if isinstance(self.tokenizer, WordTokenizer):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save(self.run_dir / "tokenizer.json")  # reusable as --tokenizer
         shard_dirs = write_shards(self.run_dir / "shards", corpus.notes, parts)
         self.train_sets: list[NoteDataset] = []
         val_ids: list[list[int]] = []
@@ -594,6 +612,10 @@ class FederatedRun:
         except ClientFailure as e:
             self.server.reject(cid, str(e))
             return None
+        except Exception as e:  # any other crash of the client's training or encryption: it misses the round
+            log.warning("%s crashed in round %d", cid, base_round, exc_info=True)
+            self.server.reject(cid, f"crashed: {type(e).__name__}: {e}")
+            return None
         train_s, encrypt_s = split_compute(
             st.train_seconds, st.encrypt_seconds, self.slowdown[cid], self.cfg.sim_compute_s
         )
@@ -665,7 +687,8 @@ class FederatedRun:
         fits = [a.stats for a in included]
         n = sum(f["examples"] for f in fits)
         train_loss = sum(f["loss"] * f["examples"] for f in fits) / n
-        eps = [f["epsilon"] for f in fits if f["epsilon"] is not None]
+        cloud_eps = {cid: float(dp.epsilon()) for cid, dp in sorted(self.dp.items())}
+        eps = list(cloud_eps.values()) or [f["epsilon"] for f in fits if f["epsilon"] is not None]
         m = RoundMetrics(
             round=r,
             train_loss=train_loss,
@@ -682,11 +705,8 @@ class FederatedRun:
             accepted=len(summary.accepted),
             dropped=dropped,
             weights=summary.weights,
-            client_epsilon=(
-                client_level_epsilon(self.cfg.client_dp_noise, r + 1, self.cfg.dp_delta)
-                if self.cfg.client_dp_noise > 0
-                else None
-            ),
+            cloud_epsilon=cloud_eps,
+            client_epsilon=self._client_epsilon(summary.weights),
             # In the aggregator's canonical order (client, staleness), aligned with `weights`.
             staleness=[s for _, s in sorted((a.client_id, r - a.base_round) for a in included)],
             clients=list(summary.accepted),
@@ -737,6 +757,8 @@ class FederatedRun:
             # secret key; run_training writes it readable by the owner only.
             "keys": keys.secret_bytes() if (keys := getattr(self, "keys", None)) is not None else None,
             "layout_digest": self.layout.digest().hex(),
+            "vocab_hash": self.tokenizer.vocab_hash(),
+            "config": self.cfg.to_dict(),  # what --resume must keep (see RESUMABLE)
             "local_lr": self._local_lrs(),
             # SCAFFOLD: the federation's control variate and each cloud's own.
             "control": None
@@ -761,6 +783,22 @@ class FederatedRun:
                 + ([("server", self.server.downlink_feedback)] if hasattr(self, "server") else [])
             },
         }
+
+    def _client_epsilon(self, weights: list[float]) -> float | None:
+        """Client-level epsilon after this aggregation (with ``weights``) and every earlier one.
+
+        Each aggregation is accounted with the multiplier it actually ran with
+        (:func:`~xcloud.privacy.effective_multiplier`): fewer updates than
+        clouds, or unequal weights (staleness discounts in asynchronous runs),
+        give less noise relative to the largest weight than the configured
+        ``client_dp_noise``.
+        """
+        z = self.cfg.client_dp_noise
+        if z <= 0:
+            return None
+        rows = [m.weights for m in self.metrics] + [weights]
+        zs = [effective_multiplier(z, w, self.cfg.clouds) for w in rows if w]  # a row without weights released nothing
+        return client_level_epsilon_of(zs, self.cfg.dp_delta)
 
     def _dp_lr(self) -> float:
         """The learning rate of local DP-SGD training: ``dp_lr``, or ``lr`` where it is 0."""
@@ -824,10 +862,35 @@ class FederatedRun:
         Raises
         ------
         ValueError
-            If the checkpoint does not match this run's model.
+            If the checkpoint does not match this run's model, vocabulary or
+            learning rates, or lacks a field or holds one of the wrong type or
+            shape (a damaged or foreign file that unpickled nonetheless).
         """
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:
+            raise ValueError(f"checkpoint is malformed: {type(e).__name__}: {e}") from None
+
+    def _load_state(self, state: dict[str, Any]) -> None:
         if state.get("format") != 2 or state.get("layout_digest") != self.layout.digest().hex():
             raise ValueError("checkpoint does not match this run's model or format")
+        saved_cfg = state.get("config")  # absent in older checkpoints
+        if saved_cfg is not None:
+            now = self.cfg.to_dict()
+            changed = sorted(k for k, v in saved_cfg.items() if k in now and k not in RESUMABLE and now[k] != v)
+            if changed:
+                was = ", ".join(f"{k}={saved_cfg[k]!r}" for k in changed[:6])
+                has = ", ".join(f"{k}={now[k]!r}" for k in changed[:6])
+                raise ValueError(
+                    f"the checkpoint was made with {was}; this run has {has} (only "
+                    f"{', '.join(sorted(RESUMABLE))} may change on --resume)"
+                )
+        saved_vocab = state.get("vocab_hash")  # absent in checkpoints made before 2026-12-02's fourth session
+        if saved_vocab is not None and saved_vocab != self.tokenizer.vocab_hash():
+            raise ValueError(
+                "checkpoint was trained with another vocabulary (its token ids would mean other words); "
+                "resume with the tokenizer of the interrupted run"
+            )
         saved_lr = state.get("local_lr")
         if saved_lr is None and self.dp and self.cfg.dp_lr > 0 and self.cfg.dp_lr != self.cfg.lr:
             raise ValueError(
@@ -835,8 +898,13 @@ class FederatedRun:
             )
         if saved_lr is not None and saved_lr != self._local_lrs():
             raise ValueError(f"checkpoint trained with learning rates {saved_lr}, this run with {self._local_lrs()}")
+        saved = state["global_state"]
+        if not isinstance(saved, dict) or {k: tuple(v.shape) for k, v in saved.items()} != {
+            k: tuple(v.shape) for k, v in self.global_state.items()
+        }:
+            raise ValueError("checkpoint's global model does not match this run's parameters")
         self.next_round = int(state["next_round"])
-        self.global_state = state["global_state"]
+        self.global_state = saved
         self.global_opt.load_state({k: v.numpy() for k, v in state["global_opt"].items()})
         self.metrics = [RoundMetrics(**m) for m in state["metrics"]]
         for cid, s in state["dp"].items():

@@ -282,8 +282,9 @@ def train_local(
         The client's training records.
     cfg : TrainConfig
     seed : int
-        Seeds batch sampling and dropout (and, with ``dp.config.noise_seed``
-        set, the DP noise).
+        Seeds batch sampling and dropout. Under ``dp``, the Poisson batches
+        and the noise come from OS entropy instead, or, with
+        ``dp.config.noise_seed`` set, from hashes of it and ``seed``.
     dp : RecordDP, optional
         Record-level DP-SGD: Poisson batches of expected size
         ``dp.expected_batch_size``, per-example clipping and noise through
@@ -343,9 +344,12 @@ def train_local(
                     losses.append(float(loss.detach()))
                     examples += len(idx)
             else:
+                # Not the batch stream seeded by ``seed`` above: under DP the batches must not be
+                # reproducible from the run's public seed (RecordDP.sampling_generator).
+                dp_sampler = dp.sampling_generator(seed)
                 with dp.private(model, optimizer, noise_generator=dp.noise_generator(seed, device)) as dp_opt:
                     for _ in range(cfg.local_steps):
-                        idx = dp.sample(n, sampler)
+                        idx = dp.sample(n, dp_sampler)
                         dp_opt.zero_grad(set_to_none=True)
                         if idx.numel() == 0:
                             dp.empty_step(dp_opt)

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from xcloud.privacy.client_dp import (
     client_level_epsilon,
+    client_level_epsilon_of,
     clip_update,
+    effective_multiplier,
     make_generator,
     noise_multiplier_for,
     noise_share,
@@ -41,7 +43,9 @@ __all__ = [
     "RecordDP",
     "RecordDPConfig",
     "client_level_epsilon",
+    "client_level_epsilon_of",
     "clip_update",
+    "effective_multiplier",
     "make_generator",
     "noise_multiplier_for",
     "noise_share",

@@ -52,7 +52,15 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["client_level_epsilon", "clip_update", "make_generator", "noise_multiplier_for", "noise_share"]
+__all__ = [
+    "client_level_epsilon",
+    "client_level_epsilon_of",
+    "clip_update",
+    "effective_multiplier",
+    "make_generator",
+    "noise_multiplier_for",
+    "noise_share",
+]
 
 _MAX_NOISE_MULTIPLIER = 1e6
 
@@ -214,6 +222,60 @@ def client_level_epsilon(noise_multiplier: float, rounds: int, delta: float, sam
     accountant = rdp.RdpAccountant()
     with _quiet_absl():
         accountant.compose(event, rounds)
+        return float(accountant.get_epsilon(delta))
+
+
+def effective_multiplier(noise_multiplier: float, weights: Sequence[float], num_clients: int) -> float:
+    """The multiplier of the Gaussian mechanism one aggregation actually ran.
+
+    Each of the ``num_clients`` clients adds a share of standard deviation
+    ``z C / sqrt(K)`` (:func:`noise_share`); an aggregate
+    ``sum_k w_k (u_k + n_k)`` over the updates that arrived has noise standard
+    deviation ``z C ||w||_2 / sqrt(K)`` and sensitivity ``max_k w_k C``, so
+    its multiplier is ``z ||w||_2 / (sqrt(K) max_k w_k)``: ``z`` when all K
+    report with uniform weights, ``z sqrt(m / K)`` when only m of them do,
+    less still with unequal weights (staleness discounts, say).
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is empty or holds a negative or non-finite weight, or
+        ``num_clients`` is not positive.
+    """
+    w = [float(x) for x in weights]
+    if not w or any(not (math.isfinite(x) and x >= 0) for x in w) or max(w) == 0:
+        raise ValueError(f"weights must be non-negative and finite with a positive one, got {w}")
+    if num_clients < 1:
+        raise ValueError(f"num_clients must be positive, got {num_clients}")
+    norm = math.sqrt(sum(x * x for x in w))
+    return noise_multiplier * norm / (math.sqrt(num_clients) * max(w))
+
+
+def client_level_epsilon_of(multipliers: Sequence[float], delta: float) -> float:
+    """Epsilon of aggregations that ran with these multipliers, one each, from dp-accounting's RDP accountant.
+
+    :func:`client_level_epsilon` for rounds whose multipliers differ (see
+    :func:`effective_multiplier`); no subsampling is assumed.
+
+    Raises
+    ------
+    ValueError
+        On a negative multiplier or ``delta`` outside (0, 1).
+    """
+    from dp_accounting import dp_event, rdp
+
+    zs = [float(z) for z in multipliers]
+    if any(not z >= 0 for z in zs):
+        raise ValueError(f"multipliers must be non-negative, got {zs}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if not zs:
+        return 0.0
+    if min(zs) == 0:
+        return math.inf
+    accountant = rdp.RdpAccountant()
+    with _quiet_absl():
+        accountant.compose(dp_event.ComposedDpEvent([dp_event.GaussianDpEvent(z) for z in zs]))
         return float(accountant.get_epsilon(delta))
 
 

@@ -65,6 +65,9 @@ def quiet_rdp_conversion() -> Iterator[None]:
         yield
 
 
+_KEEP_DRAWN = 64  # seeds whose batches RecordDP keeps (drawn_batches)
+
+
 @dataclass
 class RecordDPConfig:
     """Record-level DP-SGD settings of one client."""
@@ -115,9 +118,11 @@ class RecordDP:
     -----
     Noise is drawn with Opacus's ``secure_mode`` sampler (robust to the
     floating-point attack of Jin et al., 2021) from a torch generator seeded
-    from ``os.urandom``. A ``config.noise_seed`` makes the noise reproducible
-    for tests and resume checks, and removable by anyone who knows the seed.
-    PyTorch's generator itself is not a CSPRNG.
+    from ``os.urandom``; the Poisson batches come from another such generator
+    (:meth:`sampling_generator`), not from the run's public seed. A
+    ``config.noise_seed`` makes both reproducible for tests and resume checks,
+    and removable by anyone who knows the seed. PyTorch's generator itself is
+    not a CSPRNG.
 
     Not thread-safe: one client trains at a time.
     """
@@ -161,6 +166,11 @@ class RecordDP:
             raise ValueError(f"noise_multiplier must be non-negative, got {noise_multiplier}")
         self.noise_multiplier = float(noise_multiplier)
         self.accountant = RDPAccountant()
+        # The batches drawn from each recent sampling_generator(seed): the cloud's own
+        # record of what it trained on, for experiments that need the ground truth
+        # (the batches cannot be replayed from the seed; see sampling_generator).
+        self._drawn: dict[int, list[torch.Tensor]] = {}
+        self._drawing: list[torch.Tensor] | None = None
 
     @property
     def steps(self) -> int:
@@ -191,10 +201,36 @@ class RecordDP:
         Seeded from ``os.urandom`` unless ``config.noise_seed`` is set; then from
         a hash of (noise_seed, seed), so each round and client gets its own stream.
         """
+        return self._generator("xcloud-record-dp", seed, device)
+
+    def sampling_generator(self, seed: int) -> torch.Generator:
+        """Returns the CPU generator of one round's Poisson batches (:meth:`sample`).
+
+        Like the noise, seeded from ``os.urandom`` unless ``config.noise_seed``
+        is set (then from its own hash of (noise_seed, seed)). The accountant's
+        amplification by subsampling assumes that no adversary knows which
+        steps used a record; batches drawn from the run's seed, which is in the
+        shared run config, could be replayed by anyone (at the default, a
+        record's steps known, epsilon 8 would become about 18 to 25).
+        """
+        self._drawing = self._drawn[int(seed)] = []
+        while len(self._drawn) > _KEEP_DRAWN:
+            del self._drawn[next(iter(self._drawn))]
+        return self._generator("xcloud-record-dp-sampling", seed, "cpu")
+
+    def drawn_batches(self, seed: int) -> list[torch.Tensor] | None:
+        """The Poisson batches drawn since ``sampling_generator(seed)``, or None if it was not among the last 64 seeds.
+
+        In process only: this is the cloud's own knowledge of its training, never sent anywhere.
+        """
+        got = self._drawn.get(int(seed))
+        return None if got is None else list(got)
+
+    def _generator(self, label: str, seed: int, device: torch.device | str) -> torch.Generator:
         if self.config.noise_seed is None:
             s = int.from_bytes(os.urandom(8), "little")
         else:
-            digest = hashlib.blake2b(f"xcloud-record-dp:{self.config.noise_seed}:{seed}".encode(), digest_size=8)
+            digest = hashlib.blake2b(f"{label}:{self.config.noise_seed}:{seed}".encode(), digest_size=8)
             s = int.from_bytes(digest.digest(), "little")
         g = torch.Generator(device=device)
         g.manual_seed(s & ((1 << 63) - 1))
@@ -208,7 +244,7 @@ class RecordDP:
         dataset_size : int
             Must equal the size this object was calibrated for.
         generator : torch.Generator
-            CPU generator (the batch-sampling stream of ``train_local``).
+            CPU generator: :meth:`sampling_generator` in ``train_local``.
 
         Returns
         -------
@@ -218,7 +254,10 @@ class RecordDP:
         if dataset_size != self.dataset_size:
             raise ValueError(f"RecordDP was calibrated for {self.dataset_size} records, the dataset has {dataset_size}")
         mask = torch.rand(dataset_size, generator=generator) < self.sample_rate  # (N,)
-        return mask.nonzero().squeeze(1)  # (b,)
+        idx = mask.nonzero().squeeze(1)  # (b,)
+        if self._drawing is not None:
+            self._drawing.append(idx)
+        return idx
 
     @contextmanager
     def private(
@@ -307,11 +346,21 @@ class RecordDP:
         Raises
         ------
         ValueError
-            If the checkpoint was made with another sample rate.
+            If the checkpoint was made with another sample rate, or its noise
+            was calibrated for another number of steps (a resume with more
+            rounds would keep the smaller noise and overspend the budget).
         """
         if abs(float(state["sample_rate"]) - self.sample_rate) > 1e-12:
             raise ValueError(
                 f"checkpoint sample rate {state['sample_rate']} differs from this client's {self.sample_rate}"
             )
-        self.noise_multiplier = float(state["noise_multiplier"])
+        saved = float(state["noise_multiplier"])
+        if abs(saved - self.noise_multiplier) > 1e-9 * max(1.0, abs(saved)):
+            raise ValueError(
+                f"the checkpoint's DP-SGD noise (multiplier {saved:.4f}) was calibrated for another number of "
+                f"steps than this run's (which needs {self.noise_multiplier:.4f} for epsilon "
+                f"{self.config.target_epsilon:g}): continuing with it would spend more than the budget; "
+                "resume with the checkpoint's rounds and local steps"
+            )
+        self.noise_multiplier = saved
         self.accountant.history = [(float(s), float(q), int(n)) for s, q, n in state["history"]]

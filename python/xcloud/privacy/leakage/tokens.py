@@ -290,24 +290,32 @@ def bag_of_words(
 def replay_batches(n: int, batch_size: int, steps: int, seed: int, dp: Any = None) -> list[torch.Tensor]:
     """The record indices :func:`xcloud.models.train_local` draws for ``seed``, recomputed without training.
 
-    ``train_local`` draws its batches from a CPU ``torch.Generator`` seeded
-    with ``seed`` (reduced mod 2^63) and nothing else, so the same draws give
-    the same batches: shuffled epochs of ``min(batch_size, n)`` without DP,
-    one Poisson sample per step with ``dp`` (a
-    :class:`~xcloud.privacy.RecordDP`, whose own ``sample`` is called).
+    Without DP, ``train_local`` draws its batches from a CPU ``torch.Generator``
+    seeded with ``seed`` (reduced mod 2^63) and nothing else, so the same draws
+    give the same batches: shuffled epochs of ``min(batch_size, n)``. With
+    ``dp`` (a :class:`~xcloud.privacy.RecordDP`) the Poisson batches come from
+    OS entropy and cannot be recomputed: they are the ones ``dp`` recorded when
+    it trained with ``seed`` in this process (or, with ``dp.config.noise_seed``
+    set, recomputed from it).
 
     Raises
     ------
     ValueError
-        If ``n``, ``batch_size`` or ``steps`` is not positive.
+        If ``n``, ``batch_size`` or ``steps`` is not positive, or ``dp`` did not
+        train with ``seed`` here and has no ``noise_seed``.
     """
     from xcloud.models.training import _epoch_batches  # the sampler itself, so a change to it shows here
 
     if n < 1 or batch_size < 1 or steps < 1:
         raise ValueError(f"n, batch_size and steps must be positive, got {n}, {batch_size}, {steps}")
-    g = torch.Generator().manual_seed(int(seed) % (1 << 63))
     if dp is None:
-        return _epoch_batches(n, batch_size, steps, g)
+        return _epoch_batches(n, batch_size, steps, torch.Generator().manual_seed(int(seed) % (1 << 63)))
+    drawn = dp.drawn_batches(seed)
+    if drawn is not None:
+        return drawn
+    if dp.config.noise_seed is None:
+        raise ValueError(f"the DP batches of seed {seed} come from OS entropy and this RecordDP did not draw them")
+    g = dp.sampling_generator(seed)
     return [dp.sample(n, g) for _ in range(steps)]
 
 
