@@ -254,10 +254,8 @@ def test_mistyped_header_fields_are_rejected_not_crashing(setup, changes):
     [
         b'{"num_samples":' + b"9" * 5000 + b"}",  # beyond Python's int digit limit: ValueError, not JSONDecodeError
         b"[" * 200_000,  # nested too deeply for the parser: RecursionError
-        b'{"loss":NaN}',
-        b'{"loss":-Infinity}',
     ],
-    ids=["huge-int", "deep-nesting", "nan", "infinity"],
+    ids=["huge-int", "deep-nesting"],
 )
 def test_headers_the_json_parser_chokes_on_are_rejected_not_crashing(setup, head):
     """An authenticated client can still send a header that breaks json.loads in other ways than a syntax error."""

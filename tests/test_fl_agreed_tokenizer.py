@@ -51,7 +51,7 @@ def test_a_run_uses_the_agreed_vocabulary_not_the_notes(tmp_path):
     agreed = WordTokenizer.build(PUBLIC)
     path = tmp_path / "vocab.json"
     agreed.save(path)
-    run = FederatedRun(replace(TINY, method="fedavg", tokenizer=str(path)), tmp_path / "run")
+    run = run_training(replace(TINY, method="fedavg", rounds=1, tokenizer=str(path)), tmp_path / "run", quiet=True)
     assert run.tokenizer == agreed
     assert run.gpt_config.vocab_size == agreed.vocab_size
     assert WordTokenizer.load(tmp_path / "run" / "tokenizer.json") == agreed  # kept beside the run
@@ -63,7 +63,22 @@ def test_a_run_uses_the_agreed_vocabulary_not_the_notes(tmp_path):
     default = FederatedRun(replace(TINY, method="fedavg"), tmp_path / "default")
     assert default.tokenizer == built
     assert default.tokenizer.token_to_id(only_in_notes) != built.unk_id
-    assert run.run_round(0).accepted == TINY.clouds
+    assert run.metrics[0].accepted == TINY.clouds
+
+
+def test_a_refused_resume_leaves_the_runs_vocabulary_and_config_as_they_were(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_training(replace(TINY, method="fedavg", rounds=1), run_dir, quiet=True)
+    before = {name: (run_dir / name).read_bytes() for name in ("tokenizer.json", "config.toml")}
+    other = tmp_path / "other.json"
+    WordTokenizer.build(PUBLIC).save(other)
+    assert main(["run", "--resume", str(run_dir), "--rounds", "2", "--tokenizer", str(other)]) == 2
+    assert "does not match this run's model" in capsys.readouterr().err  # another vocabulary size: another layout
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    # A moved copy of the same vocabulary is accepted.
+    moved = tmp_path / "moved.json"
+    moved.write_bytes(before["tokenizer.json"])
+    assert main(["run", "--resume", str(run_dir), "--rounds", "2", "--tokenizer", str(moved)]) == 0
 
 
 def test_resume_refuses_another_vocabulary(tmp_path):

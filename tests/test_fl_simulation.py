@@ -151,7 +151,12 @@ def test_a_resume_the_checkpoint_refuses_keeps_the_runs_config(tmp_path, capsys)
     assert main(["run", "--resume", str(run_dir), "--rounds", "2", "--lr", "0.5"]) == 2
     assert "the checkpoint was made with lr=0.003; this run has lr=0.5" in capsys.readouterr().err
     assert (run_dir / "config.toml").read_text() == before  # not overwritten by the refused options
+    # Options given without --rounds are no longer ignored: refused too, or applied where they may change.
+    assert main(["run", "--resume", str(run_dir), "--method", "he"]) == 2
+    assert "made with method='fedavg'; this run has method='he'" in capsys.readouterr().err
     assert main(["run", "--resume", str(run_dir), "--rounds", "2"]) == 0
+    assert main(["run", "--resume", str(run_dir), "--threads", "1"]) == 0  # nothing left to run, but accepted
+    assert "threads = 1" in (run_dir / "config.toml").read_text()
 
 
 @pytest.mark.parametrize(
@@ -248,6 +253,9 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
     run = FederatedRun(TINY, tmp_path / "a")
     state = run.state_dict()
     other = FederatedRun(replace(TINY, n_embd=32), tmp_path / "b")
+    with pytest.raises(ValueError, match="made with n_embd=16; this run has n_embd=32"):
+        other.load_state_dict(state)
+    del state["config"]  # an older checkpoint: the model's layout still tells
     with pytest.raises(ValueError, match="does not match"):
         other.load_state_dict(state)
 
@@ -287,9 +295,10 @@ def test_config_file_and_overrides(tmp_path):
 
 
 def test_config_toml_round_trips_paths_with_quotes_backslashes_and_non_ascii(tmp_path):
-    cfg = replace(TINY, data='C:\\notes\\"icu"', tokenizer="/srv/vocab \u00e9t\u00e9.json", out="a\tb")
+    # An emoji is outside the BMP: JSON would escape it as a surrogate pair, which TOML forbids.
+    cfg = replace(TINY, data='C:\\notes\\"icu"', tokenizer="/srv/vocab \u00e9t\u00e9 \U0001f600.json", out="a\tb")
     path = tmp_path / "config.toml"
-    path.write_text(cfg.to_toml())  # what run_training writes and --resume reads
+    path.write_text(cfg.to_toml(), encoding="utf-8")  # what run_training writes and --resume reads
     assert load_config(path) == cfg
 
 

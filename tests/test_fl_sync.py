@@ -89,7 +89,7 @@ def test_sync_deadline_fixed_or_from_prediction():
         ({"links": ["nowhere"]}, "unknown link"),
         ({"links": ["1:2"]}, "unknown link"),
         ({"links": ["a:b:c"]}, "must be numbers"),
-        ({"links": ["0:10:1"]}, "up_mbps must be > 0"),
+        ({"links": ["0:10:1"]}, "up_mbps must be at least 0.001"),
         ({"sync": "async", "method": "centralized"}, "federated method"),
     ],
 )

@@ -130,8 +130,9 @@ def test_presets_are_valid_and_named_by_key() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"up_mbps": 0.0}, "up_mbps must be > 0"),
-        ({"down_mbps": -1.0}, "down_mbps must be > 0"),
+        ({"up_mbps": 0.0}, "up_mbps must be at least 0.001"),
+        ({"down_mbps": -1.0}, "down_mbps must be at least 0.001"),
+        ({"up_mbps": 0.0008}, "up_mbps must be at least 0.001"),  # the aggregator would refuse every update
         ({"up_mbps": float("inf")}, "up_mbps must be finite"),
         ({"latency_ms": -0.1}, "latency_ms must be >= 0"),
         ({"jitter_ms": -1.0}, "jitter_ms must be >= 0"),

@@ -208,6 +208,7 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   for (size_t j = 0; j < key_primes(params); ++j) total += packed_size(n, 64 - __builtin_clzll(key_prime(params, j)));
   std::vector<uint8_t> out;
   out.reserve(total);
+  const uint8_t* const base = out.data();  // moves only if the vector reallocates
   ByteWriter w(out);
   w.bytes(reinterpret_cast<const uint8_t*>("XCKY"), 4);
   w.u16(params.has_aux() ? kKeyFormatVersionAux : kKeyFormatVersion);
@@ -238,7 +239,7 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   }
   const auto digest = sha256(out.data(), out.size());
   w.bytes(digest.data(), digest.size());
-  if (out.size() != total || out.capacity() != total) throw std::logic_error("key bytes: size computed wrongly");
+  if (out.size() != total || out.data() != base) throw std::logic_error("key bytes: size computed wrongly");
   return out;
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from xcloud.data.tokenizer import WordTokenizer
 from xcloud.fl.config import METHODS, PLAIN_FEDAVG, RunConfig, load_config
 from xcloud.fl.simulation import FederatedRun, RoundMetrics
 
@@ -222,7 +223,7 @@ def run_training(
         run_dir = _new_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        (run_dir / "config.toml").write_text(cfg.to_toml())
+        (run_dir / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
     log_path = run_dir / "run.log"
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -237,7 +238,9 @@ def run_training(
         if resume:
             run.load_state_dict(load_checkpoint(run_dir / CHECKPOINT))
             # Only now: a resume the checkpoint refuses keeps the run's own config.toml.
-            (run_dir / "config.toml").write_text(cfg.to_toml())
+            (run_dir / "config.toml").write_text(cfg.to_toml(), encoding="utf-8")
+        if isinstance(run.tokenizer, WordTokenizer):
+            run.tokenizer.save(run_dir / "tokenizer.json")  # the vocabulary it used, reusable as --tokenizer
         say = (lambda s: None) if quiet else tqdm.write
         say(f"run directory: {run_dir}")
         say(_table_header())
@@ -278,9 +281,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         # A config.toml without drift_correction (or server_momentum) was written
         # before the key existed or before scaffold and 0.5 became the defaults
         # (2026-12-02), by a run of plain FedAvg: those keys resume as it.
-        cfg = load_config(
-            run_dir / "config.toml", _overrides(args) if args.rounds is not None else None, defaults=PLAIN_FEDAVG
-        )
+        # The options given apply; FederatedRun.load_state_dict refuses any that
+        # may not change on a resume (RESUMABLE), naming them.
+        cfg = load_config(run_dir / "config.toml", _overrides(args), defaults=PLAIN_FEDAVG)
         run_training(cfg, run_dir, resume=True)
     else:
         cfg = load_config(args.config, _overrides(args))

@@ -700,6 +700,7 @@ class DeployServer:
 
 _STAT_FIELDS = ("examples", "loss", "train_seconds", "encrypt_seconds")
 _MAX_ID_LEN = 256
+_MAX_EXAMPLES = 1 << 40  # as the aggregator's sample-count bound
 
 
 def _parse_hello(a: Mapping[str, Any]) -> tuple[str, bytes, bytes, int, bool]:
@@ -753,6 +754,8 @@ def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], flo
             v = stats[k]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ValueError(f"stats field {k!r} is {v!r}")
+            if k == "examples" and not 0 <= v <= _MAX_EXAMPLES:  # loss * examples must not overflow the mean
+                raise ValueError(f"stats field 'examples' is {v!r}")
             v = float(v)  # OverflowError for an integer beyond the float range
             # A loss may be NaN (no step taken), else in [0, 1e6] (the aggregator's bound on the
             # header's loss; 1e308 would overflow the round's mean); the others are finite and >= 0.

@@ -20,7 +20,13 @@ from xcloud.crypto import CiphertextBlocks, CkksContext
 from xcloud.errors import IntegrityError
 from xcloud.fl.compression import Codec, CodecError, ErrorFeedback, compress, decode
 from xcloud.fl.errors import NotEnoughClients, RoundFailed, UpdateRejected
-from xcloud.fl.messages import AggregateHeader, open_update, pack_aggregate
+from xcloud.fl.messages import (
+    MAX_BANDWIDTH_MBPS,
+    MIN_BANDWIDTH_MBPS,
+    AggregateHeader,
+    open_update,
+    pack_aggregate,
+)
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.fl.strategies.base import ClientReport, Strategy
 
@@ -32,9 +38,6 @@ log = logging.getLogger("xcloud.aggregator")
 # rejected (a zero or tiny loss, say, would break loss-based weighting).
 MAX_SAMPLES = 1 << 40
 MIN_LOSS, MAX_LOSS = 1e-6, 1e6
-# 1 kbit/s to 10 Tbit/s: a reported bandwidth near 0 (5e-324, say) would make
-# the bandwidth ratios of dynamic weighting infinite and fail the whole round.
-MIN_BANDWIDTH_MBPS, MAX_BANDWIDTH_MBPS = 1e-3, 1e7
 # Largest magnitude of a plain update value. Model deltas and control variates
 # are far below it; finite float32 values near 3e38 would overflow the weighted
 # sum to inf and wreck the global model (the encrypted part is bounded by the

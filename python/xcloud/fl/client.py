@@ -24,7 +24,14 @@ from xcloud.fl.compression import AutoPolicy, Codec, ErrorFeedback, compress, re
 from xcloud.fl.drift import ControlVariate
 from xcloud.fl.errors import ClientFailure
 from xcloud.fl.layout import ParameterLayout
-from xcloud.fl.messages import AggregateHeader, UpdateHeader, pack_update, unpack_aggregate
+from xcloud.fl.messages import (
+    MAX_BANDWIDTH_MBPS,
+    MIN_BANDWIDTH_MBPS,
+    AggregateHeader,
+    UpdateHeader,
+    pack_update,
+    unpack_aggregate,
+)
 from xcloud.fl.protection import ProtectionPlan
 from xcloud.models.hf_lora import load_trainable_state, trainable_state
 
@@ -244,7 +251,9 @@ class FederatedClient:
             plan=self.plan.digest().hex(),
             num_samples=num_samples,
             loss=loss,
-            bandwidth_mbps=float(self.bandwidth_mbps),
+            # What it measured, within the range the aggregator accepts (a link probed
+            # slightly below 1 kbit/s must not cost the cloud every round).
+            bandwidth_mbps=min(max(float(self.bandwidth_mbps), MIN_BANDWIDTH_MBPS), MAX_BANDWIDTH_MBPS),
             n_plain=int(delta.size - enc_values.size),
             n_encrypted=int(enc_values.size),
             codec=codec.name,

@@ -222,6 +222,10 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raises ValueError for an inconsistent configuration."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):  # NaN would also never compare equal on --resume
+                raise ValueError(f"{f.name} must be a finite number, got {v!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name in ("clouds", "rounds", "local_steps", "batch_size", "notes_per_hospital", "block_size"):
@@ -318,7 +322,9 @@ class RunConfig:
 
 
 def _toml_scalar(x: Any) -> str:
-    return json.dumps(x) if isinstance(x, str) else repr(float(x))
+    # ensure_ascii=False: TOML has no surrogate-pair escapes, so characters
+    # outside the BMP (an emoji in a path) must be written as themselves.
+    return json.dumps(x, ensure_ascii=False) if isinstance(x, str) else repr(float(x))
 
 
 def _is_item(x: Any, item: type) -> bool:

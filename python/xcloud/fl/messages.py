@@ -35,6 +35,11 @@ __all__ = [
 ]
 
 UPDATE_KIND = b"XCUP"
+# The bandwidth an update may report, in Mbit/s: 1 kbit/s to 10 Tbit/s. Near 0
+# (5e-324, say) the bandwidth ratios of dynamic weighting become infinite and
+# fail the whole round; the aggregator rejects values outside, clients clamp
+# what they measured into it.
+MIN_BANDWIDTH_MBPS, MAX_BANDWIDTH_MBPS = 1e-3, 1e7
 AGGREGATE_KIND = b"XCAG"
 
 

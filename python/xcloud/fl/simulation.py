@@ -89,7 +89,8 @@ FLOOD_SIGMA = 2.0**-20
 # where and how fast it runs. Any other difference from the checkpoint's configuration (the method,
 # the CKKS preset, the data, a learning rate...) would continue the run as
 # another experiment, so load_state_dict refuses it.
-RESUMABLE = frozenset({"rounds", "threads", "device", "out"})
+# The tokenizer's file may move too: the vocabulary's hash in the checkpoint must still match.
+RESUMABLE = frozenset({"rounds", "threads", "device", "out", "tokenizer"})
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -223,9 +224,6 @@ class FederatedRun:
             self.tokenizer = WordTokenizer.load(cfg.tokenizer)
         else:
             self.tokenizer = WordTokenizer.build(corpus.texts(), max_vocab=cfg.vocab_size)
-        if isinstance(self.tokenizer, WordTokenizer):
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.tokenizer.save(self.run_dir / "tokenizer.json")  # reusable as --tokenizer
         shard_dirs = write_shards(self.run_dir / "shards", corpus.notes, parts)
         self.train_sets: list[NoteDataset] = []
         val_ids: list[list[int]] = []
@@ -872,8 +870,7 @@ class FederatedRun:
             raise ValueError(f"checkpoint is malformed: {type(e).__name__}: {e}") from None
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        if state.get("format") != 2 or state.get("layout_digest") != self.layout.digest().hex():
-            raise ValueError("checkpoint does not match this run's model or format")
+        # The configuration first: a changed option is named, not reported as another model.
         saved_cfg = state.get("config")  # absent in older checkpoints
         if saved_cfg is not None:
             now = self.cfg.to_dict()
@@ -885,7 +882,9 @@ class FederatedRun:
                     f"the checkpoint was made with {was}; this run has {has} (only "
                     f"{', '.join(sorted(RESUMABLE))} may change on --resume)"
                 )
-        saved_vocab = state.get("vocab_hash")  # absent in checkpoints made before 2026-12-02's fourth session
+        if state.get("format") != 2 or state.get("layout_digest") != self.layout.digest().hex():
+            raise ValueError("checkpoint does not match this run's model or format")
+        saved_vocab = state.get("vocab_hash")  # absent in older checkpoints
         if saved_vocab is not None and saved_vocab != self.tokenizer.vocab_hash():
             raise ValueError(
                 "checkpoint was trained with another vocabulary (its token ids would mean other words); "

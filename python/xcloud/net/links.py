@@ -74,9 +74,9 @@ class LinkProfile:
     name : str
         Label of the link (for example the cloud it connects).
     up_mbps : float
-        Uplink bandwidth, client to aggregator, in Mbit/s (10**6 bit/s); > 0.
+        Uplink bandwidth, client to aggregator, in Mbit/s (10**6 bit/s); at least 0.001 (1 kbit/s).
     down_mbps : float
-        Downlink bandwidth, aggregator to client, in Mbit/s; > 0.
+        Downlink bandwidth, aggregator to client, in Mbit/s; at least 0.001.
     latency_ms : float
         One-way latency in milliseconds; >= 0.
     jitter_ms : float, optional
@@ -105,8 +105,9 @@ class LinkProfile:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
         for field in ("up_mbps", "down_mbps"):
-            if _finite_number(getattr(self, field), f"{self.name}: {field}") <= 0.0:
-                raise ValueError(f"{self.name}: {field} must be > 0, got {getattr(self, field)!r}")
+            # At least 1 kbit/s: the aggregator refuses updates that report less (xcloud.fl.messages).
+            if _finite_number(getattr(self, field), f"{self.name}: {field}") < 1e-3:
+                raise ValueError(f"{self.name}: {field} must be at least 0.001 Mbit/s, got {getattr(self, field)!r}")
         for field in ("latency_ms", "jitter_ms"):
             if _finite_number(getattr(self, field), f"{self.name}: {field}") < 0.0:
                 raise ValueError(f"{self.name}: {field} must be >= 0, got {getattr(self, field)!r}")
