@@ -340,6 +340,25 @@ def test_public_key_mode_and_xcloud_method(tmp_path: Path) -> None:
     assert result["rounds"][-1]["epsilon"] is not None
 
 
+@pytest.mark.parametrize(
+    ("key_mode", "kind", "message"),
+    [("shared", "keygen", "key setup failed"), ("public", "release", "release of round 0 is malformed")],
+)
+def test_a_malformed_key_holder_answer_is_a_clear_runtime_error(
+    tmp_path: Path, key_mode: str, kind: str, message: str
+) -> None:
+    """Without the key holder's answer nobody can decrypt: the run stops, with a RuntimeError that says why."""
+    cfg = tiny(key_mode=key_mode, rounds=1)
+    server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
+
+    def spoil(nid: int, reply_kind: str, out: dict[str, Any]) -> dict[str, Any]:
+        return {**out, "sealed": 5} if reply_kind == kind else out  # not a list of sealed blobs
+
+    transport.tamper = spoil
+    with pytest.raises(RuntimeError, match=message):
+        server.run_all()
+
+
 def test_async_full_buffer_equals_the_simulations_async_run(tmp_path: Path) -> None:
     # Prepare: FedBuff with K = every cloud and nobody slow: each version takes all three fresh updates.
     cfg = tiny(sync="async", buffer_size=3)

@@ -278,7 +278,12 @@ def test_random_mutations_never_escape_as_another_error(small_ctx, cts, data):
     except xcloud.IntegrityError:
         return
     assert resealed, "a mutated ciphertext with a stale checksum was accepted"
-    assert back.to_bytes() == mutated
+    if struct.unpack_from("<H", mutated, 4)[0] == 1:
+        # Version 1 with a full c1 still reads (the layout is that of version 2) and is written back
+        # as version 2: the same bytes but for the version field and the checksum.
+        assert back.to_bytes()[:-CHECKSUM] == mutated[:4] + struct.pack("<H", 2) + mutated[6:-CHECKSUM]
+    else:
+        assert back.to_bytes() == mutated
 
 
 # -- consistent checksum, inconsistent header --------------------------------

@@ -293,13 +293,17 @@ class DeployServer:
         if holder.node_id in failures:
             raise RuntimeError(f"key setup failed at {holder.client_id}: {failures[holder.node_id]}")
         a = answers[holder.node_id]
-        key_id = bytes(a["key_id"])
+        try:
+            sealed = _sealed_for(a)
+            key_id, public_key = _blob_field(a, "key_id"), _blob_field(a, "public_key")
+        except ValueError as e:
+            raise RuntimeError(f"key setup failed at {holder.client_id}: {e}") from None
         if self.key_id and key_id != self.key_id:
             raise RuntimeError(f"{holder.client_id} resealed another key than the federation's")
-        self.key_id, self.public_key = key_id, bytes(a["public_key"])
+        self.key_id, self.public_key = key_id, public_key
         self.aggregator.key_id = key_id
         holder.has_key = True
-        return dict(zip(list(a["recipients"]), [bytes(b) for b in a["sealed"]], strict=True))
+        return sealed
 
     def setup_keys(self, newcomers: list[str]) -> dict[str, bytes]:
         """Key material for clients without keys: sealed secret keys (shared mode); {} otherwise.
@@ -368,10 +372,14 @@ class DeployServer:
         if holder.node_id in failures:
             log.warning("the key holder did not hand the model over to %s: %s", msg["recipients"], failures)
             return {}
+        try:
+            sealed = _sealed_for(answers[holder.node_id])
+        except ValueError as e:
+            log.warning("the key holder's handover to %s is malformed: %s", msg["recipients"], e)
+            return {}
         holder.version = upto
-        a = answers[holder.node_id]
         log.info("key holder handed global version %d over to %s", upto, msg["recipients"])
-        return dict(zip(list(a["recipients"]), [bytes(b) for b in a["sealed"]], strict=True))
+        return sealed
 
     def _key_fields(self, m: _Member, sealed: Mapping[str, bytes]) -> dict[str, Any]:
         if m.has_key or not self.encrypted:
@@ -628,8 +636,10 @@ class DeployServer:
         answers, failures = self.exchange({holder.node_id: ("release", msg)}, self.opts.round_timeout, f"rel-{r}")
         if holder.node_id in failures:
             raise RuntimeError(f"public-key mode: the key holder did not release round {r}: {failures[holder.node_id]}")
-        a = answers[holder.node_id]
-        return dict(zip(list(a["recipients"]), [bytes(b) for b in a["sealed"]], strict=True))
+        try:
+            return _sealed_for(answers[holder.node_id])
+        except ValueError as e:
+            raise RuntimeError(f"public-key mode: the key holder's release of round {r} is malformed: {e}") from None
 
     def evaluate(self) -> dict[str, Any]:
         """Sends the last aggregate to every connected client; their validation losses and model digests."""
@@ -701,6 +711,35 @@ class DeployServer:
 _STAT_FIELDS = ("examples", "loss", "train_seconds", "encrypt_seconds")
 _MAX_ID_LEN = 256
 _MAX_EXAMPLES = 1 << 40  # as the aggregator's sample-count bound
+
+
+def _blob_field(a: Mapping[str, Any], name: str) -> bytes:
+    """A bytes field of a node's answer; ValueError when it is missing or of another type."""
+    v = a.get(name)
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise ValueError(f"field {name!r} is {'missing' if v is None else 'a ' + type(v).__name__}, not bytes")
+    return bytes(v)
+
+
+def _sealed_for(a: Mapping[str, Any]) -> dict[str, bytes]:
+    """The key holder's sealed blobs by recipient (``recipients`` and ``sealed``, equal-length lists).
+
+    Raises
+    ------
+    ValueError
+        For a missing field, lists of different lengths, or an entry of the wrong type.
+        (The callers decide: fatal for key setup and releases, logged for a handover.)
+    """
+    recipients, sealed = a.get("recipients"), a.get("sealed")
+    if not isinstance(recipients, (list, tuple)) or not isinstance(sealed, (list, tuple)):
+        raise ValueError("'recipients' and 'sealed' must be lists")
+    if len(recipients) != len(sealed):
+        raise ValueError(f"{len(recipients)} recipients but {len(sealed)} sealed blobs")
+    if not all(isinstance(c, str) for c in recipients):
+        raise ValueError("'recipients' must hold client ids")
+    if not all(isinstance(b, (bytes, bytearray, memoryview)) for b in sealed):
+        raise ValueError("'sealed' must hold bytes")
+    return {c: bytes(b) for c, b in zip(recipients, sealed, strict=True)}
 
 
 def _parse_hello(a: Mapping[str, Any]) -> tuple[str, bytes, bytes, int, bool]:
