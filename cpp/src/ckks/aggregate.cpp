@@ -83,15 +83,10 @@ bool fits(const std::vector<const CiphertextBatch*>& inputs, const std::vector<d
   }
   const auto w = quantize(weights, k);
   const double bound = bound_after(inputs, w, k);
-  // The rules deserialize() applies (wire.cpp), with one bit more margin, so
-  // that every aggregate can be written and read back: a bound of 0 counts
-  // as 1, and the output scale itself stays below the modulus (which also
-  // keeps it finite: a tampered scale near the top of the double range
-  // would otherwise overflow to inf here).
-  const double log2_q = inputs[0]->params->log2_q();
-  const double log2_scale = std::log2(inputs[0]->scale) + k;
-  const double need = log2_scale + 0.5 + std::log2(bound > 0.0 ? bound : 1.0) + 2.0;
-  return need < log2_q && log2_scale + 1.0 < log2_q;
+  // deserialize()'s rule with one bit to spare, so that every aggregate can be
+  // written and read back (the scale test also keeps the output scale finite:
+  // a tampered scale near the top of the double range would overflow here).
+  return within_modulus(std::log2(inputs[0]->scale) + k, bound, inputs[0]->params->log2_q(), 1.0);
 }
 
 }  // namespace

@@ -103,6 +103,14 @@ std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
   return out;
 }
 
+bool within_modulus(double log2_scale, double bound, double log2_q, double margin_bits) {
+  // A bound below 1 lowers the headroom term, but the scale itself must still
+  // lie below the modulus (a tampered scale of 1e308 with a bound of 1e-300
+  // passes the second test alone).
+  const double headroom = log2_scale + 0.5 + std::log2(bound > 0.0 ? bound : 1.0) + 1.0;
+  return log2_scale + margin_bits < log2_q && headroom + margin_bits < log2_q;
+}
+
 CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t len) {
   const CkksParams& p = *params;
   if (data == nullptr || len < kFixedHeader + kChecksum) {
@@ -154,10 +162,7 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
   if (!std::isfinite(ct.scale) || ct.scale < 1.0 || !std::isfinite(ct.bound) || ct.bound < 0.0) {
     throw IntegrityError(std::string(kWhat) + ": bad scale or bound");
   }
-  // A bound below 1 lowers the headroom term, but the scale itself (the
-  // encoding of 1.0) must still lie below the modulus.
-  if (std::log2(ct.scale) >= p.log2_q() ||
-      std::log2(ct.scale) + 0.5 + std::log2(ct.bound > 0 ? ct.bound : 1.0) + 1.0 >= p.log2_q()) {
+  if (!within_modulus(std::log2(ct.scale), ct.bound, p.log2_q(), 0.0)) {
     throw IntegrityError(std::string(kWhat) + ": scale and bound exceed the modulus");
   }
   uint64_t prod = 1;

@@ -50,6 +50,13 @@ size_t packed_poly_size(const CkksParams& p);
 // Exact size serialize() will produce.
 size_t serialized_size(const CiphertextBatch& ct);
 
+// The headroom rule every ciphertext on the wire satisfies, with margin_bits
+// more to spare: the scale (the encoding of 1.0) below the modulus, and
+// scale * bound (a bound of 0 counting as 1) half a bit and one bit more
+// below it. deserialize() checks it with margin 0; aggregate() keeps its
+// outputs within it at margin 1, so every aggregate can be read back.
+bool within_modulus(double log2_scale, double bound, double log2_q, double margin_bits);
+
 // Parses and validates everything (sizes before any allocation, checksum,
 // fingerprint, field ranges, residues below their moduli, shape product;
 // for the seeded-sum form the seed count and every weight below its prime).

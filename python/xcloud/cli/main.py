@@ -59,10 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return deploy.run_from_args(args)
         if args.command == "tokenizer":
             return tokenizer.run_from_args(args)
-    except ValueError as e:
-        print(f"xcloud: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a missing --data, --resume or --tokenizer path, an unwritable --out
+    except (ValueError, OSError) as e:  # OSError: a missing --data or --tokenizer path, an unwritable --out
         print(f"xcloud: error: {e}", file=sys.stderr)
         return 2
     except RoundFailed as e:

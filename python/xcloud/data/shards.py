@@ -31,6 +31,7 @@ from typing import Any, TypeGuard
 import numpy as np
 from numpy.typing import ArrayLike
 
+from xcloud.data._json import parse_json
 from xcloud.data.corpus import Note
 from xcloud.data.errors import DataIntegrityError
 from xcloud.data.tokenizer import WordTokenizer
@@ -252,14 +253,7 @@ def write_shards(
 
 
 def _parse_note(line: bytes, where: str) -> Note:
-    try:
-        record = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataIntegrityError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise DataIntegrityError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
-    except (ValueError, RecursionError) as exc:  # an integer beyond the digit limit, nesting too deep
-        raise DataIntegrityError(f"{where}: malformed JSON ({type(exc).__name__}: {exc})") from None
+    record = parse_json(line, where)
     if not isinstance(record, dict):
         raise DataIntegrityError(f"{where}: expected a JSON object")
     text, hospital, note_id, canary = (record.get(k) for k in ("text", "hospital", "note_id", "is_canary"))
@@ -310,14 +304,7 @@ def load_shard(directory: str | os.PathLike[str], *, expected_vocab_hash: str | 
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise DataIntegrityError(f"{manifest_path}: manifest is missing")
-    try:
-        raw = json.loads(manifest_path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataIntegrityError(f"{manifest_path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise DataIntegrityError(f"{manifest_path}: malformed JSON ({exc.msg} at line {exc.lineno})") from exc
-    except (ValueError, RecursionError) as exc:  # an integer beyond the digit limit, nesting too deep
-        raise DataIntegrityError(f"{manifest_path}: malformed JSON ({type(exc).__name__}: {exc})") from None
+    raw = parse_json(manifest_path.read_bytes(), str(manifest_path), at="line")
     manifest = ShardManifest.from_dict(raw, str(manifest_path))
 
     notes_path = path / manifest.notes_file

@@ -20,12 +20,12 @@ Rules (``xcloud run --data DIR``):
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import re
 from pathlib import Path
 from typing import Literal
 
+from xcloud.data._json import parse_json
 from xcloud.data.corpus import Corpus, Note
 from xcloud.data.errors import DataIntegrityError
 
@@ -69,12 +69,7 @@ def _jsonl_notes(path: Path, rel: str) -> list[Note]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataIntegrityError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from exc
-        except (ValueError, RecursionError) as exc:  # an integer beyond the digit limit, nesting too deep
-            raise DataIntegrityError(f"{where}: malformed JSON ({type(exc).__name__}: {exc})") from None
+        record = parse_json(line, where)
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise DataIntegrityError(f'{where}: expected a JSON object with a string "text" field')
         hospital = record.get("hospital", 0)

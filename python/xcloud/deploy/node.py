@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from xcloud.crypto import CkksContext, KeySet
 from xcloud.deploy.config import DeployOptions, build_run, run_config_from_flower
+from xcloud.deploy.fields import blob
 from xcloud.deploy.keys import NodeIdentity, open_sealed, open_secret_key, seal, seal_mac_key, share_secret_key
 from xcloud.deploy.local_data import local_data_dir, use_local_data
 from xcloud.errors import IntegrityError
@@ -162,26 +163,15 @@ def _keygen(node: _Node, msg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _blob(msg: dict[str, Any], name: str) -> bytes:
-    """A bytes field of a server message (b"" when absent); IntegrityError for another type.
-
-    ``bytes(n)`` of an int would allocate n zero bytes: a server message must not make a node do that.
-    """
-    v = msg.get(name, b"")
-    if not isinstance(v, (bytes, bytearray, memoryview)):
-        raise IntegrityError(f"message field {name!r} is a {type(v).__name__}, not bytes")
-    return bytes(v)
-
-
 def _install_keys(node: _Node, msg: dict[str, Any]) -> None:
     if node.state.get("keys"):
         return
-    key_id = _blob(msg, "key_id")
+    key_id = blob(msg, "key_id", default=b"")
     if msg.get("sealed_key"):
-        keys = open_secret_key(node.identity(), node.client_id, _blob(msg, "sealed_key"), node.ctx, key_id)
+        keys = open_secret_key(node.identity(), node.client_id, blob(msg, "sealed_key"), node.ctx, key_id)
         node.state["keys"] = keys.secret_bytes()
     elif msg.get("public_key"):
-        keys = KeySet.from_bytes(node.ctx, _blob(msg, "public_key"))
+        keys = KeySet.from_bytes(node.ctx, blob(msg, "public_key"))
         if keys.key_id != key_id:
             raise IntegrityError("the relayed public key is not the announced key")
         node.state["keys"] = keys.public_bytes()

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from xcloud.deploy.config import DeployOptions, build_run, run_config_from_flower
+from xcloud.deploy.fields import blob
 from xcloud.deploy.keys import NodeIdentity, open_mac_key
 from xcloud.errors import IntegrityError
 from xcloud.fl.aggregator import Aggregator, RoundSummary
@@ -295,7 +296,7 @@ class DeployServer:
         a = answers[holder.node_id]
         try:
             sealed = _sealed_for(a)
-            key_id, public_key = _blob_field(a, "key_id"), _blob_field(a, "public_key")
+            key_id, public_key = blob(a, "key_id"), blob(a, "public_key")
         except ValueError as e:
             raise RuntimeError(f"key setup failed at {holder.client_id}: {e}") from None
         if self.key_id and key_id != self.key_id:
@@ -713,14 +714,6 @@ _MAX_ID_LEN = 256
 _MAX_EXAMPLES = 1 << 40  # as the aggregator's sample-count bound
 
 
-def _blob_field(a: Mapping[str, Any], name: str) -> bytes:
-    """A bytes field of a node's answer; ValueError when it is missing or of another type."""
-    v = a.get(name)
-    if not isinstance(v, (bytes, bytearray, memoryview)):
-        raise ValueError(f"field {name!r} is {'missing' if v is None else 'a ' + type(v).__name__}, not bytes")
-    return bytes(v)
-
-
 def _sealed_for(a: Mapping[str, Any]) -> dict[str, bytes]:
     """The key holder's sealed blobs by recipient (``recipients`` and ``sealed``, equal-length lists).
 
@@ -752,25 +745,20 @@ def _parse_hello(a: Mapping[str, Any]) -> tuple[str, bytes, bytes, int, bool]:
         refused and the others join.
     """
     try:
-        cid, sealed, identity, version, has_key = (
-            a["client_id"],
-            a["mac_key"],
-            a["identity"],
-            a["version"],
-            a["has_key"],
-        )
+        cid, version, has_key = a["client_id"], a["version"], a["has_key"]
     except KeyError as e:
         raise ValueError(f"malformed hello: no {e}") from None
     if not isinstance(cid, str) or not 0 < len(cid) <= _MAX_ID_LEN:
         raise ValueError(f"malformed hello: client_id {cid!r:.80}")
-    for name, v in (("mac_key", sealed), ("identity", identity)):
-        if not isinstance(v, (bytes, bytearray, memoryview)):
-            raise ValueError(f"malformed hello from {cid}: {name} is a {type(v).__name__}, not bytes")
+    try:
+        sealed, identity = blob(a, "mac_key"), blob(a, "identity")
+    except ValueError as e:
+        raise ValueError(f"malformed hello from {cid}: {e}") from None
     if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**31:
         raise ValueError(f"malformed hello from {cid}: version {version!r:.80}")
     if not isinstance(has_key, bool):
         raise ValueError(f"malformed hello from {cid}: has_key {has_key!r:.80}")
-    return cid, bytes(sealed), bytes(identity), version, has_key
+    return cid, sealed, identity, version, has_key
 
 
 def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], float | None]:
@@ -782,10 +770,7 @@ def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], flo
     misses the aggregation; the server goes on.
     """
     try:
-        raw = a["update"]
-        if not isinstance(raw, (bytes, bytearray, memoryview)):  # bytes(2**62) would allocate 4 EiB
-            raise TypeError(f"update is a {type(raw).__name__}, not bytes")
-        update = bytes(raw)
+        update = blob(a, "update")
         stats = json.loads(str(a["stats"]))
         if not isinstance(stats, dict):
             raise TypeError("stats is not an object")
@@ -802,7 +787,8 @@ def _parse_train_reply(a: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], flo
                 k != "loss" and not (math.isfinite(v) and v >= 0)
             ):
                 raise ValueError(f"stats field {k!r} is {v!r}")
-            stats[k] = v if k != "examples" else stats[k]
+            if k != "examples":  # an int count stays an int
+                stats[k] = v
         eps = stats.get("epsilon")
         if eps is not None and (
             isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(float(eps))

@@ -85,11 +85,12 @@ FLOOD_SIGMA = 2.0**-20
 
 
 # The options a resumed run may change: more rounds (not under record-level DP:
-# RecordDP.load_state_dict refuses noise calibrated for another plan), and
-# where and how fast it runs. Any other difference from the checkpoint's configuration (the method,
-# the CKKS preset, the data, a learning rate...) would continue the run as
-# another experiment, so load_state_dict refuses it.
-# The tokenizer's file may move too: the vocabulary's hash in the checkpoint must still match.
+# RecordDP.load_state_dict refuses noise calibrated for another plan), where
+# and how fast it runs, and where the tokenizer's file lies (the vocabulary's
+# hash in the checkpoint must still match). Any other difference from the
+# checkpoint's configuration (the method, the CKKS preset, the data, a
+# learning rate...) would continue the run as another experiment, so
+# load_state_dict refuses it.
 RESUMABLE = frozenset({"rounds", "threads", "device", "out", "tokenizer"})
 
 
@@ -685,8 +686,7 @@ class FederatedRun:
         fits = [a.stats for a in included]
         n = sum(f["examples"] for f in fits)
         train_loss = sum(f["loss"] * f["examples"] for f in fits) / n
-        cloud_eps = {cid: float(dp.epsilon()) for cid, dp in sorted(self.dp.items())}
-        eps = list(cloud_eps.values()) or [f["epsilon"] for f in fits if f["epsilon"] is not None]
+        cloud_eps = {cid: float(dp.epsilon()) for cid, dp in sorted(self.dp.items())}  # every cloud's, not the fits'
         m = RoundMetrics(
             round=r,
             train_loss=train_loss,
@@ -699,7 +699,7 @@ class FederatedRun:
             aggregate_s=summary.aggregate_seconds,
             decrypt_s=decrypt_s,
             round_s=0.0,
-            epsilon=max(eps) if eps else None,
+            epsilon=max(cloud_eps.values()) if cloud_eps else None,
             accepted=len(summary.accepted),
             dropped=dropped,
             weights=summary.weights,
