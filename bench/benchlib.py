@@ -436,6 +436,10 @@ class XCloud(Implementation):
             out.append(Case(cls, "encrypt", "prepare_encrypt_public", "public-key", t))
         for t in thread_counts():
             out.append(Case(cls, "decrypt", "prepare_decrypt", "secret-key", t))
+        # The message path: AES-GCM's call returns bytes with their tag, so
+        # these rows add xcloud's serialisation (bit-packing and SHA-256).
+        out.append(Case(cls, "encrypt", "prepare_encrypt_to_bytes", "secret-key, to bytes", 1))
+        out.append(Case(cls, "decrypt", "prepare_decrypt_from_bytes", "secret-key, from bytes", 1))
         for t in thread_counts():
             out.append(Case(cls, "aggregate", "prepare_aggregate_secret", "secret-key inputs", t, AGG_INPUTS))
         for t in thread_counts():
@@ -504,6 +508,33 @@ class XCloud(Implementation):
             max_abs_error=lambda _y: self._error(ct, x64),
             consumed_bytes=int(ct.nbytes),
             extra=self._extra(ct),
+        )
+
+    def prepare_encrypt_to_bytes(self, n: int, threads: int | None) -> Prepared:
+        """Secret-key encryption and serialisation to the wire format, as one call."""
+        x = payload(n)
+        keys, enc, blocks, ctx = self.keys, self._x.encrypt_blocks, self._x.CiphertextBlocks, self.ctx
+        return Prepared(
+            run=lambda: enc(keys, x, threads=threads, mode="secret").to_bytes(),
+            values=n,
+            output_bytes=len,
+            max_abs_error=lambda data: self._error(blocks.from_bytes(ctx, data), self._x64(n)),
+            extra={"mode": "secret", "output": "wire bytes"},
+        )
+
+    def prepare_decrypt_from_bytes(self, n: int, threads: int | None) -> Prepared:
+        """Deserialisation of the wire bytes (every check) and decryption, as one call."""
+        ct = self.cached(n, "ct-secret", lambda: self._x.encrypt_blocks(self.keys, payload(n), mode="secret"))
+        data = self.cached(n, "ct-secret-bytes", ct.to_bytes)
+        dec, keys, blocks, ctx = self._x.decrypt_blocks, self.keys, self._x.CiphertextBlocks, self.ctx
+        x64 = self._x64(n)
+        return Prepared(
+            run=lambda: dec(keys, blocks.from_bytes(ctx, data), threads=threads),
+            values=n,
+            output_bytes=lambda _y: len(data),
+            max_abs_error=lambda _y: self._error(blocks.from_bytes(ctx, data), x64),
+            consumed_bytes=len(data),
+            extra={"input": "wire bytes"},
         )
 
     def _aggregate_inputs(self, n: int, mode: str) -> tuple[list[Any], np.ndarray]:
@@ -596,6 +627,10 @@ class XCloudCompact(XCloud):
             out.append(Case(cls, "encrypt", "prepare_encrypt_public", "public-key", t))
         for t in thread_counts():
             out.append(Case(cls, "decrypt", "prepare_decrypt", "secret-key", t))
+        # The message path: AES-GCM's call returns bytes with their tag, so
+        # these rows add xcloud's serialisation (bit-packing and SHA-256).
+        out.append(Case(cls, "encrypt", "prepare_encrypt_to_bytes", "secret-key, to bytes", 1))
+        out.append(Case(cls, "decrypt", "prepare_decrypt_from_bytes", "secret-key, from bytes", 1))
         for t in thread_counts():
             out.append(Case(cls, "aggregate", "prepare_aggregate_secret", "secret-key inputs", t, AGG_INPUTS))
         for t in thread_counts():

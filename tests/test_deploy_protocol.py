@@ -291,6 +291,70 @@ def test_a_malformed_hello_refuses_only_that_node(tmp_path: Path, change: dict[s
     transport.tamper = _spoiling("hello", change)
     row = server.run_all()["rounds"][0]
     assert row["accepted"] == ["cloud-0", "cloud-2"]  # the run goes on without the node that could not join
+    assert list(row["dropped"]) == ["node 2"]  # it has no client id yet
+    assert row["dropped"]["node 2"].startswith("refused at join: malformed hello")
+
+
+def _failing_hello(nid: int, kind: str, out: dict[str, Any]) -> dict[str, Any]:
+    """A transport tamper hook: node 2's ``hello`` handler fails (the loopback turns it into an error reply)."""
+    if kind == "hello" and nid == 2:
+        raise RuntimeError("no hello today")
+    return out
+
+
+@pytest.mark.parametrize("sync", ["sync", "async"])
+def test_a_failed_hello_is_listed_in_dropped(tmp_path: Path, sync: str) -> None:
+    extra = {"sync": "async", "buffer_size": 2} if sync == "async" else {}
+    cfg = tiny(rounds=1, **extra)
+    server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
+
+    transport.tamper = _failing_hello
+    row = server.run_all()["rounds"][0]
+    assert row["accepted"] == ["cloud-0", "cloud-2"]
+    assert row["dropped"] == {"node 2": "did not join: client failed: RuntimeError: no hello today"}
+    assert sorted(server.members) == ["cloud-0", "cloud-2"]
+
+
+def test_no_node_joining_an_encrypted_run_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tiny(rounds=1)
+    server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
+
+    transport.tamper = lambda nid, kind, out: _failing_hello(2, kind, out)  # every node's hello fails
+    expected = r"no client has joined, .*\(node 1 did not join: client failed.*node 3 did not join"
+    with pytest.raises(NotEnoughClients, match=expected):
+        server.run_all()
+
+
+def test_a_hello_without_answer_is_listed_in_dropped(tmp_path: Path) -> None:
+    cfg = tiny()
+    server, transport, _ = deployed(cfg, tmp_path, final_evaluate=False)
+    server.wait_for_nodes()
+
+    transport.lost.add(2)  # connected, but it never answers its hello
+    r0 = server.train_round(0)
+    transport.remove_node(2)  # then it leaves: nothing to report about it any more
+    r1 = server.train_round(1)
+    assert r0.accepted == r1.accepted == ["cloud-0", "cloud-2"]
+    assert list(r0.dropped) == ["node 2"] and "did not join: no answer within" in r0.dropped["node 2"]
+    assert r1.dropped == {}
+
+
+@pytest.mark.parametrize("sync", ["sync", "async"])
+def test_a_node_that_joins_later_is_no_longer_listed(tmp_path: Path, sync: str) -> None:
+    extra = {"sync": "async", "buffer_size": 2} if sync == "async" else {}
+    cfg = tiny(rounds=2, **extra)
+    server, transport, _ = deployed(cfg, tmp_path)
+
+    def heal(row: Any) -> None:
+        transport.tamper = None  # node 2 says hello properly from the next round on
+
+    transport.tamper = _failing_hello
+    result = server.run_all(on_round=heal)
+    r0, r1 = result["rounds"]
+    assert r0["accepted"] == ["cloud-0", "cloud-2"] and list(r0["dropped"]) == ["node 2"]
+    assert "cloud-1" in r1["accepted"] and r1["dropped"] == {}
+    final = result["final"]["clients"]
+    assert len(final) == 3 and len({c["model_sha256"] for c in final.values()}) == 1
 
 
 def test_a_malformed_evaluate_reply_is_recorded_and_the_results_are_kept(tmp_path: Path) -> None:

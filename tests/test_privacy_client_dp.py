@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xcloud.privacy import (
+    DPRandom,
     client_level_epsilon,
     client_level_epsilon_of,
     clip_update,
     effective_multiplier,
-    make_generator,
     noise_multiplier_for,
     noise_share,
 )
@@ -70,7 +70,7 @@ def test_clip_rejects_bad_input() -> None:
 def test_noise_share_has_std_split_by_sqrt_k() -> None:
     clip, z, k, n = 2.0, 1.5, 4, 200_000
 
-    share = noise_share((n,), clip, z, k, make_generator(seed=1))
+    share = noise_share((n,), clip, z, k, DPRandom.derived("test", 1))
 
     assert share.shape == (n,) and share.dtype == torch.float32
     assert float(share.std()) == pytest.approx(z * clip / math.sqrt(k), rel=0.01)
@@ -80,31 +80,31 @@ def test_noise_share_has_std_split_by_sqrt_k() -> None:
 def test_sum_of_k_shares_carries_the_full_noise() -> None:
     clip, z, k, n = 0.5, 2.0, 9, 100_000
 
-    total = sum(noise_share((n,), clip, z, k, make_generator(seed=100 + i)) for i in range(k))
+    total = sum(noise_share((n,), clip, z, k, DPRandom.derived("test", 100 + i)) for i in range(k))
 
     assert isinstance(total, torch.Tensor)
     assert float(total.std()) == pytest.approx(z * clip, rel=0.015)
 
 
-def test_generator_is_os_seeded_unless_a_seed_is_given() -> None:
+def test_noise_is_os_keyed_unless_a_derived_source_is_given() -> None:
     a = noise_share((1000,), 1.0, 1.0, 1)
     b = noise_share((1000,), 1.0, 1.0, 1)
-    c = noise_share((1000,), 1.0, 1.0, 1, make_generator(seed=5))
-    d = noise_share((1000,), 1.0, 1.0, 1, make_generator(seed=5))
+    c = noise_share((1000,), 1.0, 1.0, 1, DPRandom.derived("test", 5))
+    d = noise_share((1000,), 1.0, 1.0, 1, DPRandom.derived("test", 5))
 
     assert not torch.equal(a, b)
     assert torch.equal(c, d)
 
 
 def test_zero_noise_multiplier_gives_zeros() -> None:
-    assert torch.equal(noise_share((3, 2), 1.0, 0.0, 4, make_generator(seed=0)), torch.zeros(3, 2))
+    assert torch.equal(noise_share((3, 2), 1.0, 0.0, 4, DPRandom.derived("test", 0)), torch.zeros(3, 2))
 
 
 @pytest.mark.parametrize("args", [(0.0, 1.0, 4), (1.0, -1.0, 4), (1.0, 1.0, 0)], ids=["clip", "noise", "clients"])
 def test_noise_share_rejects_bad_input(args: tuple[float, float, int]) -> None:
     clip, z, k = args
     with pytest.raises(ValueError):
-        noise_share((4,), clip, z, k, make_generator(seed=0))
+        noise_share((4,), clip, z, k, DPRandom.derived("test", 0))
 
 
 def test_epsilon_comes_from_dp_accounting() -> None:

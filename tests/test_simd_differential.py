@@ -63,6 +63,36 @@ def prime(bits: int, n: int, which: int = 0) -> int | None:
         return None
 
 
+# -- SHA-256 ------------------------------------------------------------------
+
+
+@needs_simd
+def test_sha256_paths_agree_with_hashlib() -> None:
+    # Prepare: every length up to 260 bytes (one to five blocks with every
+    # padding case) and a few long messages.
+    data = bytes((i * 131 + (i >> 8)) % 256 for i in range(1 << 20))
+    messages = [data[:n] for n in range(261)] + [data[: (1 << 20) - k] for k in (0, 1, 55, 64)]
+    # Execute
+    scalar, simd = both_paths(lambda: ([T.sha256(m) for m in messages], T.sha256_path()))
+    # Assert: the CPU's SHA extensions are taken where it has them, and both
+    # paths give hashlib's digests.
+    expected = [hashlib.sha256(m).digest() for m in messages]
+    assert scalar == (expected, "portable")
+    assert simd[0] == expected
+    assert simd[1] == ("sha-ni" if "sha_ni" in _cpu_flags() else "portable")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 # -- NTT ----------------------------------------------------------------------
 
 DEGREES = [4, 8, 16, 32, 64, 128, 1024, 4096, 8192, 16384]

@@ -4,6 +4,7 @@
 //   ./build-bench/bench_kernels            # all
 //   ./build-bench/bench_kernels ntt chacha # selected areas
 //   ./build-bench/bench_kernels aessecret  # AES for secret keys: CT vs table, noise from ChaCha20 vs AES-CTR
+//   ./build-bench/bench_kernels hash dpnoise  # SHA-256 (SHA-NI or portable); DP noise, scalar vs AVX2
 //
 // Plain std::chrono, best of N repetitions (the minimum is the least noisy
 // estimate on a shared machine). Each SIMD result is checked against the
@@ -32,7 +33,9 @@
 #include "ring/chacha20.h"
 #include "ring/ntt.h"
 #include "ring/poly_ops.h"
+#include "ring/real_sampler.h"
 #include "ring/sampler.h"
+#include "ring/sha256.h"
 #include "ring/simd.h"
 
 using namespace xcloud;
@@ -761,6 +764,40 @@ void bench_pk_stages() {
   }
 }
 
+// SHA-256 (wire checksums, key files, fingerprints): SHA-NI where the CPU has it, else portable
+// (XCLOUD_FORCE_SCALAR=1 forces the portable one).
+void bench_hash() {
+  std::vector<uint8_t> data(4 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + 7);
+  uint8_t sink = 0;
+  const double big = best_ns([&] { sink ^= sha256(data.data(), data.size())[0]; }, 15);
+  const double small = best_ns([&] {
+    for (int i = 0; i < 1000; ++i) sink ^= sha256(data.data() + i, 100)[0];
+  }, 50);
+  std::printf("sha256 [%s] 4 MiB          %.3f GB/s; 100-byte messages %.1f ns each (sink %u)\n", sha256_path(),
+              data.size() / big, small / 1000, sink);
+}
+
+// DP randomness (ring/real_sampler.h): Gaussian values from AES-256-CTR, the
+// transform's scalar reference against its AVX2 twin, and the keystream alone.
+void bench_dp_noise() {
+  const uint8_t key[32] = {9};
+  const size_t n = 1 << 20;
+  std::vector<double> out(n);
+  check_same<double>("dp gaussian", [&] {
+    std::vector<double> o(100003);
+    RealSampler s(key);
+    s.gaussian(1.5, o.data(), 7);
+    s.gaussian(1.5, o.data() + 7, o.size() - 7);
+    return o;
+  });
+  const Pair p = both([&] { RealSampler s(key); s.gaussian(1.0, out.data(), n); }, 15);
+  std::printf("dp gaussian (sum of 4, 1 M values)  scalar %.3f ns/value  simd %.3f ns/value  x%.1f\n", p.scalar / n,
+              p.simd / n, p.scalar / p.simd);
+  const Pair u = both([&] { RealSampler s(key); s.uniform(out.data(), n); }, 15);
+  std::printf("dp uniform (1 M values)             scalar %.3f ns/value  simd %.3f ns/value\n", u.scalar / n, u.simd / n);
+}
+
 int main(int argc, char** argv) {
   std::printf("SIMD (AVX2 + FMA) kernels: %s; the \"simd\" columns below are %s\n",
               simd_supported() ? "built and supported by this CPU" : "not available in this build or on this CPU",
@@ -768,6 +805,8 @@ int main(int argc, char** argv) {
   if (want(argc, argv, "ntt")) bench_ntt();
   if (want(argc, argv, "poly")) bench_poly();
   if (want(argc, argv, "random")) bench_random();
+  if (want(argc, argv, "hash")) bench_hash();
+  if (want(argc, argv, "dpnoise")) bench_dp_noise();
   if (want(argc, argv, "aessecret")) bench_aes_secret();
   if (want(argc, argv, "encoder")) bench_encoder();
   if (want(argc, argv, "stages")) bench_stages();

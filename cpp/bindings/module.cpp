@@ -17,6 +17,7 @@
 #include "ring/aes256.h"
 #include "ring/chacha20.h"
 #include "ring/poly_ops.h"
+#include "ring/real_sampler.h"
 #include "ring/sampler.h"
 #include "ring/secure.h"
 #include "ring/sha256.h"
@@ -182,6 +183,25 @@ void bind_testing(py::module_& t) {
     const std::string d = data;
     return to_pybytes(sha256(d.data(), d.size()));
   });
+  t.def("sha256_path", &sha256_path, "The SHA-256 implementation in use: sha-ni or portable.");
+  t.def("real_sampler_log", [](const py::array_t<double, py::array::c_style | py::array::forcecast>& u) {
+    py::array_t<double> out(u.size());
+    for (py::ssize_t i = 0; i < u.size(); ++i) {
+      const double x = u.data()[i];
+      if (!(x >= 0x1p-52 && x <= 1.0)) throw std::invalid_argument("u must lie in [2^-52, 1]");
+      out.mutable_data()[i] = detail::real_sampler_log(x);
+    }
+    return out;
+  }, "log(u) as the DP sampler computes it (ring/real_sampler.h), for u in [2^-52, 1].");
+  t.def("real_sampler_cos_sin", [](const py::array_t<double, py::array::c_style | py::array::forcecast>& v) {
+    py::array_t<double> c(v.size()), s(v.size());
+    for (py::ssize_t i = 0; i < v.size(); ++i) {
+      const double x = v.data()[i];
+      if (!(x >= 0.0 && x < 1.0)) throw std::invalid_argument("v must lie in [0, 1)");
+      detail::real_sampler_cos_sin(x, c.mutable_data() + i, s.mutable_data() + i);
+    }
+    return py::make_tuple(c, s);
+  }, "(cos 2 pi v, sin 2 pi v) as the DP sampler computes them, for v in [0, 1).");
   auto stream_of = [](const py::bytes& seed) {
     static const uint8_t zero_nonce[12] = {0};
     const Seed s = seed_from(seed);
@@ -408,12 +428,6 @@ void bind_testing(py::module_& t) {
     p->encoder().decode(m.data(), x.mutable_data(), p->n(), z.data());
     return x;
   });
-  t.def("secret_key_coefficients", [](const KeySetPtr& k) {
-    const SecretKey& sk = k->secret();
-    py::array_t<int8_t> a(static_cast<py::ssize_t>(sk.coeffs.size()));
-    std::memcpy(a.mutable_data(), sk.coeffs.data(), sk.coeffs.size());
-    return a;
-  });
   t.def("aggregate_weight_bits", [](const std::vector<BatchPtr>& inputs, const std::vector<double>& weights) {
     return aggregate_weight_bits(raw_inputs(inputs), weights);
   });
@@ -565,6 +579,38 @@ PYBIND11_MODULE(_native, m) {
   m.def("max_log_q", &max_log_q, py::arg("n"), py::arg("security_bits"));
   m.def("hardware_threads", &hardware_threads);
 
+  py::class_<RealSampler>(m, "RealSampler",
+                          "Uniform and Gaussian reals from AES-256-CTR under a secret 32-byte key (ring/real_sampler.h).")
+      .def(py::init([] { return std::make_unique<RealSampler>(); }),
+           "A sampler keyed from the OS CSPRNG inside the kernel (the key never reaches Python).")
+      .def(py::init([](const py::bytes& key) {
+             char* data = nullptr;
+             Py_ssize_t len = 0;
+             if (PyBytes_AsStringAndSize(key.ptr(), &data, &len) != 0) throw py::error_already_set();
+             if (len != 32) throw std::invalid_argument("the key must be exactly 32 bytes");
+             return std::make_unique<RealSampler>(reinterpret_cast<const uint8_t*>(data));
+           }),
+           py::arg("key"), "A sampler under the given 32-byte key (tests and derived streams).")
+      .def("uniform", [](RealSampler& s, size_t n) {
+        py::array_t<double> a(static_cast<py::ssize_t>(n));
+        double* p = a.mutable_data();
+        {
+          py::gil_scoped_release release;
+          s.uniform(p, n);
+        }
+        return a;
+      }, py::arg("n"), "The next n uniform values in [0, 1), on the grid 2^-52.")
+      .def("gaussian", [](RealSampler& s, size_t n, double std) {
+        py::array_t<double> a(static_cast<py::ssize_t>(n));
+        double* p = a.mutable_data();
+        {
+          py::gil_scoped_release release;
+          s.gaussian(std, p, n);
+        }
+        return a;
+      }, py::arg("n"), py::arg("std"), "The next n Gaussian values of mean 0 and standard deviation std.")
+      .def_property_readonly("bytes_drawn", &RealSampler::bytes_drawn);
+
   py::class_<KeySet, KeySetPtr>(m, "KeySet")
       .def_property_readonly("params", &KeySet::params)
       .def_property_readonly("has_secret", &KeySet::has_secret)
@@ -607,12 +653,17 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("seeds_per_block", [](const CiphertextBatch& c) { return c.seeds_per_block; })
       .def_property_readonly("nbytes", [](const CiphertextBatch& c) { return serialized_size(c); })
       .def("to_bytes", [](const CiphertextBatch& c) {
-        std::vector<uint8_t> b;
+        // Straight into the bytes object: no second copy of a large message.
+        const size_t size = serialized_size(c);
+        PyObject* obj = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(size));
+        if (obj == nullptr) throw py::error_already_set();
+        py::bytes out = py::reinterpret_steal<py::bytes>(obj);
+        auto* dst = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(obj));
         {
           py::gil_scoped_release release;
-          b = serialize(c);
+          serialize_into(c, dst, size);
         }
-        return to_pybytes(b);
+        return out;
       })
       .def_static("from_bytes", [](const ParamsPtr& p, const py::buffer& data) {
         const py::buffer_info info = data.request();

@@ -3,17 +3,23 @@
 // (FIPS 180-4), the OS randomness / wiping helpers and the division-free
 // modular helpers for secret operands (against the plain formulas). Plain
 // main(); non-zero exit on failure.
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "ckks/byte_io.h"
 #include "ring/aes256.h"
 #include "ring/chacha20.h"
 #include "ring/modarith.h"
+#include "ring/real_sampler.h"
 #include "ring/secure.h"
 #include "ring/sha256.h"
+#include "ring/simd.h"
 
 using namespace xcloud;
 
@@ -332,6 +338,33 @@ void test_sha256() {
     if (ctx.finish() != sha256(m.data(), m.size())) edges_ok = false;
   }
   check(edges_ok, "SHA-256 byte-at-a-time equals one-shot for lengths 50..130");
+
+  // The SHA-NI path against the portable one: every length up to 300 bytes
+  // and one of 1 MiB + 3, one-shot and in uneven pieces (so that the buffered
+  // and the direct blocks mix).
+  if (simd_supported()) {
+    std::vector<uint8_t> m((1u << 20) + 3);
+    for (size_t i = 0; i < m.size(); ++i) m[i] = static_cast<uint8_t>(i * 167 + (i >> 9));
+    auto digests = [&](bool scalar) {
+      const bool before = set_force_scalar(scalar);
+      std::vector<std::array<uint8_t, 32>> out;
+      for (size_t len = 0; len <= 300; ++len) out.push_back(sha256(m.data(), len));
+      out.push_back(sha256(m.data(), m.size()));
+      Sha256 ctx;
+      for (size_t off = 0, step = 1; off < m.size(); step = step * 3 % 1021 + 1) {
+        const size_t take = std::min(step, m.size() - off);
+        ctx.update(m.data() + off, take);
+        off += take;
+      }
+      out.push_back(ctx.finish());
+      set_force_scalar(before);
+      return out;
+    };
+    const bool before = set_force_scalar(false);
+    const std::string path = sha256_path();
+    set_force_scalar(before);
+    check(digests(true) == digests(false), "SHA-256: the " + path + " path (with SIMD enabled) equals the portable one on 303 messages");
+  }
 }
 
 void test_secure() {
@@ -392,6 +425,103 @@ void test_secret_modarith() {
 
 }  // namespace
 
+// The DP sampler (ring/real_sampler.h): its log, cos and sin against libm,
+// and the AVX2 transform against the scalar reference, bit for bit.
+void test_real_sampler() {
+  double worst_log = 0, worst_trig = 0;
+  for (int i = 0; i <= 100000; ++i) {
+    const double u = std::ldexp(1.0, -(i % 53)) * (1.0 - (i % 997) * 0x1p-11);
+    if (u < 0x1p-52 || u > 1.0) continue;
+    const double ref = std::log(u);
+    if (ref != 0) worst_log = std::max(worst_log, std::fabs(detail::real_sampler_log(u) - ref) / std::fabs(ref));
+    const double v = (i % 65536) / 65536.0 + 0x1p-40 * (i % 7);
+    double c, s;
+    detail::real_sampler_cos_sin(v, &c, &s);
+    worst_trig = std::max({worst_trig, std::fabs(c - std::cos(6.283185307179586 * v)),
+                           std::fabs(s - std::sin(6.283185307179586 * v))});
+  }
+  check(worst_log <= 4 * 0x1p-52, "real sampler: log within 4 ulp of libm");
+  check(worst_trig <= 2e-15, "real sampler: cos and sin of 2 pi v within 2e-15 of libm");
+  const uint8_t key[32] = {42};
+  std::vector<double> a(4099), b(4099);
+  const bool before = set_force_scalar(true);
+  RealSampler(key).gaussian(0.75, a.data(), a.size());
+  set_force_scalar(false);
+  RealSampler(key).gaussian(0.75, b.data(), b.size());
+  set_force_scalar(before);
+  check(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0,
+        "real sampler: the SIMD path's Gaussian values equal the scalar reference's");
+  bool threw = false;
+  try {
+    RealSampler(key).gaussian(-1.0, a.data(), 1);
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  check(threw, "real sampler: a negative std is refused");
+}
+
+// pack_bits / unpack_bits (the wire's residue packing, a word at a time)
+// against a bit-by-bit reference, for every width and lengths around the
+// word boundaries, and their refusals.
+void test_bit_packing() {
+  bool same = true, round_trip = true;
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int bits = 1; bits <= 57; ++bits) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{2}, size_t{7}, size_t{8}, size_t{9}, size_t{63}, size_t{64},
+                     size_t{65}, size_t{4096}}) {
+      std::vector<uint64_t> v(n), back(n);
+      for (auto& x : v) x = next() & ((uint64_t{1} << bits) - 1);
+      std::vector<uint8_t> got(packed_size(n, bits), 0xAA), want(packed_size(n, bits), 0);
+      pack_bits(v.data(), n, bits, got.data());
+      for (size_t i = 0; i < n; ++i) {
+        for (int b = 0; b < bits; ++b) {
+          const size_t bit = i * static_cast<size_t>(bits) + static_cast<size_t>(b);
+          if ((v[i] >> b) & 1) want[bit >> 3] = static_cast<uint8_t>(want[bit >> 3] | (1u << (bit & 7)));
+        }
+      }
+      if (got != want) same = false;
+      unpack_bits(got.data(), n, bits, uint64_t{1} << bits, back.data(), "test");
+      if (back != v) round_trip = false;
+    }
+  }
+  check(same, "pack_bits equals the bit-by-bit reference for widths 1..57");
+  check(round_trip, "unpack_bits inverts pack_bits for widths 1..57");
+  // A residue at or above the bound, and a set padding bit, are refused.
+  std::vector<uint64_t> v(100, 5), back(100);
+  v[97] = 1000;
+  std::vector<uint8_t> bytes(packed_size(100, 47));
+  pack_bits(v.data(), 100, 47, bytes.data());
+  bool high = false, pad = false;
+  try {
+    unpack_bits(bytes.data(), 100, 47, 1000, back.data(), "test");
+  } catch (const IntegrityError&) {
+    high = true;
+  }
+  v[97] = 5;
+  pack_bits(v.data(), 100, 47, bytes.data());
+  bytes.back() = static_cast<uint8_t>(bytes.back() | 0x80);  // 4700 bits: the last byte uses 4
+  try {
+    unpack_bits(bytes.data(), 100, 47, 1000, back.data(), "test");
+  } catch (const IntegrityError&) {
+    pad = true;
+  }
+  v[99] = 1000;  // the last value, unpacked a byte at a time
+  pack_bits(v.data(), 100, 47, bytes.data());
+  bool last = false;
+  try {
+    unpack_bits(bytes.data(), 100, 47, 1000, back.data(), "test");
+  } catch (const IntegrityError&) {
+    last = true;
+  }
+  check(high && pad && last, "unpack_bits refuses a residue above its bound (word and byte paths) and non-zero padding");
+}
+
 int main() {
   try {
     test_chacha_blocks();
@@ -401,6 +531,8 @@ int main() {
     test_sha256();
     test_secure();
     test_secret_modarith();
+    test_real_sampler();
+    test_bit_packing();
   } catch (const std::exception& e) {
     std::printf("FAIL: unexpected exception: %s\n", e.what());
     return 2;

@@ -1,12 +1,34 @@
 #include "ckks/byte_io.h"
 
+#include "ring/endian.h"
+
 namespace xcloud {
 
+// Both directions work a 64-bit word at a time: value i occupies bits
+// [i bits, (i + 1) bits) of the little-endian bit stream, so one unaligned
+// 8-byte load or store at byte (i bits) / 8 covers it whole when bits <= 56
+// (its offset in that byte is below 8). Near the end of the buffer, where 8
+// bytes would run past it, the last values go a byte at a time.
+
 void pack_bits(const uint64_t* v, size_t n, int bits, uint8_t* out) {
+  const size_t total = packed_size(n, bits);
   uint64_t acc = 0;  // pending bits, LSB first
   int have = 0;      // number of pending bits (< 8 between values)
-  size_t o = 0;
-  for (size_t i = 0; i < n; ++i) {
+  size_t o = 0, i = 0;
+  if (bits <= 56) {
+    // Each step stores the pending bits as a whole word at out + o (its bytes
+    // past the pending bits are zero and are rewritten by the next step).
+    for (; i < n && o + 8 <= total; ++i) {
+      acc |= v[i] << have;  // have + bits <= 63
+      have += bits;
+      store_le64(out + o, acc);
+      const int whole = have >> 3;
+      o += static_cast<size_t>(whole);
+      acc >>= 8 * whole;  // at most 56
+      have -= 8 * whole;
+    }
+  }
+  for (; i < n; ++i) {
     acc |= v[i] << have;  // have < 8 and bits <= 57, so nothing is lost
     have += bits;
     while (have >= 8) {
@@ -20,11 +42,21 @@ void pack_bits(const uint64_t* v, size_t n, int bits, uint8_t* out) {
 
 void unpack_bits(const uint8_t* in, size_t n, int bits, uint64_t bound, uint64_t* v, const char* what) {
   const uint64_t mask = (uint64_t{1} << bits) - 1;
-  uint64_t acc = 0;
-  int have = 0;
-  size_t p = 0;
+  const size_t total = packed_size(n, bits);
   uint64_t bad = 0;
-  for (size_t i = 0; i < n; ++i) {
+  size_t i = 0;
+  if (bits <= 56) {
+    for (size_t pos = 0; i < n && (pos >> 3) + 8 <= total; ++i, pos += static_cast<size_t>(bits)) {
+      v[i] = (load_le64(in + (pos >> 3)) >> (pos & 7)) & mask;
+      bad |= static_cast<uint64_t>(v[i] >= bound);
+    }
+  }
+  // The rest a byte at a time, from the first byte that value i touches.
+  const size_t start = i * static_cast<size_t>(bits);
+  size_t p = start >> 3;
+  uint64_t acc = p < total ? static_cast<uint64_t>(in[p++]) >> (start & 7) : 0;
+  int have = p > (start >> 3) ? 8 - static_cast<int>(start & 7) : 0;
+  for (; i < n; ++i) {
     while (have < bits) {
       acc |= static_cast<uint64_t>(in[p++]) << have;
       have += 8;
@@ -35,7 +67,9 @@ void unpack_bits(const uint8_t* in, size_t n, int bits, uint64_t bound, uint64_t
     have -= bits;
   }
   if (bad) throw IntegrityError(std::string(what) + ": a residue is not below its modulus");
-  if (acc != 0) throw IntegrityError(std::string(what) + ": non-zero padding bits");
+  // The padding: the bits of the last byte above n * bits must be zero.
+  const int used = static_cast<int>((n * static_cast<size_t>(bits)) & 7);
+  if (used != 0 && (in[total - 1] >> used) != 0) throw IntegrityError(std::string(what) + ": non-zero padding bits");
 }
 
 }  // namespace xcloud

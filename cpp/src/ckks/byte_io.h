@@ -5,6 +5,7 @@
 // Thread safety: plain values.
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,13 @@
 
 namespace xcloud {
 
+// Writes into a buffer of fixed size: the wire and key formats know their
+// exact size beforehand, so the bytes go straight to their destination (a
+// Python bytes object, a key buffer that must never be reallocated).
 class ByteWriter {
  public:
-  explicit ByteWriter(std::vector<uint8_t>& out) : out_(out) {}
-  void u8(uint8_t v) { out_.push_back(v); }
+  ByteWriter(uint8_t* out, size_t size) : p_(out), left_(size), written_(0) {}
+  void u8(uint8_t v) { *take(1) = v; }
   void u16(uint16_t v) { uint_le(v, 2); }
   void u32(uint32_t v) { uint_le(v, 4); }
   void u64(uint64_t v) { uint_le(v, 8); }
@@ -25,13 +29,28 @@ class ByteWriter {
     std::memcpy(&b, &v, 8);
     uint_le(b, 8);
   }
-  void bytes(const uint8_t* p, size_t n) { out_.insert(out_.end(), p, p + n); }
+  void bytes(const uint8_t* p, size_t n) { std::memcpy(take(n), p, n); }
+  // The next n bytes, for the caller to fill (bit-packed residues).
+  // @throws std::logic_error past the end: the size was computed wrongly.
+  uint8_t* take(size_t n) {
+    if (n > left_) throw std::logic_error("ByteWriter: the output size was computed wrongly");
+    uint8_t* r = p_;
+    p_ += n;
+    left_ -= n;
+    written_ += n;
+    return r;
+  }
+  size_t written() const { return written_; }
+  size_t remaining() const { return left_; }
 
  private:
   void uint_le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    uint8_t* d = take(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) d[i] = static_cast<uint8_t>(v >> (8 * i));
   }
-  std::vector<uint8_t>& out_;
+  uint8_t* p_;
+  size_t left_;
+  size_t written_;
 };
 
 class ByteReader {

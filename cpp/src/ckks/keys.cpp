@@ -203,13 +203,20 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   const size_t n = params.n();
   // Sized once: with the secret, the buffer must never be reallocated (a
   // reallocation would free a copy of the packed secret without wiping it;
-  // the caller wipes the one buffer after use).
+  // the caller wipes the one buffer after use). The writer fills it in place
+  // and refuses to run past its end.
   size_t total = 4 + 2 + 1 + 1 + 32 + 16 + 32 + 32 + (with_secret ? packed_size(n, 2) : 0);
   for (size_t j = 0; j < key_primes(params); ++j) total += packed_size(n, 64 - __builtin_clzll(key_prime(params, j)));
-  std::vector<uint8_t> out;
-  out.reserve(total);
-  const uint8_t* const base = out.data();  // moves only if the vector reallocates
-  ByteWriter w(out);
+  std::vector<uint8_t> out(total);
+  // A throw below frees the buffer: wipe it first (it may hold the secret).
+  struct WipeUnlessDone {
+    std::vector<uint8_t>& v;
+    bool done = false;
+    ~WipeUnlessDone() {
+      if (!done) secure_zero(v.data(), v.size());
+    }
+  } guard{out};
+  ByteWriter w(out.data(), out.size());
   w.bytes(reinterpret_cast<const uint8_t*>("XCKY"), 4);
   w.u16(params.has_aux() ? kKeyFormatVersionAux : kKeyFormatVersion);
   w.u8(with_secret ? kKindSecret : kKindPublic);
@@ -220,9 +227,7 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
   w.bytes(pk.a_seed.data(), 32);
   for (size_t j = 0; j < key_primes(params); ++j) {
     const int bits = 64 - __builtin_clzll(key_prime(params, j));
-    const size_t off = out.size();
-    out.resize(off + packed_size(n, bits));
-    pack_bits(pk.b.data() + j * n, n, bits, out.data() + off);
+    pack_bits(pk.b.data() + j * n, n, bits, w.take(packed_size(n, bits)));
   }
   if (with_secret) {
     const SecretKey& sk = ks.secret();
@@ -233,13 +238,12 @@ static std::vector<uint8_t> keys_to_bytes(const KeySet& ks, bool with_secret) {
       const auto u = static_cast<uint8_t>(sk.coeffs[i]);
       codes[i] = static_cast<u64>((u & 1u) + ((u >> 7) & 1u));
     }
-    const size_t off = out.size();
-    out.resize(off + packed_size(n, 2));
-    pack_bits(codes.data(), n, 2, out.data() + off);
+    pack_bits(codes.data(), n, 2, w.take(packed_size(n, 2)));
   }
-  const auto digest = sha256(out.data(), out.size());
+  const auto digest = sha256(out.data(), w.written());
   w.bytes(digest.data(), digest.size());
-  if (out.size() != total || out.data() != base) throw std::logic_error("key bytes: size computed wrongly");
+  if (w.remaining() != 0) throw std::logic_error("key bytes: size computed wrongly");
+  guard.done = true;
   return out;
 }
 

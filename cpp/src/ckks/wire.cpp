@@ -55,12 +55,11 @@ size_t serialized_size(const CiphertextBatch& ct) {
          body_size(p, ct.n_blocks, ct.c1_form, ct.seeds_per_block) + kChecksum;
 }
 
-std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
+void serialize_into(const CiphertextBatch& ct, uint8_t* dst, size_t size) {
+  if (size != serialized_size(ct)) throw std::invalid_argument("serialize_into: the buffer must be serialized_size bytes");
   const CkksParams& p = *ct.params;
   const size_t n = p.n(), L = p.num_primes();
-  std::vector<uint8_t> out;
-  out.reserve(serialized_size(ct));
-  ByteWriter w(out);
+  ByteWriter w(dst, size);
   w.bytes(reinterpret_cast<const uint8_t*>("XCCT"), 4);
   w.u16(kWireVersion);
   w.u8(static_cast<uint8_t>(ct.origin));
@@ -92,14 +91,18 @@ std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
       const WordVector& src = part == 0 ? ct.c0 : ct.c1;
       for (size_t j = 0; j < L; ++j) {
         const int bits = bits_of(p.primes()[j]);
-        const size_t off = out.size();
-        out.resize(off + packed_size(n, bits));
-        pack_bits(src.data() + (b * L + j) * n, n, bits, out.data() + off);
+        pack_bits(src.data() + (b * L + j) * n, n, bits, w.take(packed_size(n, bits)));
       }
     }
   }
-  const auto digest = sha256(out.data(), out.size());
+  const auto digest = sha256(dst, w.written());
   w.bytes(digest.data(), digest.size());
+  if (w.remaining() != 0) throw std::logic_error("serialize: serialized_size disagrees with the layout");
+}
+
+std::vector<uint8_t> serialize(const CiphertextBatch& ct) {
+  std::vector<uint8_t> out(serialized_size(ct));
+  serialize_into(ct, out.data(), out.size());
   return out;
 }
 

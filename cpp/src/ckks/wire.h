@@ -44,6 +44,11 @@ namespace xcloud {
 
 std::vector<uint8_t> serialize(const CiphertextBatch& ct);
 
+// The same bytes into dst[0, size), size == serialized_size(ct) (for a
+// destination allocated by the caller, such as a Python bytes object).
+// @throws std::invalid_argument if size is not serialized_size(ct).
+void serialize_into(const CiphertextBatch& ct, uint8_t* dst, size_t size);
+
 // Bytes of one packed polynomial (all L primes) in this format.
 size_t packed_poly_size(const CkksParams& p);
 

@@ -56,6 +56,7 @@ void aes256_expand_key_ni(const uint8_t key[32], uint8_t rk[240]) {
   a = next_even<0x10>(a, b), put(10, a), b = next_odd(b, a), put(11, b);
   a = next_even<0x20>(a, b), put(12, a), b = next_odd(b, a), put(13, b);
   a = next_even<0x40>(a, b), put(14, a);
+  wipe_vector_registers();  // the key and its round keys (it expands secret keys too)
 }
 
 namespace {
@@ -84,8 +85,12 @@ void ctr_impl(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, siz
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), _mm_aesenclast_si128(b, k[14]));
   }
   // A secret key's round keys (the encryption noise's) must not stay on the
-  // stack; the schedule itself is wiped by Aes256Ctr's destructor.
-  if (kWipe) secure_zero(k, sizeof(k));
+  // stack, nor in the vector registers with the last keystream blocks; the
+  // schedule itself is wiped by Aes256Ctr's destructor.
+  if (kWipe) {
+    secure_zero(k, sizeof(k));
+    wipe_vector_registers();
+  }
 }
 
 }  // namespace

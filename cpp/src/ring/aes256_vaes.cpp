@@ -52,8 +52,12 @@ void ctr_impl(const uint8_t rk[240], const uint8_t prefix[12], uint32_t ctr, siz
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * i), _mm256_castsi256_si128(_mm256_aesenclast_epi128(b, k[14])));
   }
   // A secret key's round keys (the encryption noise's) must not stay on the
-  // stack; the schedule itself is wiped by Aes256Ctr's destructor.
-  if (kWipe) secure_zero(k, sizeof(k));
+  // stack, nor its round keys and last keystream blocks in the vector
+  // registers; the schedule itself is wiped by Aes256Ctr's destructor.
+  if (kWipe) {
+    secure_zero(k, sizeof(k));
+    _mm256_zeroall();
+  }
 }
 
 }  // namespace

@@ -78,6 +78,7 @@ void block_from_state(const uint32_t in[16], uint8_t out[64]) {
     quarter_round(x, 3, 4, 9, 14);
   }
   for (int i = 0; i < 16; ++i) store_le32(out + 4 * i, x[i] + in[i]);
+  secure_zero(x, sizeof(x));  // the permuted state: with the output, it gives the key
 }
 
 }  // namespace
@@ -177,6 +178,7 @@ uint64_t ChaCha20Stream::next_u64() {
   }
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | src[i];
+  if (src == b) secure_zero(b, sizeof(b));  // the slow path's copy of the keystream
   return v;
 }
 

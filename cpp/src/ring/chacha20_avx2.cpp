@@ -95,8 +95,10 @@ void chacha20_blocks8_avx2(const uint32_t in[16], uint8_t* out, size_t groups) {
     transpose_store(hi, out + 32);
     s[12] = _mm256_add_epi32(s[12], _mm256_set1_epi32(8));
   }
-  // The input state holds the key (the output is keystream the caller owns).
+  // The input state holds the key (the output is keystream the caller owns),
+  // and so do the vector registers.
   secure_zero(s, sizeof(s));
+  _mm256_zeroall();
 }
 
 #undef XCLOUD_QR

@@ -14,6 +14,11 @@ void os_random_bytes(uint8_t* out, size_t n);
 // Overwrites n bytes at p with zeros in a way the compiler may not elide.
 void secure_zero(void* p, size_t n);
 
+// Zeroes the SSE registers xmm0-xmm15 (x86-64; a no-op elsewhere): for the
+// end of a kernel that held secret round keys or keystream in them. Kernels
+// compiled for AVX clear the whole ymm registers themselves (vzeroall).
+void wipe_vector_registers();
+
 // Zeroes [p, p + n) with secure_zero when it leaves scope, on return and on
 // an exception alike: for per-call secrets (seeds, stream keys) of code whose
 // workers may throw on bad input.

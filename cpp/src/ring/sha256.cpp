@@ -1,6 +1,12 @@
 // SHA-256, written from the description in FIPS 180-4.
 #include "ring/sha256.h"
 
+#include "ring/secure.h"
+#include "ring/simd.h"
+#ifdef XCLOUD_HAVE_AVX2
+#include "ring/sha256_ni.h"
+#endif
+
 namespace xcloud {
 
 namespace {
@@ -51,14 +57,45 @@ inline void store_be32(uint8_t* p, uint32_t v) {
 
 }  // namespace
 
-Sha256::Sha256() : h_(), buf_(), buf_len_(0), total_len_(0) {
+Sha256::Sha256() : h_(), buf_(), w_(), buf_len_(0), total_len_(0) {
   for (int i = 0; i < 8; ++i) h_[i] = kInit[i];
 }
 
-// Processes one 64-byte message block (FIPS 180-4 section 6.2.2).
-void Sha256::compress(const uint8_t block[64]) {
-  // Message schedule W[0..63].
-  uint32_t w[64];
+Sha256::~Sha256() {
+  secure_zero(buf_.data(), buf_.size());
+  secure_zero(w_.data(), sizeof(w_));
+}
+
+namespace {
+
+bool use_ni() {
+#ifdef XCLOUD_HAVE_AVX2
+  return simd_enabled() && detail::sha256_cpu_has_ni();
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+const char* sha256_path() { return use_ni() ? "sha-ni" : "portable"; }
+
+// Processes `count` 64-byte message blocks (FIPS 180-4 section 6.2.2).
+void Sha256::compress(const uint8_t* blocks, size_t count) {
+#ifdef XCLOUD_HAVE_AVX2
+  if (use_ni()) {
+    detail::sha256_blocks_ni(h_.data(), blocks, count, kRound);
+    return;
+  }
+#endif
+  for (size_t b = 0; b < count; ++b) compress_portable(blocks + 64 * b);
+}
+
+// The portable compression of one block.
+void Sha256::compress_portable(const uint8_t block[64]) {
+  // Message schedule W[0..63], kept in the object so that the destructor can
+  // wipe it (a stack array would be left behind with words of the message).
+  uint32_t* const w = w_.data();
   for (int t = 0; t < 16; ++t) w[t] = load_be32(block + 4 * t);
   for (int t = 16; t < 64; ++t) {
     const uint32_t s0 = rotr32(w[t - 15], 7) ^ rotr32(w[t - 15], 18) ^ (w[t - 15] >> 3);
@@ -102,13 +139,14 @@ void Sha256::update(const void* data, size_t n) {
   if (buf_len_ > 0) {
     while (i < n && buf_len_ < buf_.size()) buf_[buf_len_++] = p[i++];
     if (buf_len_ < buf_.size()) return;
-    compress(buf_.data());
+    compress(buf_.data(), 1);
     buf_len_ = 0;
   }
   // Whole blocks straight from the input.
-  while (n - i >= 64) {
-    compress(p + i);
-    i += 64;
+  const size_t whole = (n - i) / 64;
+  if (whole > 0) {
+    compress(p + i, whole);
+    i += 64 * whole;
   }
   // Keep the tail for later.
   while (i < n) buf_[buf_len_++] = p[i++];
@@ -121,14 +159,14 @@ std::array<uint8_t, 32> Sha256::finish() {
   buf_[buf_len_++] = 0x80;
   if (buf_len_ > 56) {
     while (buf_len_ < 64) buf_[buf_len_++] = 0;
-    compress(buf_.data());
+    compress(buf_.data(), 1);
     buf_len_ = 0;
   }
   while (buf_len_ < 56) buf_[buf_len_++] = 0;
   for (int i = 0; i < 8; ++i) {
     buf_[56 + i] = static_cast<uint8_t>(bit_len >> (56 - 8 * i));
   }
-  compress(buf_.data());
+  compress(buf_.data(), 1);
   buf_len_ = 0;
 
   std::array<uint8_t, 32> out{};

@@ -21,6 +21,9 @@ killed or slow SuperNode), whose node leaves the federation, whose handler
 fails or whose update is rejected is left out of the round and reported
 with the reason; the round completes with the others if at least
 ``min-clients`` valid updates arrived, and fails (model unchanged) otherwise.
+A node whose ``hello`` fails, times out or is malformed does not join; it
+is listed in that round's ``dropped`` as ``node N`` (it has no client id
+yet) and says hello again at the next round.
 A restarted SuperNode joins again at the next round: it gets a new identity
 and MAC key, the CKKS key resealed to it by a client that holds it, and
 the aggregates it lacks to rebuild the global model; in public-key mode,
@@ -50,7 +53,7 @@ from xcloud.deploy.keys import NodeIdentity, open_mac_key
 from xcloud.errors import IntegrityError
 from xcloud.fl.aggregator import Aggregator, RoundSummary
 from xcloud.fl.compression import Codec, make_compression
-from xcloud.fl.errors import UpdateRejected
+from xcloud.fl.errors import NotEnoughClients, UpdateRejected
 from xcloud.fl.sync import fedbuff_buffer
 
 __all__ = ["DeployRound", "DeployServer", "Reply", "Transport"]
@@ -163,6 +166,7 @@ class DeployServer:
         self.signing_key = Ed25519PrivateKey.generate()
         self.session = os.urandom(16)
         self.members: dict[str, _Member] = {}
+        self.join_failures: dict[str, str] = {}  # nodes the last join() could not admit: "node N" -> why
         self.history: list[bytes] = []  # every round's aggregate, for clients that lack some
         self.releases: list[dict[str, bytes]] = []  # public-key mode: the key holder's sealed releases
         self.key_id = b""
@@ -251,7 +255,12 @@ class DeployServer:
         return nodes
 
     def join(self, nodes: list[int]) -> list[str]:
-        """Says hello to nodes the server does not know; returns the client ids that joined."""
+        """Says hello to nodes the server does not know; returns the client ids that joined.
+
+        The nodes that did not join (the exchange failed or timed out, or the
+        reply was refused) are in :attr:`join_failures`, keyed ``"node N"``.
+        """
+        self.join_failures = {}
         known = {m.node_id for m in self.members.values()}
         fresh = [n for n in nodes if n not in known]
         if not fresh:
@@ -263,6 +272,7 @@ class DeployServer:
         answers, failures = self.exchange({n: ("hello", hello) for n in fresh}, self.opts.round_timeout, "hello")
         for nid, why in failures.items():
             log.warning("node %s did not join: %s", nid, why)
+            self.join_failures[f"node {nid}"] = f"did not join: {why}"
         joined: list[str] = []
         for nid, a in sorted(answers.items(), key=lambda kv: str(kv[1].get("client_id"))):
             try:
@@ -270,6 +280,7 @@ class DeployServer:
                 mac = open_mac_key(self.identity, cid, sealed_mac)
             except (ValueError, IntegrityError) as e:  # IntegrityError is a ValueError; named for the reader
                 log.warning("node %s refused: %s", nid, e)
+                self.join_failures[f"node {nid}"] = f"refused at join: {e}"
                 continue
             old = self.members.get(cid)
             if old is not None:
@@ -311,11 +322,19 @@ class DeployServer:
 
         The first setup makes the key set at the key holder (the lowest
         client id); later newcomers get it resealed by a client that holds it.
+
+        Raises
+        ------
+        NotEnoughClients
+            If no key set exists yet and no client has joined to make one.
         """
         if not self.encrypted:
             return {}
         need = [self.members[c] for c in newcomers if not self.members[c].has_key]
         if not self.key_id:
+            if not self.members:
+                why = "; ".join(f"{k} {v}" for k, v in sorted(self.join_failures.items())) or "no node is connected"
+                raise NotEnoughClients(f"no client has joined, so no key set can be made ({why})")
             holder = min(self.members.values(), key=lambda m: m.client_id)
             self.key_holder = holder.client_id
             others = [m for m in self.members.values() if m is not holder]
@@ -450,6 +469,7 @@ class DeployServer:
             self.rounds[-1].val_loss = val_loss
         if self.cfg.key_mode == "public" and self.encrypted:
             self.releases.append(self._release(r, agg, live))
+        dropped.update(self.join_failures)  # not clients yet: reported, not recorded with the aggregator
         row = self._row(r, summary, dropped, stats, len(live), t0, [0] * len(summary.accepted))
         self.rounds.append(row)
         return row
@@ -590,6 +610,7 @@ class DeployServer:
         for cid, why in dropped.items():
             self.aggregator.reject(cid, why)
         dropped.update(rejected)
+        dropped.update(self.join_failures)  # not clients yet: reported, not recorded with the aggregator
         agg, summary = self.aggregator.finish_round()  # NotEnoughClients below min-clients
         self.history.append(agg)
         live = sorted((m for m in self.members.values() if m.node_id in alive), key=lambda m: m.client_id)

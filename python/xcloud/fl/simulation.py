@@ -67,7 +67,7 @@ from xcloud.net import (
     predict_round_time,
     probe_emulated,
 )
-from xcloud.privacy import client_level_epsilon_of, clip_update, effective_multiplier, make_generator, noise_share
+from xcloud.privacy import client_level_epsilon_of, clip_update, effective_multiplier, noise_share
 
 if TYPE_CHECKING:
     from xcloud.privacy.record_dp import RecordDP
@@ -409,12 +409,12 @@ class FederatedRun:
         )
 
     def _client_dp_transform(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Clips an update to ``client_clip`` and adds this client's share of the noise (OS-seeded)."""
+        """Clips an update to ``client_clip`` and adds this client's share of the noise (a fresh DPRandom)."""
         cfg = self.cfg
 
         def transform(delta: np.ndarray) -> np.ndarray:
             clipped, _ = clip_update(torch.from_numpy(delta), cfg.client_clip)
-            noise = noise_share(delta.shape, cfg.client_clip, cfg.client_dp_noise, cfg.clouds, make_generator())
+            noise = noise_share(clipped.shape, cfg.client_clip, cfg.client_dp_noise, cfg.clouds, dtype=clipped.dtype)
             return (clipped + noise).numpy()
 
         return transform

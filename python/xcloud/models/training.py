@@ -345,9 +345,9 @@ def train_local(
                     examples += len(idx)
             else:
                 # Not the batch stream seeded by ``seed`` above: under DP the batches must not be
-                # reproducible from the run's public seed (RecordDP.sampling_generator).
-                dp_sampler = dp.sampling_generator(seed)
-                with dp.private(model, optimizer, noise_generator=dp.noise_generator(seed, device)) as dp_opt:
+                # reproducible from the run's public seed (RecordDP.sampling_source).
+                dp_sampler = dp.sampling_source(seed)
+                with dp.private(model, optimizer, noise=dp.noise_source(seed)) as dp_opt:
                     for _ in range(cfg.local_steps):
                         idx = dp.sample(n, dp_sampler)
                         dp_opt.zero_grad(set_to_none=True)

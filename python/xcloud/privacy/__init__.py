@@ -4,6 +4,8 @@
   through Opacus (per-example clipping, noise and its RDP accountant).
 - ``client_dp``: client-level DP for many-client deployments: clip each update
   and add a 1/sqrt(K) share of Gaussian noise, accounted with dp-accounting.
+- ``randomness``: the noise and the Poisson batches of both, from the kernel's
+  AES-256-CTR under keys from the OS CSPRNG (``DPRandom``).
 
 Privacy spent always comes from a maintained accountant, never from a formula
 of xcloud's own.
@@ -20,10 +22,10 @@ from xcloud.privacy.client_dp import (
     client_level_epsilon_of,
     clip_update,
     effective_multiplier,
-    make_generator,
     noise_multiplier_for,
     noise_share,
 )
+from xcloud.privacy.randomness import DPRandom
 
 if TYPE_CHECKING:
     from xcloud.privacy.record_dp import RecordDP, RecordDPConfig, quiet_rdp_conversion
@@ -40,13 +42,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DPRandom",
     "RecordDP",
     "RecordDPConfig",
     "client_level_epsilon",
     "client_level_epsilon_of",
     "clip_update",
     "effective_multiplier",
-    "make_generator",
     "noise_multiplier_for",
     "noise_share",
     "quiet_rdp_conversion",

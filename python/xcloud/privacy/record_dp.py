@@ -26,8 +26,6 @@ training loss used for dynamic weighting) is not privatised here.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +38,9 @@ from opacus.accountants import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from opacus.grad_sample import GradSampleModule
 from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+
+from xcloud.privacy.randomness import DPRandom
 
 __all__ = ["RecordDP", "RecordDPConfig", "quiet_rdp_conversion"]
 
@@ -75,7 +76,7 @@ class RecordDPConfig:
     target_epsilon: float = 8.0  # budget for the whole planned training, per client
     delta: float = 1e-5  # target delta; keep it well below 1 / records per client
     max_grad_norm: float = 1.0  # per-example gradient clip C (L2)
-    noise_seed: int | None = None  # None: noise from an OS-entropy-seeded generator; int: reproducible (tests only)
+    noise_seed: int | None = None  # None: noise and batches keyed from os.urandom; int: reproducible (tests only)
 
     def __post_init__(self) -> None:
         if not self.target_epsilon > 0:
@@ -116,13 +117,14 @@ class RecordDP:
 
     Notes
     -----
-    Noise is drawn with Opacus's ``secure_mode`` sampler (robust to the
-    floating-point attack of Jin et al., 2021) from a torch generator seeded
-    from ``os.urandom``; the Poisson batches come from another such generator
-    (:meth:`sampling_generator`), not from the run's public seed. A
-    ``config.noise_seed`` makes both reproducible for tests and resume checks,
-    and removable by anyone who knows the seed. PyTorch's generator itself is
-    not a CSPRNG.
+    The noise and the Poisson batches come from two
+    :class:`~xcloud.privacy.randomness.DPRandom` streams (AES-256-CTR in the
+    kernel, keys from ``os.urandom``; each noise value a sum of four
+    Gaussian samples, as Opacus's ``secure_mode`` against the floating-point
+    attack of Jin et al., 2021), never from the run's public seed or from
+    PyTorch's generator. A ``config.noise_seed`` derives their keys
+    instead, which makes both reproducible for tests and resume checks, and
+    removable by anyone who knows the seed.
 
     Not thread-safe: one client trains at a time.
     """
@@ -166,9 +168,9 @@ class RecordDP:
             raise ValueError(f"noise_multiplier must be non-negative, got {noise_multiplier}")
         self.noise_multiplier = float(noise_multiplier)
         self.accountant = RDPAccountant()
-        # The batches drawn from each recent sampling_generator(seed): the cloud's own
+        # The batches drawn from each recent sampling_source(seed): the cloud's own
         # record of what it trained on, for experiments that need the ground truth
-        # (the batches cannot be replayed from the seed; see sampling_generator).
+        # (the batches cannot be replayed from the seed; see sampling_source).
         self._drawn: dict[int, list[torch.Tensor]] = {}
         self._drawing: list[torch.Tensor] | None = None
 
@@ -195,18 +197,18 @@ class RecordDP:
         with quiet_rdp_conversion():
             return float(self.accountant.get_epsilon(delta=self.config.delta if delta is None else delta))
 
-    def noise_generator(self, seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-        """Returns the generator for one round's noise.
+    def noise_source(self, seed: int) -> DPRandom:
+        """Returns the stream of one round's noise.
 
-        Seeded from ``os.urandom`` unless ``config.noise_seed`` is set; then from
+        Keyed from ``os.urandom`` unless ``config.noise_seed`` is set; then from
         a hash of (noise_seed, seed), so each round and client gets its own stream.
         """
-        return self._generator("xcloud-record-dp", seed, device)
+        return self._source("xcloud-record-dp", seed)
 
-    def sampling_generator(self, seed: int) -> torch.Generator:
-        """Returns the CPU generator of one round's Poisson batches (:meth:`sample`).
+    def sampling_source(self, seed: int) -> DPRandom:
+        """Returns the stream of one round's Poisson batches (:meth:`sample`).
 
-        Like the noise, seeded from ``os.urandom`` unless ``config.noise_seed``
+        Like the noise, keyed from ``os.urandom`` unless ``config.noise_seed``
         is set (then from its own hash of (noise_seed, seed)). The accountant's
         amplification by subsampling assumes that no adversary knows which
         steps used a record; batches drawn from the run's seed, which is in the
@@ -216,35 +218,30 @@ class RecordDP:
         self._drawing = self._drawn[int(seed)] = []
         while len(self._drawn) > _KEEP_DRAWN:
             del self._drawn[next(iter(self._drawn))]
-        return self._generator("xcloud-record-dp-sampling", seed, "cpu")
+        return self._source("xcloud-record-dp-sampling", seed)
 
     def drawn_batches(self, seed: int) -> list[torch.Tensor] | None:
-        """The Poisson batches drawn since ``sampling_generator(seed)``, or None if it was not among the last 64 seeds.
+        """The Poisson batches drawn since ``sampling_source(seed)``, or None if it was not among the last 64 seeds.
 
         In process only: this is the cloud's own knowledge of its training, never sent anywhere.
         """
         got = self._drawn.get(int(seed))
         return None if got is None else list(got)
 
-    def _generator(self, label: str, seed: int, device: torch.device | str) -> torch.Generator:
+    def _source(self, label: str, seed: int) -> DPRandom:
         if self.config.noise_seed is None:
-            s = int.from_bytes(os.urandom(8), "little")
-        else:
-            digest = hashlib.blake2b(f"{label}:{self.config.noise_seed}:{seed}".encode(), digest_size=8)
-            s = int.from_bytes(digest.digest(), "little")
-        g = torch.Generator(device=device)
-        g.manual_seed(s & ((1 << 63) - 1))
-        return g
+            return DPRandom()
+        return DPRandom.derived(label, int(self.config.noise_seed), int(seed))
 
-    def sample(self, dataset_size: int, generator: torch.Generator) -> torch.Tensor:
+    def sample(self, dataset_size: int, source: DPRandom) -> torch.Tensor:
         """Draws one Poisson batch: each record is included independently with ``sample_rate``.
 
         Parameters
         ----------
         dataset_size : int
             Must equal the size this object was calibrated for.
-        generator : torch.Generator
-            CPU generator: :meth:`sampling_generator` in ``train_local``.
+        source : DPRandom
+            :meth:`sampling_source` in ``train_local``.
 
         Returns
         -------
@@ -253,16 +250,14 @@ class RecordDP:
         """
         if dataset_size != self.dataset_size:
             raise ValueError(f"RecordDP was calibrated for {self.dataset_size} records, the dataset has {dataset_size}")
-        mask = torch.rand(dataset_size, generator=generator) < self.sample_rate  # (N,)
+        mask = source.bernoulli(dataset_size, self.sample_rate)  # (N,)
         idx = mask.nonzero().squeeze(1)  # (b,)
         if self._drawing is not None:
             self._drawing.append(idx)
         return idx
 
     @contextmanager
-    def private(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, *, noise_generator: torch.Generator
-    ) -> Iterator[DPOptimizer]:
+    def private(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, noise: DPRandom) -> Iterator[DPOptimizer]:
         """Makes ``model`` and ``optimizer`` private for the duration of the block.
 
         Inside the block, compute a loss that is the SUM over the batch of
@@ -278,8 +273,8 @@ class RecordDP:
             The plain model; Opacus hooks are attached to its submodules.
         optimizer : torch.optim.Optimizer
             An optimizer over ``model``'s parameters.
-        noise_generator : torch.Generator
-            From :meth:`noise_generator`, on the model's device.
+        noise : DPRandom
+            From :meth:`noise_source`; the noise is moved to each parameter's device.
 
         Yields
         ------
@@ -292,14 +287,13 @@ class RecordDP:
         the same ``state_dict`` keys.
         """
         gsm = GradSampleModule(model, batch_first=True, loss_reduction="sum", strict=True)
-        dp_optimizer = DPOptimizer(
+        dp_optimizer = _KernelNoiseDPOptimizer(
             optimizer,
+            noise=noise,
             noise_multiplier=self.noise_multiplier,
             max_grad_norm=self.config.max_grad_norm,
             expected_batch_size=self.expected_batch_size,
             loss_reduction="mean",
-            generator=noise_generator,
-            secure_mode=True,
         )
 
         def account(_: Any) -> None:
@@ -364,3 +358,25 @@ class RecordDP:
             )
         self.noise_multiplier = saved
         self.accountant.history = [(float(s), float(q), int(n)) for s, q, n in state["history"]]
+
+
+class _KernelNoiseDPOptimizer(DPOptimizer):
+    """Opacus's DPOptimizer with the Gaussian noise drawn from a :class:`DPRandom`.
+
+    Only :meth:`add_noise` differs: clipping, accumulation, scaling and the
+    step hooks are Opacus's own. Each noise value is already the sum of four
+    Gaussian samples (the kernel's), so Opacus's ``secure_mode``, which does
+    the same with PyTorch's generator, stays off.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, noise: DPRandom, **kwargs: Any) -> None:
+        super().__init__(optimizer, generator=None, secure_mode=False, **kwargs)
+        self._noise = noise
+
+    def add_noise(self) -> None:
+        std = self.noise_multiplier * self.max_grad_norm
+        for p in self.params:
+            _check_processed_flag(p.summed_grad)
+            g = p.summed_grad
+            p.grad = (g + self._noise.gaussian(g.shape, std, dtype=g.dtype, device=g.device)).view_as(p)
+            _mark_as_processed(p.summed_grad)

@@ -315,8 +315,8 @@ def replay_batches(n: int, batch_size: int, steps: int, seed: int, dp: Any = Non
         return drawn
     if dp.config.noise_seed is None:
         raise ValueError(f"the DP batches of seed {seed} come from OS entropy and this RecordDP did not draw them")
-    g = dp.sampling_generator(seed)
-    return [dp.sample(n, g) for _ in range(steps)]
+    source = dp.sampling_source(seed)
+    return [dp.sample(n, source) for _ in range(steps)]
 
 
 def batch_tokens(dataset: Any, batches: Sequence[torch.Tensor | Sequence[int]]) -> np.ndarray:
