@@ -20,6 +20,7 @@ anyone who knows the seed, so production code never does.
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 from collections.abc import Sequence
 
@@ -98,10 +99,7 @@ class DPRandom:
             raise ValueError(f"negative dimension in shape {dims}")
         if not (np.isfinite(std) and std >= 0):
             raise ValueError(f"std must be finite and non-negative, got {std}")
-        count = 1
-        for d in dims:
-            count *= d  # Python integers: no silent overflow
-        values = self._sampler.gaussian(count, float(std))
+        values = self._sampler.gaussian(math.prod(dims), float(std))  # Python integers: no overflow
         return torch.from_numpy(values).reshape(dims).to(dtype=dtype, device=device)
 
     def uniform(self, n: int) -> torch.Tensor:
