@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "ckks/byte_io.h"
 #include "ckks/crt.h"
 #include "ckks/encoder.h"
 #include "ckks/encryptor.h"
@@ -778,6 +779,28 @@ void bench_hash() {
               data.size() / big, small / 1000, sink);
 }
 
+// The wire's residue packing (ckks/byte_io.h) at the presets' widths: 1 M
+// values, packed into and unpacked from a buffer that stays in place.
+void bench_pack() {
+  const size_t n = 1 << 20;
+  std::vector<uint64_t> v(n), back(n);
+  for (int bits : {36, 47}) {
+    uint64_t state = 0x2545f4914f6cdd1dull;
+    for (auto& x : v) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      x = state & ((uint64_t{1} << bits) - 1);
+    }
+    std::vector<uint8_t> bytes(packed_size(n, bits));
+    const double pack = best_ns([&] { pack_bits(v.data(), n, bits, bytes.data()); }, 30);
+    const double unpack =
+        best_ns([&] { unpack_bits(bytes.data(), n, bits, uint64_t{1} << bits, back.data(), "bench"); }, 30);
+    std::printf("pack %d-bit residues (1 M)  pack %.3f ns/value  unpack %.3f ns/value%s\n", bits, pack / n, unpack / n,
+                back == v ? "" : "  MISMATCH");
+  }
+}
+
 // DP randomness (ring/real_sampler.h): Gaussian values from AES-256-CTR, the
 // transform's scalar reference against its AVX2 twin, and the keystream alone.
 void bench_dp_noise() {
@@ -806,6 +829,7 @@ int main(int argc, char** argv) {
   if (want(argc, argv, "poly")) bench_poly();
   if (want(argc, argv, "random")) bench_random();
   if (want(argc, argv, "hash")) bench_hash();
+  if (want(argc, argv, "pack")) bench_pack();
   if (want(argc, argv, "dpnoise")) bench_dp_noise();
   if (want(argc, argv, "aessecret")) bench_aes_secret();
   if (want(argc, argv, "encoder")) bench_encoder();

@@ -661,6 +661,9 @@ PYBIND11_MODULE(_native, m) {
         auto* dst = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(obj));
         {
           py::gil_scoped_release release;
+          // A large bytes object is a fresh, untouched mapping: 2 MiB pages
+          // make its first-touch faults 512 times fewer.
+          advise_huge_pages(dst, size);
           serialize_into(c, dst, size);
         }
         return out;

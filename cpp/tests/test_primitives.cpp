@@ -460,9 +460,10 @@ void test_real_sampler() {
   check(threw, "real sampler: a negative std is refused");
 }
 
-// pack_bits / unpack_bits (the wire's residue packing, a word at a time)
-// against a bit-by-bit reference, for every width and lengths around the
-// word boundaries, and their refusals.
+// pack_bits / unpack_bits (the wire's residue packing: groups of eight,
+// then a word at a time, then bytes) against a bit-by-bit reference, for
+// every width and lengths around the group and word boundaries, and their
+// refusals.
 void test_bit_packing() {
   bool same = true, round_trip = true;
   uint64_t state = 0x9e3779b97f4a7c15ull;
@@ -473,8 +474,9 @@ void test_bit_packing() {
     return state;
   };
   for (int bits = 1; bits <= 57; ++bits) {
-    for (size_t n : {size_t{0}, size_t{1}, size_t{2}, size_t{7}, size_t{8}, size_t{9}, size_t{63}, size_t{64},
-                     size_t{65}, size_t{4096}}) {
+    for (size_t n : {size_t{0}, size_t{1}, size_t{2}, size_t{7}, size_t{8}, size_t{9}, size_t{15}, size_t{16},
+                     size_t{17}, size_t{23}, size_t{24}, size_t{25}, size_t{63}, size_t{64}, size_t{65},
+                     size_t{4095}, size_t{4096}, size_t{4097}}) {
       std::vector<uint64_t> v(n), back(n);
       for (auto& x : v) x = next() & ((uint64_t{1} << bits) - 1);
       std::vector<uint8_t> got(packed_size(n, bits), 0xAA), want(packed_size(n, bits), 0);

@@ -6,6 +6,7 @@
 
 #include "ckks/byte_io.h"
 #include "ckks/errors.h"
+#include "parallel/memory.h"
 #include "ring/sha256.h"
 
 namespace xcloud {
@@ -206,11 +207,12 @@ CiphertextBatch deserialize(const ParamsPtr& params, const uint8_t* data, size_t
     }
   }
   const size_t n = p.n();
-  ct.c0.resize(static_cast<size_t>(ct.n_blocks) * L * n);
+  // Every word is unpacked below; large arrays get the huge-page advice.
+  resize_for_overwrite(ct.c0, static_cast<size_t>(ct.n_blocks) * L * n);
   if (ct.seeded()) {
     ct.seeds.resize(static_cast<size_t>(ct.n_blocks) * K);
   } else {
-    ct.c1.resize(ct.c0.size());
+    resize_for_overwrite(ct.c1, ct.c0.size());
   }
   for (size_t b = 0; b < ct.n_blocks; ++b) {
     for (int part = 0; part < 2; ++part) {
