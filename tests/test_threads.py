@@ -175,34 +175,44 @@ def test_a_freed_ciphertext_buffer_is_reused_for_the_next_update_of_its_size():
     assert T.buffer_pool_stats() == (0, 0)
 
 
-@pytest.mark.parametrize("mode", ["secret", "public"])
-def test_an_aggregate_written_into_a_reused_buffer_does_not_depend_on_its_old_words(mode):
+@pytest.mark.skipif(os.environ.get("XCLOUD_BUFFER_POOL") == "0", reason="the buffer cache is turned off")
+@pytest.mark.parametrize(
+    ("mode", "compact", "k", "form"),
+    [
+        ("secret", True, 3, "seeded-sum"),
+        ("secret", True, 17, "seeded-sum"),  # more inputs than one pass takes
+        ("secret", False, 3, "full"),  # the inputs' c1 expanded into scratch
+        ("public", True, 3, "full"),
+    ],
+)
+def test_an_aggregate_written_into_a_reused_buffer_does_not_depend_on_its_old_words(mode, compact, k, form):
     """aggregate() sizes its outputs without zeroing them: every word must be written.
 
-    The output's c0 (and, from public-key inputs, c1) is 300 x 4096 words, the size of
-    each input's, so it comes from the buffer cache, here holding the words of a
-    public-key ciphertext (encryption writes every word of its c0 and c1).
+    The output's c0 (and, in the full form, c1) is 300 x 4096 words, the size of each
+    input's, so it comes from the buffer cache, here holding the words of a public-key
+    ciphertext (encryption writes every word of its c0 and c1).
     """
     # Prepare
     T = xcloud._native.testing
+    size = 300 * 4096 * 8
     keys = xcloud.CkksContext.preset("compact").keygen_derand(bytes(32 * [9]))
     rng = np.random.default_rng(9)
-
-    xs = rng.uniform(-1, 1, size=(3, 300 * 4096)).astype(np.float32)
-    wanted = [xcloud.encrypt_blocks_derand(keys, x, bytes([i]) * 32, mode=mode) for i, x in enumerate(xs)]
-    weights = [0.25, 0.5, 0.25]
+    xs = rng.uniform(-1, 1, size=(k, 300 * 4096)).astype(np.float32)
+    inputs = [xcloud.encrypt_blocks_derand(keys, x, bytes([i]) * 32, mode=mode) for i, x in enumerate(xs)]
+    weights = xcloud.dyadic_weights(inputs, [1.0 / k] * k)
     T.release_buffer_pool()
-    fresh = xcloud.aggregate(wanted, weights, threads=2)  # into fresh (zeroed) pages
-    assert fresh.c1_form == ("seeded-sum" if mode == "secret" else "full")
+    fresh = xcloud.aggregate(inputs, weights, threads=2, compact=compact)
+    assert fresh.c1_form == form
     fresh_bytes = fresh.to_bytes()
     del fresh
     T.release_buffer_pool()
     other = xcloud.encrypt_blocks(keys, rng.uniform(-1, 1, 300 * 4096).astype(np.float32), mode="public")
     del other
-    assert T.buffer_pool_stats() == (2, 2 * 300 * 4096 * 8)
+    assert T.buffer_pool_stats() == (2, 2 * size)
     # Execute
-    again = xcloud.aggregate(wanted, weights, threads=2)
-    # Assert
+    again = xcloud.aggregate(inputs, weights, threads=2, compact=compact)
+    # Assert: it took the cached buffers (one for c0, one more for a full c1), and wrote over every old word
+    assert T.buffer_pool_stats() == ((1, size) if form == "seeded-sum" else (0, 0))
     assert again.to_bytes() == fresh_bytes
     T.release_buffer_pool()
 

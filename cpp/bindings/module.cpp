@@ -661,8 +661,10 @@ PYBIND11_MODULE(_native, m) {
         auto* dst = reinterpret_cast<uint8_t*>(PyBytes_AS_STRING(obj));
         {
           py::gil_scoped_release release;
-          // A large bytes object is a fresh, untouched mapping: 2 MiB pages
-          // make its first-touch faults 512 times fewer.
+          // A bytes object above glibc's mmap threshold (32 MiB at most) is
+          // a fresh, untouched mapping: 2 MiB pages make its first-touch
+          // faults 512 times fewer. Smaller ones may reuse heap memory; the
+          // advice is then only a hint on pages that are ours until freed.
           advise_huge_pages(dst, size);
           serialize_into(c, dst, size);
         }

@@ -166,10 +166,11 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
   out.seeds_per_block = out_seeds;
   const int threads = effective_threads(threads_req, out.n_blocks);
   // The outputs are sized, not zeroed: the first pass over each (block,
-  // prime) below writes every word of it (accumulate = false), so the pages
-  // are first touched by the workers, in parallel. Zeroing them first was
-  // one more serial pass over the output (6% of a one-thread aggregation of
-  // ten 10 M-value compact ciphertexts, measured).
+  // prime) below writes every word of it (accumulate = false; there is at
+  // least one input), so fresh pages are first touched by the workers, in
+  // parallel, and a buffer from the cache (parallel/memory.h) has all its
+  // old words replaced. Zeroing first was one more pass over the output (6%
+  // of a one-thread aggregation of ten 10 M-value compact ciphertexts).
   resize_for_overwrite(out.c0, first.c0.size());
   if (full_c1) {
     resize_for_overwrite(out.c1, first.c0.size());
@@ -221,11 +222,13 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
   // Full form: every seeded input's c1 is regenerated as at decryption.
   std::vector<std::unique_ptr<SeededC1>> expander(K);
   size_t expand_words = 0;
+  bool any_expanded = false;
   if (full_c1) {
     for (size_t i = 0; i < K; ++i) {
       if (!inputs[i]->seeded()) continue;
       expander[i] = std::make_unique<SeededC1>(*inputs[i]);
       expand_words = std::max(expand_words, expander[i]->scratch_words());
+      any_expanded = true;
     }
   }
   // Inputs per pass over an output polynomial: every pass after the first
@@ -250,7 +253,7 @@ CiphertextBatch aggregate(const std::vector<const CiphertextBatch*>& inputs, con
       }
     }
     auto& a = scratch[static_cast<size_t>(worker)];
-    if (full_c1 && a.empty()) a.resize(kChunk * n + expand_words);
+    if (any_expanded && a.empty()) a.resize(kChunk * n + expand_words);
     const u64* p0[kChunk];
     const u64* p1[kChunk];
     for (size_t j = 0; j < L; ++j) {

@@ -1,6 +1,7 @@
 // Dispatchers and portable references of poly_ops.h.
 #include "ring/poly_ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ring/poly_ops_avx2.h"
@@ -132,6 +133,10 @@ void poly_scalar_mul_add(u64* out, const u64* a, u64 w, u64 w_shoup, size_t n, u
 
 void poly_weighted_sum(u64* out, const u64* const* in, const u64* w, const u64* w_shoup, size_t count, size_t n, u64 q,
                        bool accumulate) {
+  if (count == 0) {  // the AVX2 kernel writes nothing then; the contract says out = 0
+    if (!accumulate) std::fill(out, out + n, u64{0});
+    return;
+  }
   const size_t v = simd_part(n, q);
 #ifdef XCLOUD_HAVE_AVX2
   if (v) detail::poly_weighted_sum_avx2(out, in, w, count, v, q, accumulate);
