@@ -31,10 +31,24 @@ class CrtReconstructor {
   // reference: the rows added into `r` (L * n words) with poly_add, then
   // centered_doubles. Same output bit for bit on either path.
   void centered_doubles_of_sum(const u64* a, const u64* b, u64* r, size_t n, double scale, double* out) const;
+  // out[i] = T(the same value) for i in [0, count), count <= n: decryption
+  // under the coefficient encoding, which stores the first count values of a
+  // block straight into the caller's array. For L = 1 with AVX2 one fused
+  // pass that converts and stores them (crt1_sum_centered_floats_avx2 for
+  // float32); otherwise centered_doubles_of_sum into `tmp` (n doubles), then
+  // the conversion. Same output bit for bit on either path.
+  void centered_values_of_sum(const u64* a, const u64* b, u64* r, size_t n, size_t count, double scale, float* out,
+                              double* tmp) const;
+  void centered_values_of_sum(const u64* a, const u64* b, u64* r, size_t n, size_t count, double scale, double* out,
+                              double* tmp) const;
   // The portable reference of centered_doubles.
   void centered_doubles_scalar(const u64* r, size_t n, double scale, double* out) const;
 
  private:
+  template <typename T>
+  void centered_values_of_sum_impl(const u64* a, const u64* b, u64* r, size_t n, size_t count, double scale, T* out,
+                                   double* tmp) const;
+
   std::vector<u64> primes_;
   std::vector<u64> inv_;        // inv_[i * L + j] = q_j^-1 mod q_i for j < i
   std::vector<u64> inv_shoup_;  // Shoup companions of inv_

@@ -52,18 +52,32 @@ void crt1_centered_doubles_avx2(const uint64_t* r0, size_t n, uint64_t q, uint64
   }
 }
 
+namespace {
+// centred((a + b) mod q) * scale for the four lanes at a + i, b + i.
+inline __m256d sum_centered4(const uint64_t* a, const uint64_t* b, __m256d qd, __m256d hd, __m256d sc) {
+  // exact: a, b < 2^50, so v = a + b < 2^51 and every step below is an integer below 2^52
+  const __m256d v = _mm256_add_pd(u64_to_pd(load_u64(a)), u64_to_pd(load_u64(b)));
+  const __m256d r = _mm256_sub_pd(v, _mm256_and_pd(_mm256_cmp_pd(v, qd, _CMP_GE_OQ), qd));  // (a + b) mod q
+  const __m256d x = _mm256_sub_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, hd, _CMP_GT_OQ), qd));
+  return _mm256_mul_pd(x, sc);
+}
+}  // namespace
+
 void crt1_sum_centered_doubles_avx2(const uint64_t* a, const uint64_t* b, size_t n, uint64_t q, uint64_t q_half,
                                     double scale, double* out) {
   const __m256d qd = _mm256_set1_pd(static_cast<double>(q));
   const __m256d hd = _mm256_set1_pd(static_cast<double>(q_half));
   const __m256d sc = _mm256_set1_pd(scale);
-  for (size_t i = 0; i < n; i += 4) {
-    // exact: a, b < 2^50, so v = a + b < 2^51 and every step below is an integer below 2^52
-    const __m256d v = _mm256_add_pd(u64_to_pd(load_u64(a + i)), u64_to_pd(load_u64(b + i)));
-    const __m256d r = _mm256_sub_pd(v, _mm256_and_pd(_mm256_cmp_pd(v, qd, _CMP_GE_OQ), qd));  // (a + b) mod q
-    const __m256d x = _mm256_sub_pd(r, _mm256_and_pd(_mm256_cmp_pd(r, hd, _CMP_GT_OQ), qd));
-    _mm256_storeu_pd(out + i, _mm256_mul_pd(x, sc));
-  }
+  for (size_t i = 0; i < n; i += 4) _mm256_storeu_pd(out + i, sum_centered4(a + i, b + i, qd, hd, sc));
+}
+
+void crt1_sum_centered_floats_avx2(const uint64_t* a, const uint64_t* b, size_t n, uint64_t q, uint64_t q_half,
+                                   double scale, float* out) {
+  const __m256d qd = _mm256_set1_pd(static_cast<double>(q));
+  const __m256d hd = _mm256_set1_pd(static_cast<double>(q_half));
+  const __m256d sc = _mm256_set1_pd(scale);
+  // vcvtpd2ps rounds to nearest even (the default MXCSR mode), as static_cast<float> does.
+  for (size_t i = 0; i < n; i += 4) _mm_storeu_ps(out + i, _mm256_cvtpd_ps(sum_centered4(a + i, b + i, qd, hd, sc)));
 }
 
 }  // namespace detail

@@ -23,6 +23,9 @@ void crt1_centered_doubles_avx2(const uint64_t* r0, size_t n, uint64_t q, uint64
 // q < 2^50 (so a + b < 2^51 is exact as a double); n a multiple of 4.
 void crt1_sum_centered_doubles_avx2(const uint64_t* a, const uint64_t* b, size_t n, uint64_t q, uint64_t q_half,
                                     double scale, double* out);
+// The same, rounded to float32 (nearest, ties to even) as it is stored.
+void crt1_sum_centered_floats_avx2(const uint64_t* a, const uint64_t* b, size_t n, uint64_t q, uint64_t q_half,
+                                   double scale, float* out);
 
 }  // namespace detail
 }  // namespace xcloud

@@ -298,15 +298,14 @@ void decrypt_impl(const KeySet& keys, const CiphertextBatch& ct, T* out, int thr
       }
       params.ntt(j).inverse_mul(t, c1j, sk.ntt.data() + j * n, sk.ntt_shoup.data() + j * n);
     }
-    // c0 + c1*s, centred, as doubles (one fused pass for one prime with AVX2; s.t2 is the sum's scratch otherwise)
-    crt.centered_doubles_of_sum(c0, cs, s.t2.data(), n, 1.0 / ct.scale, s.m.data());
+    // c0 + c1*s, centred and scaled (one fused pass for one prime with AVX2; s.t2 is the sum's scratch otherwise)
     const uint64_t begin = static_cast<uint64_t>(b) * n;
     const size_t count = static_cast<size_t>(std::min<uint64_t>(n, ct.n_values - begin));
     if (params.encoding() == Encoding::kCoefficients) {
-      const double* m = s.m.data();
-      T* o = out + begin;
-      for (size_t i = 0; i < count; ++i) o[i] = static_cast<T>(m[i]);
+      // Value i is coefficient i: straight into the output, converted in the same pass.
+      crt.centered_values_of_sum(c0, cs, s.t2.data(), n, count, 1.0 / ct.scale, out + begin, s.m.data());
     } else {
+      crt.centered_doubles_of_sum(c0, cs, s.t2.data(), n, 1.0 / ct.scale, s.m.data());
       params.encoder().decode(s.m.data(), out + begin, count, s.z.data());
     }
   });
