@@ -461,6 +461,29 @@ def test_compact_aggregate_of_many_inputs_simd_matches_scalar() -> None:
 
 
 @needs_simd
+@pytest.mark.parametrize("length", [2, 3, 4096 + 1, 4096 + 2, 4096 + 3, 4096 + 7, 2 * 4096])
+def test_compact_decryption_of_partial_blocks_simd_matches_scalar(length: int) -> None:
+    """The coefficient encoding decrypts straight into the output, 4 values per AVX2 step, the rest on the
+    portable path: every tail length, in both dtypes, on both paths, and float32 = float64 rounded."""
+    # Prepare
+    keys = xcloud.CkksContext.preset("compact").keygen_derand(bytes(32 * [6]))
+    x = np.random.default_rng(length).uniform(-1, 1, length).astype(np.float32)
+    ct = xcloud.encrypt_blocks_derand(keys, x, bytes(32 * [7]), threads=1)
+
+    def run() -> tuple[bytes, bytes]:
+        y32 = np.asarray(xcloud.decrypt_blocks(keys, ct, threads=2, dtype="float32"))
+        y64 = np.asarray(xcloud.decrypt_blocks(keys, ct, threads=2, dtype="float64"))
+        assert y32.shape == y64.shape == (length,)
+        assert np.array_equal(y32, y64.astype(np.float32))
+        return y32.tobytes(), y64.tobytes()
+
+    # Execute
+    scalar, simd = both_paths(run)
+    # Assert
+    assert scalar == simd
+
+
+@needs_simd
 def test_threads_and_paths_agree() -> None:
     spec = CONTEXTS[0]
     scalar_1, simd_2 = both_paths(lambda: (run_everything(spec, 1), run_everything(spec, 2)))

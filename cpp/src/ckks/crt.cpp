@@ -76,26 +76,23 @@ void CrtReconstructor::centered_doubles_of_sum(const u64* a, const u64* b, u64* 
   centered_doubles(r, n, scale, out);
 }
 
+#ifdef XCLOUD_HAVE_AVX2
 namespace {
 void crt1_sum_centered_simd(const u64* a, const u64* b, size_t n, u64 q, u64 q_half, double scale, float* out) {
-#ifdef XCLOUD_HAVE_AVX2
   detail::crt1_sum_centered_floats_avx2(a, b, n, q, q_half, scale, out);
-#endif
 }
 void crt1_sum_centered_simd(const u64* a, const u64* b, size_t n, u64 q, u64 q_half, double scale, double* out) {
-#ifdef XCLOUD_HAVE_AVX2
   detail::crt1_sum_centered_doubles_avx2(a, b, n, q, q_half, scale, out);
-#endif
 }
 }  // namespace
+#endif
 
 template <typename T>
 void CrtReconstructor::centered_values_of_sum_impl(const u64* a, const u64* b, u64* r, size_t n, size_t count,
                                                    double scale, T* out, double* tmp) const {
-  size_t done = 0;
 #ifdef XCLOUD_HAVE_AVX2
   if (primes_.size() == 1 && primes_[0] < (u64{1} << kMaxPrimeBits) && simd_enabled()) {
-    done = count & ~size_t{3};
+    const size_t done = count & ~size_t{3};
     crt1_sum_centered_simd(a, b, done, primes_[0], static_cast<u64>(q_half_), scale, out);
     if (done == count) return;
     // The last count % 4 values on the portable path (one prime: rows of any length).
@@ -106,7 +103,7 @@ void CrtReconstructor::centered_values_of_sum_impl(const u64* a, const u64* b, u
   }
 #endif
   centered_doubles_of_sum(a, b, r, n, scale, tmp);
-  for (size_t i = done; i < count; ++i) out[i] = static_cast<T>(tmp[i]);
+  for (size_t i = 0; i < count; ++i) out[i] = static_cast<T>(tmp[i]);
 }
 
 void CrtReconstructor::centered_values_of_sum(const u64* a, const u64* b, u64* r, size_t n, size_t count,

@@ -35,8 +35,8 @@ class CrtReconstructor {
   // under the coefficient encoding, which stores the first count values of a
   // block straight into the caller's array. For L = 1 with AVX2 one fused
   // pass that converts and stores them (crt1_sum_centered_floats_avx2 for
-  // float32); otherwise centered_doubles_of_sum into `tmp` (n doubles), then
-  // the conversion. Same output bit for bit on either path.
+  // float32); otherwise centered_doubles_of_sum into `tmp` (n doubles; `r`
+  // L * n words), then the conversion. Same output bit for bit on either path.
   void centered_values_of_sum(const u64* a, const u64* b, u64* r, size_t n, size_t count, double scale, float* out,
                               double* tmp) const;
   void centered_values_of_sum(const u64* a, const u64* b, u64* r, size_t n, size_t count, double scale, double* out,
