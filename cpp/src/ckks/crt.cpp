@@ -95,9 +95,9 @@ void CrtReconstructor::centered_values_of_sum_impl(const u64* a, const u64* b, u
     const size_t done = count & ~size_t{3};
     crt1_sum_centered_simd(a, b, done, primes_[0], static_cast<u64>(q_half_), scale, out);
     if (done == count) return;
-    // The last count % 4 values on the portable path (one prime: rows of any length).
-    poly_add(r + done, a + done, b + done, count - done, primes_[0]);
-    centered_doubles_scalar(r + done, count - done, scale, tmp);
+    // The last count % 4 values: centered_doubles_of_sum's own tail (one
+    // prime, so rows of any length are valid).
+    centered_doubles_of_sum(a + done, b + done, r + done, count - done, scale, tmp);
     for (size_t i = done; i < count; ++i) out[i] = static_cast<T>(tmp[i - done]);
     return;
   }

@@ -1,6 +1,5 @@
 #include "parallel/memory.h"
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
@@ -141,13 +140,6 @@ void reserve_huge(Vec& v, size_t n) {
 void resize_zeroed(std::vector<uint64_t>& v, size_t n) {
   reserve_huge(v, n);
   v.resize(n);
-}
-
-void resize_zeroed(WordVector& v, size_t n) {
-  reserve_huge(v, n);
-  const size_t old = v.size();
-  v.resize(n);  // new words unwritten (DefaultInitAllocator)
-  if (n > old) std::fill(v.begin() + static_cast<std::ptrdiff_t>(old), v.end(), uint64_t{0});
 }
 
 void resize_for_overwrite(WordVector& v, size_t n) {

@@ -102,7 +102,7 @@ bool operator!=(const DefaultInitAllocator<T>&, const DefaultInitAllocator<U>&) 
 }
 
 // Residue arrays of ciphertexts (ckks/ciphertext.h). Note: resize() does not
-// zero new words; use resize_zeroed where zeros are meant. Large ones come
+// zero new words; write zeros explicitly where they are meant. Large ones come
 // from the buffer cache above (their previous contents are ciphertext words,
 // never secrets: no secret lives in a WordVector).
 using WordVector = std::vector<uint64_t, DefaultInitAllocator<uint64_t>>;
@@ -112,7 +112,6 @@ using WordVector = std::vector<uint64_t, DefaultInitAllocator<uint64_t>>;
 // where unsupported). The contents are exactly those of v.resize(n) for a
 // std::vector.
 void resize_zeroed(std::vector<uint64_t>& v, size_t n);
-void resize_zeroed(WordVector& v, size_t n);
 
 // Resizes an empty vector to n words that the caller will overwrite, every
 // one, before anything reads them (their values until then are unspecified),
