@@ -122,7 +122,14 @@ def _config(args: argparse.Namespace) -> tuple[RunConfig, list[float], list[str]
         raise ValueError(f"--bandwidths must be positive numbers, got {bandwidths}")
     # Ten local steps per round, as the figures were first measured with (the main job's default is five).
     base = RunConfig(
-        rounds=rounds, local_steps=10, seed=int(args.seed), probe_links=False, min_clients=2, **PLAIN_FEDAVG
+        rounds=rounds,
+        local_steps=10,
+        batch_size=16,  # batch and data as first measured (the main job's default changed on 2026-12-02)
+        notes_per_hospital=300,
+        seed=int(args.seed),
+        probe_links=False,
+        min_clients=2,
+        **PLAIN_FEDAVG,
     )
     if short:
         base = replace(base, **SHORT_OVERRIDES)

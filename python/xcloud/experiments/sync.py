@@ -96,7 +96,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
     base = RunConfig(
         method=args.method,
         rounds=rounds,
-        local_steps=10,  # as the experiment was first measured (the main job's default is five)
+        # Steps, batch and data as the experiment was first measured (the main job's default
+        # is now five steps of 64 over 3,000 notes per hospital).
+        local_steps=10,
+        batch_size=16,
+        notes_per_hospital=300,
         seed=int(args.seed),
         partition=args.partition,
         links=LINKS,

@@ -40,10 +40,16 @@ class RunConfig:
     clouds: int = field(default=4, metadata={"help": "number of clouds (federated clients)"})
     rounds: int = field(default=20, metadata={"help": "federated rounds"})
     local_steps: int = field(default=5, metadata={"help": "local optimizer steps per client and round"})
-    batch_size: int = field(default=16, metadata={"help": "sequences per local step"})
+    batch_size: int = field(
+        default=64,
+        metadata={"help": "sequences per local step (under DP-SGD the expected size of its Poisson batches)"},
+    )
     lr: float = field(default=3e-3, metadata={"help": "AdamW learning rate of local training"})
     seed: int = field(default=0, metadata={"help": "seed of data generation, partitioning, model init and sampling"})
-    notes_per_hospital: int = field(default=300, metadata={"help": "synthetic ICU notes per hospital"})
+    notes_per_hospital: int = field(
+        default=3000,
+        metadata={"help": "synthetic ICU notes per hospital (record-level DP needs thousands: see README)"},
+    )
     data: str = field(default="", metadata={"help": "directory of your own .txt/.jsonl files (default: synthetic)"})
     partition: str = field(
         default="natural", metadata={"help": "natural (by hospital), iid, dirichlet, quantity (size skew)"}
