@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from xcloud.fl.config import RunConfig
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import selective_plan
+from xcloud.fl.simulation import make_strategy
 from xcloud.fl.strategies import ClientReport, DynamicWeighting, FedAvg, HybridEncryption, PrintedWeighting, cap_shares
 
 
@@ -40,6 +42,18 @@ def test_printed_formula_gives_more_weight_to_higher_loss_and_less_data():
     less_data = printed.weights(_reports([300, 100], [1.0, 1.0], [100.0, 100.0]))
     assert higher_loss[1] > higher_loss[0]
     assert less_data[1] > less_data[0]
+
+
+def test_xcloud_default_weights_favour_bandwidth_but_mildly():
+    # The default run's four links (1000 / 500 / 100 / 50 Mbit/s), equal data and loss: bandwidth^0.1 keeps the
+    # order but gives the slowest cloud at least 0.2 of the weight (bandwidth^0.5 gave it 0.10; README).
+    cfg = RunConfig(method="xcloud")
+    strategy = make_strategy(cfg)
+    w = strategy.weights(_reports([2550] * 4, [3.0] * 4, [1000.0, 500.0, 100.0, 50.0]))
+    assert list(w) == sorted(w, reverse=True)
+    assert w.min() >= 0.2 and w.max() <= 0.3
+    np.testing.assert_allclose(w.sum(), 1.0)
+    assert cfg.weight_alpha == 0.1
 
 
 def test_dynamic_weighting_is_bounded():

@@ -188,7 +188,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     candidates = args.candidates if args.candidates is not None else (200 if short else 1000)
     if candidates < 1:
         raise ValueError(f"--candidates must be at least 1, got {candidates}")
-    base = RunConfig(seed=int(args.seed), min_clients=2, **PLAIN_FEDAVG, **(SHORT if short else FULL))
+    # weight_alpha 0.5: xcloud's dynamic weights as the experiment was first measured (xcloud run's default
+    # is 0.1 since 2026-12-03).
+    base = RunConfig(seed=int(args.seed), min_clients=2, weight_alpha=0.5, **PLAIN_FEDAVG, **(SHORT if short else FULL))
     base = replace(base, rounds=rounds)
     base.validate()
     return {

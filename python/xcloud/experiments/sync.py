@@ -101,6 +101,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         local_steps=10,
         batch_size=16,
         notes_per_hospital=300,
+        weight_alpha=0.5,  # --method xcloud's dynamic weights as first measured (the default is 0.1 since 2026-12-03)
         seed=int(args.seed),
         partition=args.partition,
         links=LINKS,
