@@ -13,6 +13,7 @@ import tomllib
 
 from xcloud.fl.compression import CODECS, MAX_CHUNK, POLICIES
 from xcloud.fl.global_step import global_step_config
+from xcloud.fl.strategies.dynamic import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_MAX_SHARE
 from xcloud.net.links import PRESETS as LINK_PRESETS
 
 __all__ = ["METHODS", "PLAIN_FEDAVG", "RunConfig", "load_config"]
@@ -113,14 +114,18 @@ class RunConfig:
     )
     client_clip: float = field(default=1.0, metadata={"help": "client-level DP: L2 clip norm of each update"})
     weight_alpha: float = field(
-        default=0.1,
+        default=DEFAULT_ALPHA,
         metadata={
             "help": "dynamic weights: exponent of relative bandwidth (0.5 doubled xcloud's perplexity on the default "
             "non-IID split under DP: see README)"
         },
     )
-    weight_beta: float = field(default=1.0, metadata={"help": "dynamic weights: exponent of inverse relative loss"})
-    max_share: float = field(default=0.5, metadata={"help": "dynamic weights: largest share of one client"})
+    weight_beta: float = field(
+        default=DEFAULT_BETA, metadata={"help": "dynamic weights: exponent of inverse relative loss"}
+    )
+    max_share: float = field(
+        default=DEFAULT_MAX_SHARE, metadata={"help": "dynamic weights: largest share of one client"}
+    )
     links: list[str] = field(
         default_factory=lambda: ["same-region", "cross-region", "intercontinental", "edge"],
         metadata={

@@ -19,7 +19,12 @@ import numpy as np
 
 from xcloud.fl.strategies.base import ClientReport, Strategy
 
-__all__ = ["DynamicWeighting", "PrintedWeighting", "cap_shares"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_BETA", "DEFAULT_MAX_SHARE", "DynamicWeighting", "PrintedWeighting", "cap_shares"]
+
+# Defaults of DynamicWeighting, which xcloud run's --weight-alpha, --weight-beta and --max-share share.
+DEFAULT_ALPHA = 0.1
+DEFAULT_BETA = 1.0
+DEFAULT_MAX_SHARE = 0.5
 
 
 def cap_shares(w: np.ndarray, max_share: float) -> np.ndarray:
@@ -61,7 +66,13 @@ class DynamicWeighting(Strategy):
         Encrypt the whole update (a hybrid plan is added by :class:`HybridEncryption`).
     """
 
-    def __init__(self, alpha: float = 0.1, beta: float = 1.0, max_share: float = 0.5, encrypt: bool = False) -> None:
+    def __init__(
+        self,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+        max_share: float = DEFAULT_MAX_SHARE,
+        encrypt: bool = False,
+    ) -> None:
         if alpha < 0 or beta < 0:
             raise ValueError("alpha and beta must be non-negative")
         if not 0 < max_share <= 1:
