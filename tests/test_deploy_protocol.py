@@ -565,7 +565,7 @@ def test_app_template_config_is_a_valid_run_config() -> None:
     cfg = run_config_from_flower(config)  # every key known, every value of the right type
     DeployOptions(config)
     assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
-    assert (cfg.drift_correction, cfg.server_momentum) == ("scaffold", 0.5) and cfg.dp_lr == 0.01  # as xcloud run
+    assert (cfg.drift_correction, cfg.server_momentum) == ("auto", 0.5) and cfg.dp_lr == 0.01  # as xcloud run
 
 
 def test_restarted_node_is_charged_for_the_trainings_before_its_restart() -> None:

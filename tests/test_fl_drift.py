@@ -162,18 +162,47 @@ def test_config_refuses_unknown_values_client_level_dp_and_topk():
 
 
 def test_the_main_job_corrects_drift_by_default_and_says_how_to_turn_it_off():
-    """xcloud run's default: SCAFFOLD, FedAvgM 0.5, twenty rounds of five local steps of 64 (README, issue 4)."""
+    """xcloud run's default: SCAFFOLD (auto), FedAvgM 0.5, twenty rounds of five local steps of 64 (README, issue 4)."""
     from xcloud.fl.config import PLAIN_FEDAVG, RunConfig
 
     cfg = RunConfig()
-    assert (cfg.drift_correction, cfg.server_momentum, cfg.rounds, cfg.local_steps) == ("scaffold", 0.5, 20, 5)
+    assert (cfg.drift_correction, cfg.server_momentum, cfg.rounds, cfg.local_steps) == ("auto", 0.5, 20, 5)
     # Thousands of records per cloud and batches of 64, for record-level DP-SGD (README: 2.7x fedavg, not 12x).
     assert (cfg.notes_per_hospital, cfg.batch_size) == (3000, 64)
     for kw in ({"compression": "auto"}, {"compression": "topk"}, {"client_dp_noise": 1.0}):
-        with pytest.raises(ValueError, match="--drift-correction none"):
-            RunConfig(**kw).validate()
+        with pytest.raises(ValueError, match="--drift-correction auto"):
+            RunConfig(**kw, drift_correction="scaffold").validate()
+        RunConfig(**kw).validate()  # auto turns SCAFFOLD off where it cannot run
+        assert not RunConfig(**kw).scaffold
         RunConfig(**kw, **PLAIN_FEDAVG).validate()
     assert PLAIN_FEDAVG == {"drift_correction": "none", "server_momentum": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("method", "drift", "expected"),
+    [
+        ("fedavg", "auto", True),
+        ("he", "auto", True),
+        ("dp", "auto", False),  # under DP-SGD the control variates carry its noise (README)
+        ("xcloud", "auto", False),
+        ("centralized", "auto", False),
+        ("centralized", "scaffold", False),  # nothing to correct
+        ("xcloud", "scaffold", True),  # an explicit choice is kept
+        ("dp", "scaffold", True),
+        ("fedavg", "none", False),
+        ("he", "none", False),
+    ],
+)
+def test_auto_drift_correction_resolves_per_method(method, drift, expected, tmp_path):
+    from xcloud.fl.config import RunConfig
+
+    cfg = RunConfig(method=method, drift_correction=drift)
+    cfg.validate()
+    assert cfg.scaffold is expected
+    if method in ("dp", "xcloud", "fedavg"):  # the run follows the config: control variates travel or not
+        run = FederatedRun(replace(TINY, method=method, drift_correction=drift, probe_links=False), tmp_path)
+        assert run.scaffold is expected
+        assert (run.plan.layout.total == 2 * run.layout.total) is expected
 
 
 @pytest.mark.parametrize("short", [False, True])

@@ -223,7 +223,7 @@ def measure(
     ValueError
         With drift correction (its conventional-FL byte counts assume model-sized updates).
     """
-    if base.drift_correction != "none":
+    if base.scaffold:
         raise ValueError("the bandwidth experiment measures updates without drift correction")
     rows: list[dict[str, Any]] = []
     pairs = [(m, bw) for m in methods for bw in bandwidths]

@@ -451,7 +451,7 @@ def measure_method(
         Per round, client and observer rows (:data:`COLUMNS`); the final
         model's meters; per-round cost rows (bytes, times).
     """
-    if cfg.drift_correction != "none":
+    if cfg.scaffold:
         raise ValueError("the leakage experiment attacks updates without drift correction (no control-variate attack)")
     rec = Recorder()
     run: FederatedRun

@@ -19,7 +19,7 @@ from xcloud.net.links import PRESETS as LINK_PRESETS
 __all__ = ["METHODS", "PLAIN_FEDAVG", "RunConfig", "load_config"]
 
 METHODS = ("centralized", "fedavg", "he", "dp", "xcloud")
-DRIFT_CORRECTIONS = ("none", "scaffold")  # see xcloud.fl.drift
+DRIFT_CORRECTIONS = ("auto", "none", "scaffold")  # see xcloud.fl.drift and RunConfig.scaffold
 # Plain FedAvg: no drift correction, no server momentum (xcloud run's default
 # adds both since 2026-12-02). The paper's experiments run with it: their
 # attacks and byte counts are about plain model updates.
@@ -207,11 +207,13 @@ class RunConfig:
         default=1e-3, metadata={"help": "adam global step: added to the root of the second moment"}
     )
     drift_correction: str = field(
-        default="scaffold",
+        default="auto",
         metadata={
             "help": "scaffold: each local gradient is shifted by the federation's control variate minus the "
-            "cloud's own (SCAFFOLD; the control variate travels in the update, protected like it, doubling it), "
-            "or none (needed for topk/auto compression and client-level DP)"
+            "cloud's own (SCAFFOLD; the control variate travels in the update, protected like it, doubling it); "
+            "none; or auto: scaffold for fedavg and he, none for dp and xcloud (under DP-SGD the control "
+            "variates carry its noise and double the upload: README) and wherever scaffold "
+            "cannot run (topk/auto compression, client-level DP)"
         },
     )
     compression: str = field(
@@ -237,6 +239,29 @@ class RunConfig:
     device: str = field(default="auto", metadata={"help": "training device: auto, cpu, cuda"})
     out: str = field(default="runs", metadata={"help": "directory under which the run directory is created"})
 
+    @property
+    def scaffold(self) -> bool:
+        """Whether the run corrects drift with SCAFFOLD (``drift_correction`` resolved for ``method``).
+
+        ``auto`` turns it on for the federated methods without record-level DP
+        (fedavg, he) and off for dp and xcloud: there the control variates are
+        means of noised gradients, which fed the DP noise back into every step
+        and doubled the upload while the perplexity got worse (README, "Drift
+        correction"). It is also off wherever an explicit ``scaffold`` would be
+        refused (topk or auto compression, client-level DP) and for
+        centralized training, which has nothing to correct.
+        """
+        if self.method == "centralized" or self.drift_correction == "none":
+            return False
+        if self.drift_correction == "scaffold":
+            return True
+        return not (
+            self.method in ("dp", "xcloud")
+            or "topk" in (self.compression, self.downlink_compression)
+            or self.compression == "auto"
+            or self.client_dp_noise > 0
+        )
+
     def validate(self) -> None:
         """Raises ValueError for an inconsistent configuration."""
         for f in fields(self):
@@ -255,24 +280,24 @@ class RunConfig:
         if not self.dp_lr >= 0:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.drift_correction not in DRIFT_CORRECTIONS:
-            raise ValueError(f"drift_correction must be 'none' or 'scaffold', got {self.drift_correction!r}")
+            raise ValueError(f"drift_correction must be 'auto', 'none' or 'scaffold', got {self.drift_correction!r}")
         if self.drift_correction == "scaffold" and "topk" in (self.compression, self.downlink_compression):
             raise ValueError(
-                "drift_correction scaffold (the default) cannot be combined with topk compression: error feedback "
+                "drift_correction scaffold cannot be combined with topk compression: error feedback "
                 "holds back most of each control-variate increment, so c and c_i stop describing the same "
                 "gradients (ten rounds of ten steps: perplexity 40.9 against 6.2 uncompressed); use q8, or "
-                "drift_correction none (--drift-correction none)"
+                "drift_correction none or auto (--drift-correction auto)"
             )
         if self.drift_correction == "scaffold" and self.compression == "auto":
             raise ValueError(
-                "drift_correction scaffold (the default) cannot be combined with compression auto (it may pick "
-                "topk); use drift_correction none (--drift-correction none) with it"
+                "drift_correction scaffold cannot be combined with compression auto (it may pick "
+                "topk); use drift_correction none or auto (--drift-correction auto) with it"
             )
         if self.drift_correction == "scaffold" and self.client_dp_noise > 0:
             raise ValueError(
-                "drift_correction scaffold (the default) cannot be combined with client-level DP: the control "
-                "variate would travel without the client-level noise; use drift_correction none "
-                "(--drift-correction none) with it"
+                "drift_correction scaffold cannot be combined with client-level DP: the control "
+                "variate would travel without the client-level noise; use drift_correction none or auto "
+                "(--drift-correction auto) with it"
             )
         if self.tokenizer and self.hf_model:
             raise ValueError("tokenizer and hf_model exclude each other: the HF model brings its own tokenizer")

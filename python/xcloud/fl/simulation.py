@@ -254,7 +254,7 @@ class FederatedRun:
         self.strategy = make_strategy(cfg)
         self.strategy.staleness_exponent = cfg.staleness_exponent
         # With drift correction the update carries the client's control variate after the delta.
-        self.scaffold = cfg.drift_correction == "scaffold" and cfg.method != "centralized"
+        self.scaffold = cfg.scaffold
         model_plan = self.strategy.plan(self.layout)
         self.plan: ProtectionPlan = control_plan(model_plan) if self.scaffold else model_plan
         self.controls: dict[str, ControlVariate] = {}  # each cloud's c_i (SCAFFOLD)
