@@ -21,7 +21,8 @@ __all__ = ["METHODS", "PLAIN_FEDAVG", "RunConfig", "load_config"]
 METHODS = ("centralized", "fedavg", "he", "dp", "xcloud")
 DRIFT_CORRECTIONS = ("auto", "none", "scaffold")  # see xcloud.fl.drift and RunConfig.scaffold
 # Plain FedAvg: no drift correction, no server momentum (xcloud run's default
-# adds both since 2026-12-02). The paper's experiments run with it: their
+# adds FedAvgM 0.5 and, for the methods without DP, SCAFFOLD: see
+# RunConfig.scaffold). The paper's experiments run with it: their
 # attacks and byte counts are about plain model updates.
 PLAIN_FEDAVG: dict[str, Any] = {"drift_correction": "none", "server_momentum": 0.0}
 
