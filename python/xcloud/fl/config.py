@@ -256,12 +256,33 @@ class RunConfig:
             return False
         if self.drift_correction == "scaffold":
             return True
-        return not (
-            self.method in ("dp", "xcloud")
-            or "topk" in (self.compression, self.downlink_compression)
-            or self.compression == "auto"
-            or self.client_dp_noise > 0
-        )
+        return self.method not in ("dp", "xcloud") and self._scaffold_refusal() is None
+
+    def _scaffold_refusal(self) -> str | None:
+        """Why SCAFFOLD cannot run with the rest of this configuration, or None.
+
+        ``validate`` raises it for an explicit ``scaffold``; ``auto`` turns
+        SCAFFOLD off instead, so the two cannot disagree.
+        """
+        if "topk" in (self.compression, self.downlink_compression):
+            return (
+                "drift_correction scaffold cannot be combined with topk compression: error feedback "
+                "holds back most of each control-variate increment, so c and c_i stop describing the same "
+                "gradients (ten rounds of ten steps: perplexity 40.9 against 6.2 uncompressed); use q8, or "
+                "drift_correction none or auto (--drift-correction auto)"
+            )
+        if self.compression == "auto":
+            return (
+                "drift_correction scaffold cannot be combined with compression auto (it may pick "
+                "topk); use drift_correction none or auto (--drift-correction auto) with it"
+            )
+        if self.client_dp_noise > 0:
+            return (
+                "drift_correction scaffold cannot be combined with client-level DP: the control "
+                "variate would travel without the client-level noise; use drift_correction none or auto "
+                "(--drift-correction auto) with it"
+            )
+        return None
 
     def validate(self) -> None:
         """Raises ValueError for an inconsistent configuration."""
@@ -282,24 +303,8 @@ class RunConfig:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.drift_correction not in DRIFT_CORRECTIONS:
             raise ValueError(f"drift_correction must be 'auto', 'none' or 'scaffold', got {self.drift_correction!r}")
-        if self.drift_correction == "scaffold" and "topk" in (self.compression, self.downlink_compression):
-            raise ValueError(
-                "drift_correction scaffold cannot be combined with topk compression: error feedback "
-                "holds back most of each control-variate increment, so c and c_i stop describing the same "
-                "gradients (ten rounds of ten steps: perplexity 40.9 against 6.2 uncompressed); use q8, or "
-                "drift_correction none or auto (--drift-correction auto)"
-            )
-        if self.drift_correction == "scaffold" and self.compression == "auto":
-            raise ValueError(
-                "drift_correction scaffold cannot be combined with compression auto (it may pick "
-                "topk); use drift_correction none or auto (--drift-correction auto) with it"
-            )
-        if self.drift_correction == "scaffold" and self.client_dp_noise > 0:
-            raise ValueError(
-                "drift_correction scaffold cannot be combined with client-level DP: the control "
-                "variate would travel without the client-level noise; use drift_correction none or auto "
-                "(--drift-correction auto) with it"
-            )
+        if self.drift_correction == "scaffold" and (why := self._scaffold_refusal()):
+            raise ValueError(why)
         if self.tokenizer and self.hf_model:
             raise ValueError("tokenizer and hf_model exclude each other: the HF model brings its own tokenizer")
         if not 0.0 <= self.encrypt_fraction <= 1.0:
