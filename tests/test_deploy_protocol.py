@@ -566,6 +566,7 @@ def test_app_template_config_is_a_valid_run_config() -> None:
     DeployOptions(config)
     assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
     assert (cfg.drift_correction, cfg.server_momentum) == ("auto", 0.5) and cfg.dp_lr == 0.01  # as xcloud run
+    assert cfg.dp_batch_size == 0  # DP-SGD on the template's own batch of 16 over its 300 notes per hospital
 
 
 def test_restarted_node_is_charged_for_the_trainings_before_its_restart() -> None:

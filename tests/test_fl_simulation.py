@@ -88,11 +88,12 @@ def test_a_run_directory_from_before_the_scaffold_default_resumes_as_plain_fedav
     old = tmp_path / "old"
     run_training(replace(cfg, rounds=1), old, quiet=True)
     toml = old / "config.toml"
-    kept = [ln for ln in toml.read_text().splitlines() if not ln.startswith(("drift_correction", "server_momentum"))]
+    keys = ("drift_correction", "server_momentum", "dp_batch_size")
+    kept = [ln for ln in toml.read_text().splitlines() if not ln.startswith(keys)]
     toml.write_text("\n".join(kept) + "\n")
     assert main(["run", "--resume", str(old), "--rounds", "2"]) == 0
     out = json.loads((old / "metrics.json").read_text())
-    assert (out["config"]["drift_correction"], out["config"]["server_momentum"]) == ("none", 0.0)
+    assert [out["config"][k] for k in keys] == ["none", 0.0, 0]
     assert [r["val_loss"] for r in out["rounds"]] == [m.val_loss for m in full.metrics]
 
 
@@ -238,6 +239,35 @@ def test_resume_refuses_a_changed_configuration_but_not_more_rounds(tmp_path, ch
     key = next(iter(change))
     with pytest.raises(ValueError, match=f"made with {key}=.*this run has {key}="):
         FederatedRun(replace(cfg, rounds=3, **change), tmp_path / "other").load_state_dict(state)
+
+
+def test_dp_batch_size_sets_the_batch_of_dp_sgd_only(tmp_path):
+    """DP-SGD's expected Poisson batch, and with it the noise calibration; training without DP keeps batch_size."""
+    multipliers = {}
+    for dp_batch, expected in ((0, TINY.batch_size), (12, 12)):
+        cfg = replace(TINY, method="dp", dp_batch_size=dp_batch)
+        run = FederatedRun(cfg, tmp_path / f"dp{dp_batch}")
+        assert cfg.record_dp_batch_size == expected
+        assert {dp.expected_batch_size for dp in run.dp.values()} == {expected}
+        multipliers[expected] = {dp.noise_multiplier for dp in run.dp.values()}
+    assert min(multipliers[12]) > max(multipliers[TINY.batch_size])  # more records per step: more noise per step
+    run = FederatedRun(replace(TINY, method="fedavg", dp_batch_size=12), tmp_path / "fedavg")
+    assert run.train_cfg.batch_size == TINY.batch_size and not run.dp
+    with pytest.raises(ValueError, match="dp_batch_size"):
+        replace(TINY, dp_batch_size=-1).validate()
+
+
+def test_a_dp_checkpoint_from_before_dp_batch_size_resumes_only_on_its_batch(tmp_path):
+    """Its DP-SGD sampled batches of batch_size and its noise was calibrated for them."""
+    cfg = replace(TINY, method="dp", rounds=2)  # dp_batch_size 0: batch_size
+    state = run_training(cfg, tmp_path / "run", quiet=True).state_dict()
+    with pytest.raises(ValueError, match="made with dp_batch_size=0; this run has dp_batch_size=12"):
+        FederatedRun(replace(cfg, dp_batch_size=12), tmp_path / "changed").load_state_dict(state)
+    del state["config"]["dp_batch_size"]  # as a checkpoint written before the key existed
+    with pytest.raises(ValueError, match="predates dp_batch_size"):
+        FederatedRun(replace(cfg, dp_batch_size=12), tmp_path / "other").load_state_dict(state)
+    FederatedRun(cfg, tmp_path / "same").load_state_dict(state)
+    FederatedRun(replace(cfg, dp_batch_size=cfg.batch_size), tmp_path / "explicit").load_state_dict(state)
 
 
 def test_a_dp_run_cannot_resume_with_more_rounds_than_its_noise_was_calibrated_for(tmp_path):

@@ -24,4 +24,5 @@ TINY = RunConfig(
     # SCAFFOLD and FedAvgM 0.5; the tests that want them say so).
     drift_correction="none",
     server_momentum=0.0,
+    dp_batch_size=0,  # DP-SGD on batch_size, as the tests were written for (xcloud run's default: 128)
 )

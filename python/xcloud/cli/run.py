@@ -130,7 +130,8 @@ def _report(run: FederatedRun, run_dir: Path, wall_s: float) -> None:
     lines = [
         f"# xcloud run: {cfg.method}",
         "",
-        f"{cfg.clouds} clouds, {len(run.metrics)} rounds of {cfg.local_steps} local steps (batch {cfg.batch_size}), "
+        f"{cfg.clouds} clouds, {len(run.metrics)} rounds of {cfg.local_steps} local steps (batch {cfg.batch_size}"
+        f"{f'; DP-SGD: Poisson batches of {cfg.record_dp_batch_size} expected' if run.dp else ''}), "
         f"{'synthetic ICU notes' if not cfg.data else cfg.data}, partition `{cfg.partition}`, seed {cfg.seed}.",
         f"Model: {sum(v.numel() for v in run.global_state.values()):,} parameters; "
         f"strategy: {run.strategy.describe()}; encrypted fraction of each update: {run.plan.fraction:.3f}.",

@@ -98,7 +98,7 @@ def use_local_data(run: Any, k: int, data_dir: Path, work_dir: Path) -> dict[str
         dp = RecordDP(
             RecordDPConfig(target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm),
             dataset_size=len(train_set),
-            batch_size=cfg.batch_size,
+            batch_size=cfg.record_dp_batch_size,
             steps_per_round=cfg.local_steps,
             total_rounds=cfg.rounds,
         )

@@ -272,7 +272,7 @@ class FederatedRun:
                         target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm
                     ),
                     dataset_size=len(ds),
-                    batch_size=cfg.batch_size,
+                    batch_size=cfg.record_dp_batch_size,
                     steps_per_round=cfg.local_steps,
                     total_rounds=cfg.rounds,
                 )
@@ -894,6 +894,16 @@ class FederatedRun:
         if saved_lr is None and self.dp and self.cfg.dp_lr > 0 and self.cfg.dp_lr != self.cfg.lr:
             raise ValueError(
                 "the checkpoint predates dp_lr (its DP-SGD trained at lr); resume with dp_lr = 0 in config.toml"
+            )
+        if (
+            saved_cfg is not None
+            and "dp_batch_size" not in saved_cfg
+            and self.dp
+            and self.cfg.record_dp_batch_size != self.cfg.batch_size
+        ):
+            raise ValueError(
+                "the checkpoint predates dp_batch_size (its DP-SGD sampled batches of batch_size); "
+                "resume with dp_batch_size = 0 in config.toml"
             )
         if saved_lr is not None and saved_lr != self._local_lrs():
             raise ValueError(f"checkpoint trained with learning rates {saved_lr}, this run with {self._local_lrs()}")
