@@ -261,6 +261,7 @@ def test_a_dp_checkpoint_from_before_dp_batch_size_resumes_only_on_its_batch(tmp
     """Its DP-SGD sampled batches of batch_size and its noise was calibrated for them."""
     cfg = replace(TINY, method="dp", rounds=2)  # dp_batch_size 0: batch_size
     state = run_training(cfg, tmp_path / "run", quiet=True).state_dict()
+    assert f"DP-SGD: Poisson batches of {cfg.batch_size} expected" in (tmp_path / "run" / "report.md").read_text()
     with pytest.raises(ValueError, match="made with dp_batch_size=0; this run has dp_batch_size=12"):
         FederatedRun(replace(cfg, dp_batch_size=12), tmp_path / "changed").load_state_dict(state)
     del state["config"]["dp_batch_size"]  # as a checkpoint written before the key existed

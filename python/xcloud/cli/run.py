@@ -124,6 +124,12 @@ def crypto_share(metrics: list[RoundMetrics]) -> float:
     return crypto / total if total > 0 else 0.0
 
 
+def _dp_batches(run: FederatedRun) -> str:
+    """DP-SGD's expected batch per cloud (``dp_batch_size``, capped at a cloud's records), one value if all agree."""
+    sizes = sorted({dp.expected_batch_size for dp in run.dp.values()})
+    return ", ".join(map(str, sizes))
+
+
 def _report(run: FederatedRun, run_dir: Path, wall_s: float) -> None:
     cfg = run.cfg
     last = run.metrics[-1]
@@ -131,7 +137,7 @@ def _report(run: FederatedRun, run_dir: Path, wall_s: float) -> None:
         f"# xcloud run: {cfg.method}",
         "",
         f"{cfg.clouds} clouds, {len(run.metrics)} rounds of {cfg.local_steps} local steps (batch {cfg.batch_size}"
-        f"{f'; DP-SGD: Poisson batches of {cfg.record_dp_batch_size} expected' if run.dp else ''}), "
+        f"{f'; DP-SGD: Poisson batches of {_dp_batches(run)} expected' if run.dp else ''}), "
         f"{'synthetic ICU notes' if not cfg.data else cfg.data}, partition `{cfg.partition}`, seed {cfg.seed}.",
         f"Model: {sum(v.numel() for v in run.global_state.values()):,} parameters; "
         f"strategy: {run.strategy.describe()}; encrypted fraction of each update: {run.plan.fraction:.3f}.",
@@ -281,7 +287,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             raise ValueError(f"{run_dir} is not a run directory (it has no config.toml)")
         # A config.toml without drift_correction (or server_momentum) was written
         # before the key existed or before scaffold and 0.5 became the defaults
-        # (2026-12-02), by a run of plain FedAvg: those keys resume as it.
+        # (2026-12-02), by a run of plain FedAvg: those keys resume as it. One
+        # without dp_batch_size (2026-12-03) ran DP-SGD on batch_size: 0.
         # The options given apply; FederatedRun.load_state_dict refuses any that
         # may not change on a resume (RESUMABLE), naming them.
         cfg = load_config(run_dir / "config.toml", _overrides(args), defaults=PLAIN_FEDAVG)

@@ -79,7 +79,7 @@ class TrainConfig:
 
     lr: float = 3e-3  # AdamW learning rate
     local_steps: int = 20  # optimizer steps per train_local call (one federated round)
-    batch_size: int = 16  # sequences per step; the expected size under DP's Poisson sampling
+    batch_size: int = 16  # sequences per step without DP (DP-SGD samples RecordDP.expected_batch_size)
     grad_clip: float = 1.0  # global gradient-norm clip without DP (0 disables); DP clips per example instead
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
