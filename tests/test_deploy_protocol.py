@@ -492,6 +492,19 @@ def test_node_with_its_own_data_trains_on_it(tmp_path: Path) -> None:
     assert len(models) == 3 and all(np.array_equal(v, models["cloud-0"]) for v in models.values())
 
 
+def test_local_data_recalibrates_that_clouds_dp_accountant(tmp_path: Path) -> None:
+    """A node's own notes replace its training set; its DP-SGD accountant follows their count, at the DP batch."""
+    from xcloud.deploy.local_data import use_local_data
+
+    run = FederatedRun(tiny(method="dp", rounds=1, dp_batch_size=6), tmp_path / "run")
+    before = run.dp["cloud-1"]
+    use_local_data(run, 1, _write_local_notes(tmp_path / "notes", 40), tmp_path / "work")
+    n = len(run.train_sets[1])
+    assert n == 42 - round(run.cfg.val_fraction * 42) and run.dp["cloud-1"] is not before
+    assert run.dp["cloud-1"].expected_batch_size == 6 and run.dp["cloud-1"].sample_rate == pytest.approx(6 / n)
+    assert run.dp["cloud-0"].sample_rate == pytest.approx(6 / len(run.train_sets[0]))  # the others keep theirs
+
+
 def test_missing_local_data_fails_that_client_only(tmp_path: Path) -> None:
     cfg = tiny(method="fedavg", rounds=1)
     rc = to_flower_config(cfg, work_dir=str(tmp_path), final_evaluate=False, join_timeout=1.0, round_timeout=1.0)

@@ -75,7 +75,6 @@ def use_local_data(run: Any, k: int, data_dir: Path, work_dir: Path) -> dict[str
         manifest, or too few notes for a training example.
     """
     from xcloud.fl.simulation import derive_seed
-    from xcloud.privacy import RecordDP, RecordDPConfig
 
     cfg = run.cfg
     if (data_dir / MANIFEST_FILE).exists():
@@ -95,13 +94,6 @@ def use_local_data(run: Any, k: int, data_dir: Path, work_dir: Path) -> dict[str
     client.train_set = train_set
     cid = client.client_id
     if cid in run.dp:
-        dp = RecordDP(
-            RecordDPConfig(target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm),
-            dataset_size=len(train_set),
-            batch_size=cfg.record_dp_batch_size,
-            steps_per_round=cfg.local_steps,
-            total_rounds=cfg.rounds,
-        )
-        run.dp[cid] = dp
+        run.dp[cid] = run.record_dp_for(len(train_set))
         client.train = run._trainer(cid)  # the simulation's trainer (dp_lr, drift correction) with this accountant
     return {"notes": len(ids), "train": len(tr), "val": len(va), "sha256": shard.manifest.sha256}

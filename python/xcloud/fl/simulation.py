@@ -264,20 +264,23 @@ class FederatedRun:
         self._setup_links()
         self.dp: dict[str, RecordDP] = {}
         if cfg.method in ("dp", "xcloud"):
-            from xcloud.privacy.record_dp import RecordDP, RecordDPConfig  # loads Opacus, only when needed
-
             for cid, ds in zip(self.client_ids, self.train_sets, strict=True):
-                self.dp[cid] = RecordDP(
-                    RecordDPConfig(
-                        target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm
-                    ),
-                    dataset_size=len(ds),
-                    batch_size=cfg.record_dp_batch_size,
-                    steps_per_round=cfg.local_steps,
-                    total_rounds=cfg.rounds,
-                )
+                self.dp[cid] = self.record_dp_for(len(ds))
         if cfg.method != "centralized":
             self._setup_federation()
+
+    def record_dp_for(self, dataset_size: int) -> RecordDP:
+        """A cloud's DP-SGD accountant: this run's budget, batch and steps over ``dataset_size`` records."""
+        from xcloud.privacy.record_dp import RecordDP, RecordDPConfig  # loads Opacus, only when needed
+
+        cfg = self.cfg
+        return RecordDP(
+            RecordDPConfig(target_epsilon=cfg.dp_epsilon, delta=cfg.dp_delta, max_grad_norm=cfg.dp_max_grad_norm),
+            dataset_size=dataset_size,
+            batch_size=cfg.record_dp_batch_size,
+            steps_per_round=cfg.local_steps,
+            total_rounds=cfg.rounds,
+        )
 
     def _setup_links(self) -> None:
         """Each cloud's emulated link, its probed measurement, and the simulated clock."""
