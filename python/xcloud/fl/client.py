@@ -122,8 +122,10 @@ class FederatedClient:
         The client's working copy of the model.
     train_set : torch.utils.data.Dataset
     train : callable
-        ``train(model, dataset, seed) -> stats`` with ``mean_loss``, ``examples``
-        and ``epsilon`` attributes (local training, possibly with record-level DP).
+        ``train(model, dataset, seed, *, round_id) -> stats`` with ``mean_loss``,
+        ``examples`` and ``epsilon`` attributes (local training, possibly with
+        record-level DP; ``round_id`` is the round trained in, for the
+        learning-rate schedule).
     ctx : CkksContext
     keys : KeySet or None
         Full keys (shared-key mode) or public keys (public-key mode); None when
@@ -198,10 +200,10 @@ class FederatedClient:
         load_trainable_state(self.model, global_state)
         t0 = time.perf_counter()
         if self.control is None:
-            stats = self.train(self.model, self.train_set, seed)
+            stats = self.train(self.model, self.train_set, seed, round_id=round_id)
         else:
             correction = self.control.correction(self.federation_control, global_state)
-            stats = self.train(self.model, self.train_set, seed, correction=correction)
+            stats = self.train(self.model, self.train_set, seed, round_id=round_id, correction=correction)
         train_s = time.perf_counter() - t0
         start = self.layout.flatten(global_state)
         delta = self.layout.flatten(trainable_state(self.model)) - start

@@ -13,6 +13,7 @@ import tomllib
 
 from xcloud.fl.compression import CODECS, MAX_CHUNK, POLICIES
 from xcloud.fl.global_step import global_step_config
+from xcloud.fl.schedule import LR_SCHEDULES
 from xcloud.fl.strategies.dynamic import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_MAX_SHARE
 from xcloud.net.links import PRESETS as LINK_PRESETS
 
@@ -50,6 +51,23 @@ class RunConfig:
         metadata={"help": "sequences per local step (DP-SGD's Poisson batches: --dp-batch-size)"},
     )
     lr: float = field(default=3e-3, metadata={"help": "AdamW learning rate of local training"})
+    lr_schedule: str = field(
+        default="constant",
+        metadata={
+            "help": "round-wise factor on --lr and --dp-lr: constant, or cosine (from 1 in the first round "
+            "down towards --lr-final in the last; see README)"
+        },
+    )
+    lr_final: float = field(
+        default=0.1, metadata={"help": "cosine schedule: the factor on the learning rates it decays towards"}
+    )
+    lr_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "cosine schedule: the share of the rounds, at the end, over which the rates decay "
+            "(1: all of them; before them the rates stay constant)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed of data generation, partitioning, model init and sampling"})
     notes_per_hospital: int = field(
         default=3000,
@@ -314,6 +332,12 @@ class RunConfig:
             raise ValueError("key_mode must be 'shared' or 'public'")
         if self.ckks not in ("default", "compact"):
             raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_final <= 1.0:
+            raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final}")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if not self.dp_lr >= 0:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.dp_batch_size < 0:

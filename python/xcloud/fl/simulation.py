@@ -45,6 +45,7 @@ from xcloud.fl.errors import ClientFailure, RoundFailed, UpdateRejected
 from xcloud.fl.global_step import GlobalOptimizer, global_step_config
 from xcloud.fl.layout import ParameterLayout
 from xcloud.fl.protection import ProtectionPlan
+from xcloud.fl.schedule import lr_factor
 from xcloud.fl.strategies import DynamicWeighting, FedAvg, HybridEncryption, Strategy, UniformWeights
 from xcloud.fl.sync import ArrivalQueue, InFlight, fedbuff_buffer, split_compute, sync_deadline
 from xcloud.models import (
@@ -425,9 +426,10 @@ class FederatedRun:
     def _trainer(self, cid: str) -> Callable[[torch.nn.Module, Any, int], Any]:
         dp = self.dp.get(cid)
 
-        def train(model: torch.nn.Module, dataset: Any, seed: int, correction: Any = None) -> Any:
-            # DP-SGD has its own step size (its gradients are mostly noise).
-            cfg = self.train_cfg if dp is None else replace(self.train_cfg, lr=self._dp_lr())
+        def train(model: torch.nn.Module, dataset: Any, seed: int, *, round_id: int, correction: Any = None) -> Any:
+            # DP-SGD has its own step size (its gradients are mostly noise); both follow the schedule.
+            lr = self.train_cfg.lr if dp is None else self._dp_lr()
+            cfg = replace(self.train_cfg, lr=lr * self._lr_factor(round_id))
             return train_local(model, dataset, cfg, seed=seed, dp=dp, correction=correction)
 
         return train
@@ -451,6 +453,7 @@ class FederatedRun:
         # federated round: local_steps steps of clouds x batch_size sequences.
         cfg = copy.copy(self.train_cfg)
         cfg.batch_size = self.train_cfg.batch_size * self.cfg.clouds
+        cfg.lr = self.train_cfg.lr * self._lr_factor(r)
         load_trainable_state(self.model, self.global_state)
         t0 = time.perf_counter()
         stats = train_local(self.model, union, cfg, seed=derive_seed(self.cfg.seed, "central", r))
@@ -805,6 +808,10 @@ class FederatedRun:
         """The learning rate of local DP-SGD training: ``dp_lr``, or ``lr`` where it is 0."""
         return float(self.cfg.dp_lr or self.cfg.lr)
 
+    def _lr_factor(self, round_id: int) -> float:
+        """The schedule's factor on the local learning rates in ``round_id`` (xcloud.fl.schedule)."""
+        return lr_factor(self.cfg.lr_schedule, round_id, self.cfg.rounds, self.cfg.lr_final, self.cfg.lr_decay)
+
     def _local_lrs(self) -> dict[str, float]:
         """The local learning rates in effect (a resumed run must keep them)."""
         lrs = {"lr": float(self.cfg.lr)}
@@ -884,6 +891,12 @@ class FederatedRun:
                 raise ValueError(
                     f"the checkpoint was made with {was}; this run has {has} (only "
                     f"{', '.join(sorted(RESUMABLE))} may change on --resume)"
+                )
+            if saved_cfg.get("lr_schedule", "constant") != "constant" and saved_cfg.get("rounds") != self.cfg.rounds:
+                raise ValueError(
+                    f"the checkpoint's {saved_cfg['lr_schedule']} learning-rate schedule spans "
+                    f"{saved_cfg.get('rounds')} rounds; with rounds={self.cfg.rounds} its remaining rounds would "
+                    "follow another schedule than an uninterrupted run (resume with the same rounds)"
                 )
         if state.get("format") != 2 or state.get("layout_digest") != self.layout.digest().hex():
             raise ValueError("checkpoint does not match this run's model or format")
