@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,3 +57,19 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def local_lrs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The learning rate of every local training the simulation starts, in order (train_local is wrapped)."""
+    import xcloud.fl.simulation as sim
+
+    seen: list[float] = []
+    real = sim.train_local
+
+    def spy(model: Any, dataset: Any, cfg: Any, **kw: Any) -> Any:
+        seen.append(cfg.lr)
+        return real(model, dataset, cfg, **kw)
+
+    monkeypatch.setattr(sim, "train_local", spy)
+    return seen

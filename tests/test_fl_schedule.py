@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from tiny_config import TINY
 
-from xcloud.fl import simulation
 from xcloud.fl.schedule import LR_SCHEDULES, lr_factor
 from xcloud.fl.simulation import FederatedRun
 
@@ -75,16 +74,9 @@ def test_the_config_refuses_an_unknown_schedule_or_final_factor():
     ("method", "base"),
     [("fedavg", "lr"), ("dp", "dp_lr"), ("xcloud", "dp_lr"), ("centralized", "lr")],
 )
-def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_path, monkeypatch):
+def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_path, local_lrs):
     """What reaches local training is the base rate (lr, or dp_lr under DP-SGD) times the round's factor."""
-    seen: list[float] = []
-    real = simulation.train_local
-
-    def spy(model, dataset, cfg, **kw):
-        seen.append(cfg.lr)
-        return real(model, dataset, cfg, **kw)
-
-    monkeypatch.setattr(simulation, "train_local", spy)
+    seen = local_lrs
     cfg = replace(
         TINY, method=method, rounds=3, lr=0.002, dp_lr=0.02, lr_schedule="cosine", lr_final=0.25, lr_decay=0.7
     )

@@ -389,19 +389,9 @@ def test_server_momentum_changes_the_global_step(tmp_path):
 @pytest.mark.parametrize(
     ("method", "dp_lr", "expected"), [("dp", 0.01, 0.01), ("dp", 0.0, 3e-3), ("fedavg", 0.01, 3e-3)]
 )
-def test_dp_lr_sets_the_step_size_of_dp_sgd_only(tmp_path, monkeypatch, method, dp_lr, expected):
-    import xcloud.fl.simulation as sim
-
-    seen: list[float] = []
-    real = sim.train_local
-
-    def spy(model, dataset, cfg, **kw):
-        seen.append(cfg.lr)
-        return real(model, dataset, cfg, **kw)
-
-    monkeypatch.setattr(sim, "train_local", spy)
+def test_dp_lr_sets_the_step_size_of_dp_sgd_only(tmp_path, local_lrs, method, dp_lr, expected):
     run = FederatedRun(replace(TINY, method=method, rounds=1, lr=3e-3, dp_lr=dp_lr), tmp_path)
     run.run_round(0)
-    assert seen == [expected] * TINY.clouds
+    assert local_lrs == [expected] * TINY.clouds
     with pytest.raises(ValueError, match="dp_lr"):
         replace(TINY, dp_lr=-1.0).validate()
