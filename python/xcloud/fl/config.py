@@ -13,7 +13,7 @@ import tomllib
 
 from xcloud.fl.compression import CODECS, MAX_CHUNK, POLICIES
 from xcloud.fl.global_step import global_step_config
-from xcloud.fl.schedule import LR_SCHEDULES
+from xcloud.fl.schedule import check_schedule
 from xcloud.fl.strategies.dynamic import DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_MAX_SHARE
 from xcloud.net.links import PRESETS as LINK_PRESETS
 
@@ -332,12 +332,7 @@ class RunConfig:
             raise ValueError("key_mode must be 'shared' or 'public'")
         if self.ckks not in ("default", "compact"):
             raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if not 0.0 <= self.lr_final <= 1.0:
-            raise ValueError(f"lr_final must be in [0, 1], got {self.lr_final}")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        check_schedule(self.lr_schedule, self.lr_final, self.lr_decay)
         if not self.dp_lr >= 0:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.dp_batch_size < 0:

@@ -25,10 +25,20 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["LR_SCHEDULES", "lr_factor"]
+__all__ = ["LR_SCHEDULES", "check_schedule", "lr_factor"]
 
 #: The schedules ``--lr-schedule`` accepts.
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def check_schedule(schedule: str, final: float, decay: float) -> None:
+    """Raises ValueError for an unknown schedule, ``final`` outside [0, 1] or ``decay`` outside (0, 1]."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+    if not 0.0 <= final <= 1.0:
+        raise ValueError(f"lr_final must be in [0, 1], got {final}")
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"lr_decay must be in (0, 1], got {decay}")
 
 
 def lr_factor(schedule: str, round_id: int, rounds: int, final: float, decay: float = 1.0) -> float:
@@ -55,14 +65,9 @@ def lr_factor(schedule: str, round_id: int, rounds: int, final: float, decay: fl
         For an unknown schedule, ``rounds < 1``, a negative round,
         ``final`` outside [0, 1] or ``decay`` outside (0, 1].
     """
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+    check_schedule(schedule, final, decay)
     if rounds < 1 or round_id < 0:
         raise ValueError(f"need rounds >= 1 and round_id >= 0, got round {round_id} of {rounds}")
-    if not 0.0 <= final <= 1.0:
-        raise ValueError(f"lr_final must be in [0, 1], got {final}")
-    if not 0.0 < decay <= 1.0:
-        raise ValueError(f"lr_decay must be in (0, 1], got {decay}")
     if schedule == "constant":
         return 1.0
     k = max(1, round(decay * rounds))  # the decaying rounds, at the end
