@@ -67,6 +67,10 @@ def test_the_config_refuses_an_unknown_schedule_or_final_factor():
         replace(TINY, lr_final=2.0).validate()
     with pytest.raises(ValueError, match=r"lr_decay must be in \(0, 1\]"):
         replace(TINY, lr_decay=0.0).validate()
+    with pytest.raises(ValueError, match=r"dp_lr_final must be in \[0, 1\]"):
+        replace(TINY, dp_lr_final=1.5).validate()
+    assert TINY.dp_lr_final < 0  # by default DP-SGD decays towards lr_final
+    replace(TINY, lr_schedule="cosine", dp_lr_final=0.0).validate()
     replace(TINY, lr_schedule="cosine", lr_final=0.0, lr_decay=0.5).validate()
 
 
@@ -88,6 +92,32 @@ def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_
         expected = getattr(cfg, base) * lr_factor("cosine", r, 3, 0.25, 0.7)  # 1, 1, then 0.625
         np.testing.assert_allclose(seen[-per_round:], [expected] * per_round, rtol=1e-12)
     assert seen[0] > seen[-1]
+
+
+@pytest.mark.parametrize(
+    ("method", "base", "final"),
+    [("fedavg", "lr", 0.25), ("dp", "dp_lr", 0.6), ("xcloud", "dp_lr", 0.6), ("centralized", "lr", 0.25)],
+)
+def test_dp_sgd_decays_towards_its_own_final_factor(method, base, final, tmp_path, local_lrs):
+    """dp_lr_final bends DP-SGD's schedule only; training without DP keeps lr_final."""
+    seen = local_lrs
+    cfg = replace(
+        TINY,
+        method=method,
+        rounds=3,
+        lr=0.002,
+        dp_lr=0.02,
+        lr_schedule="cosine",
+        lr_final=0.25,
+        dp_lr_final=0.6,
+        lr_decay=0.7,
+    )
+    run = FederatedRun(cfg, tmp_path)
+    per_round = 1 if method == "centralized" else cfg.clouds
+    for r in range(cfg.rounds):
+        run.run_round(r)
+    expected = getattr(cfg, base) * lr_factor("cosine", 2, 3, final, 0.7)  # 0.8 or 0.625 of the base rate
+    np.testing.assert_allclose(seen[-per_round:], [expected] * per_round, rtol=1e-12)
 
 
 def test_cosine_changes_learning_and_constant_is_the_default(tmp_path):

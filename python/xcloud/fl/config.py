@@ -61,6 +61,13 @@ class RunConfig:
     lr_final: float = field(
         default=0.1, metadata={"help": "cosine schedule: the factor on the learning rates it decays towards"}
     )
+    dp_lr_final: float = field(
+        default=-1.0,
+        metadata={
+            "help": "cosine schedule: the factor DP-SGD's --dp-lr decays towards (dp, xcloud; DP-SGD still gains "
+            "from full steps late in the run); negative uses --lr-final"
+        },
+    )
     lr_decay: float = field(
         default=1.0,
         metadata={
@@ -333,6 +340,8 @@ class RunConfig:
         if self.ckks not in ("default", "compact"):
             raise ValueError(f"ckks must be 'default' or 'compact', got {self.ckks!r}")
         check_schedule(self.lr_schedule, self.lr_final, self.lr_decay)
+        if self.dp_lr_final > 1.0:
+            raise ValueError(f"dp_lr_final must be in [0, 1] (negative: the same as lr_final), got {self.dp_lr_final}")
         if not self.dp_lr >= 0:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.dp_batch_size < 0:

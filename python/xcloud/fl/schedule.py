@@ -12,7 +12,9 @@ it trains in, so nothing about it travels.
   rounds: ``final + (1 - final) * (1 + cos(pi * (r - s) / k)) / 2`` in
   round ``r >= s = rounds - k``. With ``decay = 1`` (the default) the whole
   run decays, ``final + (1 - final) * (1 + cos(pi * r / rounds)) / 2``; the
-  last round trains just above ``final`` times the rate.
+  last round trains just above ``final`` times the rate. DP-SGD's rate may
+  decay towards its own final factor (``RunConfig.dp_lr_final``); the
+  decaying rounds are the same.
 
 Measured effect (README, "Learning-rate schedule"): on non-IID clouds with
 ten times the default records a cosine decay over the whole run lets FedAvg

@@ -429,7 +429,7 @@ class FederatedRun:
         def train(model: torch.nn.Module, dataset: Any, seed: int, *, round_id: int, correction: Any = None) -> Any:
             # DP-SGD has its own step size (its gradients are mostly noise); both follow the schedule.
             lr = self.train_cfg.lr if dp is None else self._dp_lr()
-            cfg = replace(self.train_cfg, lr=lr * self._lr_factor(round_id))
+            cfg = replace(self.train_cfg, lr=lr * self._lr_factor(round_id, dp=dp is not None))
             return train_local(model, dataset, cfg, seed=seed, dp=dp, correction=correction)
 
         return train
@@ -808,9 +808,15 @@ class FederatedRun:
         """The learning rate of local DP-SGD training: ``dp_lr``, or ``lr`` where it is 0."""
         return float(self.cfg.dp_lr or self.cfg.lr)
 
-    def _lr_factor(self, round_id: int) -> float:
-        """The schedule's factor on the local learning rates in ``round_id`` (xcloud.fl.schedule)."""
-        return lr_factor(self.cfg.lr_schedule, round_id, self.cfg.rounds, self.cfg.lr_final, self.cfg.lr_decay)
+    def _lr_factor(self, round_id: int, *, dp: bool = False) -> float:
+        """The schedule's factor on the local learning rates in ``round_id`` (xcloud.fl.schedule).
+
+        DP-SGD (``dp``) decays towards ``dp_lr_final`` where that is set (>= 0), else towards ``lr_final``.
+        """
+        final = self.cfg.lr_final
+        if dp and self.cfg.dp_lr_final >= 0:
+            final = self.cfg.dp_lr_final
+        return lr_factor(self.cfg.lr_schedule, round_id, self.cfg.rounds, final, self.cfg.lr_decay)
 
     def _local_lrs(self) -> dict[str, float]:
         """The local learning rates in effect (a resumed run must keep them)."""
