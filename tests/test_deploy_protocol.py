@@ -41,7 +41,7 @@ def tiny(**kw: Any) -> RunConfig:
         "threads": 1,
         "min_clients": 2,
         "device": "cpu",
-        **PLAIN_FEDAVG,  # the tests that want drift correction or momentum say so
+        **PLAIN_FEDAVG,  # the tests that want drift correction, momentum or a schedule say so
     }
     base.update(kw)
     return RunConfig(**base)
@@ -578,8 +578,11 @@ def test_app_template_config_is_a_valid_run_config() -> None:
     cfg = run_config_from_flower(config)  # every key known, every value of the right type
     DeployOptions(config)
     assert cfg.sync == "sync" and "buffer-size" in config and "max-staleness" in config
-    assert (cfg.drift_correction, cfg.server_momentum) == ("auto", 0.5) and cfg.dp_lr == 0.01  # as xcloud run
-    assert cfg.dp_batch_size == 0  # DP-SGD on the template's own batch of 16 over its 300 notes per hospital
+    assert (cfg.drift_correction, cfg.server_momentum) == ("auto", 0.5)  # as xcloud run
+    # DP-SGD on the template's own batch of 16 at 0.01 over its 300 notes per hospital, constant rates over its
+    # three rounds and 15% held out (xcloud run's default: 256 at 0.007, a late cosine, 2% of 30,000 notes).
+    assert (cfg.dp_batch_size, cfg.dp_lr, cfg.lr_schedule, cfg.val_fraction) == (0, 0.01, "constant", 0.15)
+    assert cfg.notes_per_hospital == 300
 
 
 def test_restarted_node_is_charged_for_the_trainings_before_its_restart() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tiny_config import TINY
 
+from xcloud.fl.config import RunConfig
 from xcloud.fl.schedule import LR_SCHEDULES, lr_factor
 from xcloud.fl.simulation import FederatedRun
 
@@ -69,7 +70,7 @@ def test_the_config_refuses_an_unknown_schedule_or_final_factor():
         replace(TINY, lr_decay=0.0).validate()
     with pytest.raises(ValueError, match=r"dp_lr_final must be in \[0, 1\]"):
         replace(TINY, dp_lr_final=1.5).validate()
-    assert TINY.dp_lr_final < 0  # by default DP-SGD decays towards lr_final
+    assert RunConfig().dp_lr_final == 0.1 and RunConfig().lr_final == 0.02  # DP-SGD keeps more of its rate
     replace(TINY, lr_schedule="cosine", dp_lr_final=0.0).validate()
     replace(TINY, lr_schedule="cosine", lr_final=0.0, lr_decay=0.5).validate()
 
@@ -81,8 +82,16 @@ def test_the_config_refuses_an_unknown_schedule_or_final_factor():
 def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_path, local_lrs):
     """What reaches local training is the base rate (lr, or dp_lr under DP-SGD) times the round's factor."""
     seen = local_lrs
-    cfg = replace(
-        TINY, method=method, rounds=3, lr=0.002, dp_lr=0.02, lr_schedule="cosine", lr_final=0.25, lr_decay=0.7
+    cfg = replace(  # dp_lr_final negative: DP-SGD decays towards lr_final as well
+        TINY,
+        method=method,
+        rounds=3,
+        lr=0.002,
+        dp_lr=0.02,
+        lr_schedule="cosine",
+        lr_final=0.25,
+        dp_lr_final=-1.0,
+        lr_decay=0.7,
     )
     run = FederatedRun(cfg, tmp_path)
     per_round = 1 if method == "centralized" else cfg.clouds
@@ -120,10 +129,10 @@ def test_dp_sgd_decays_towards_its_own_final_factor(method, base, final, tmp_pat
     np.testing.assert_allclose(seen[-per_round:], [expected] * per_round, rtol=1e-12)
 
 
-def test_cosine_changes_learning_and_constant_is_the_default(tmp_path):
-    assert TINY.lr_schedule == "constant"
+def test_cosine_changes_learning_and_is_the_main_jobs_default(tmp_path):
+    assert RunConfig().lr_schedule == "cosine" and TINY.lr_schedule == "constant"  # TINY: plain FedAvg
     a = FederatedRun(replace(TINY, method="fedavg"), tmp_path / "a")
-    b = FederatedRun(replace(TINY, method="fedavg", lr_schedule="cosine", lr_final=0.0), tmp_path / "b")
+    b = FederatedRun(replace(TINY, method="fedavg", lr_schedule="cosine", lr_final=0.0, lr_decay=1.0), tmp_path / "b")
     for r in range(2):
         a.run_round(r)
         b.run_round(r)
@@ -133,7 +142,7 @@ def test_cosine_changes_learning_and_constant_is_the_default(tmp_path):
 
 def test_resume_keeps_the_schedule_and_refuses_other_rounds(tmp_path):
     """An interrupted cosine run resumes on the same schedule; other rounds would bend it, so they are refused."""
-    cfg = replace(TINY, method="fedavg", rounds=2, lr_schedule="cosine", lr_final=0.0)
+    cfg = replace(TINY, method="fedavg", rounds=2, lr_schedule="cosine", lr_final=0.0, lr_decay=1.0)
     full = FederatedRun(cfg, tmp_path / "full")
     for r in range(2):
         full.run_round(r)

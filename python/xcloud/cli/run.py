@@ -288,7 +288,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         # A config.toml without drift_correction (or server_momentum) was written
         # before the key existed or before scaffold and 0.5 became the defaults
         # (2026-12-02), by a run of plain FedAvg: those keys resume as it. One
-        # without dp_batch_size (2026-12-03) ran DP-SGD on batch_size: 0.
+        # without dp_batch_size (2026-12-03) ran DP-SGD on batch_size: 0; one
+        # without lr_schedule (2026-12-04) trained at constant rates.
         # The options given apply; FederatedRun.load_state_dict refuses any that
         # may not change on a resume (RESUMABLE), naming them.
         cfg = load_config(run_dir / "config.toml", _overrides(args), defaults=PLAIN_FEDAVG)

@@ -97,7 +97,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         method=args.method,
         rounds=rounds,
         # Steps, batch and data as the experiment was first measured (the main job's default
-        # is now five steps of 64 over 3,000 notes per hospital).
+        # is now five steps of 64 over 30,000 notes per hospital).
         local_steps=10,
         batch_size=16,
         notes_per_hospital=300,
