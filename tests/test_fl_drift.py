@@ -172,8 +172,10 @@ def test_the_main_job_corrects_drift_by_default_and_says_how_to_turn_it_off():
     assert (cfg.notes_per_hospital, cfg.batch_size, cfg.val_fraction) == (30000, 64, 0.02)
     # DP-SGD's batches four times that at 0.007 (noise per value 0.0020), fedavg and he keep 64.
     assert (cfg.dp_batch_size, cfg.record_dp_batch_size, cfg.dp_lr) == (256, 256, 0.007)
-    # The rates constant through round 15, then half a cosine down towards 0.02 (DP-SGD towards 0.1).
-    assert (cfg.lr_schedule, cfg.lr_decay, cfg.lr_final, cfg.dp_lr_final) == ("cosine", 0.5, 0.02, 0.1)
+    # The rates constant through round 9, then half a cosine down towards 0.02; DP-SGD's through round 15,
+    # then towards 0.1.
+    assert (cfg.lr_schedule, cfg.lr_decay, cfg.lr_final) == ("cosine", 0.7, 0.02)
+    assert (cfg.dp_lr_decay, cfg.dp_lr_final) == (0.5, 0.1)
     for kw in ({"compression": "auto"}, {"compression": "topk"}, {"client_dp_noise": 1.0}):
         with pytest.raises(ValueError, match="--drift-correction auto"):
             RunConfig(**kw, drift_correction="scaffold").validate()

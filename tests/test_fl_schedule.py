@@ -72,6 +72,11 @@ def test_the_config_refuses_an_unknown_schedule_or_final_factor():
         replace(TINY, dp_lr_final=1.5).validate()
     assert RunConfig().dp_lr_final == 0.1 and RunConfig().lr_final == 0.02  # DP-SGD keeps more of its rate
     replace(TINY, lr_schedule="cosine", dp_lr_final=0.0).validate()
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"dp_lr_decay must be in \(0, 1\]"):
+            replace(TINY, dp_lr_decay=bad).validate()
+    assert (RunConfig().lr_decay, RunConfig().dp_lr_decay) == (0.7, 0.5)  # DP-SGD decays later
+    replace(TINY, dp_lr_decay=-1.0).validate()
     replace(TINY, lr_schedule="cosine", lr_final=0.0, lr_decay=0.5).validate()
 
 
@@ -82,7 +87,7 @@ def test_the_config_refuses_an_unknown_schedule_or_final_factor():
 def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_path, local_lrs):
     """What reaches local training is the base rate (lr, or dp_lr under DP-SGD) times the round's factor."""
     seen = local_lrs
-    cfg = replace(  # dp_lr_final negative: DP-SGD decays towards lr_final as well
+    cfg = replace(  # dp_lr_final and dp_lr_decay negative: DP-SGD follows lr_final and lr_decay as well
         TINY,
         method=method,
         rounds=3,
@@ -92,6 +97,7 @@ def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_
         lr_final=0.25,
         dp_lr_final=-1.0,
         lr_decay=0.7,
+        dp_lr_decay=-1.0,
     )
     run = FederatedRun(cfg, tmp_path)
     per_round = 1 if method == "centralized" else cfg.clouds
@@ -104,29 +110,37 @@ def test_every_method_trains_each_round_at_the_scheduled_rate(method, base, tmp_
 
 
 @pytest.mark.parametrize(
-    ("method", "base", "final"),
-    [("fedavg", "lr", 0.25), ("dp", "dp_lr", 0.6), ("xcloud", "dp_lr", 0.6), ("centralized", "lr", 0.25)],
+    ("method", "base", "final", "decay"),
+    [
+        ("fedavg", "lr", 0.25, 0.5),
+        ("dp", "dp_lr", 0.6, 1.0),
+        ("xcloud", "dp_lr", 0.6, 1.0),
+        ("centralized", "lr", 0.25, 0.5),
+    ],
 )
-def test_dp_sgd_decays_towards_its_own_final_factor(method, base, final, tmp_path, local_lrs):
-    """dp_lr_final bends DP-SGD's schedule only; training without DP keeps lr_final."""
+def test_dp_sgd_decays_on_its_own_schedule(method, base, final, decay, tmp_path, local_lrs):
+    """dp_lr_final and dp_lr_decay bend DP-SGD's schedule only; training without DP keeps lr_final and lr_decay."""
     seen = local_lrs
     cfg = replace(
         TINY,
         method=method,
-        rounds=3,
+        rounds=4,
         lr=0.002,
         dp_lr=0.02,
         lr_schedule="cosine",
         lr_final=0.25,
         dp_lr_final=0.6,
-        lr_decay=0.7,
+        lr_decay=0.5,  # without DP: 1, 1, then two decaying rounds
+        dp_lr_decay=1.0,  # DP-SGD: four decaying rounds
     )
     run = FederatedRun(cfg, tmp_path)
     per_round = 1 if method == "centralized" else cfg.clouds
     for r in range(cfg.rounds):
         run.run_round(r)
-    expected = getattr(cfg, base) * lr_factor("cosine", 2, 3, final, 0.7)  # 0.8 or 0.625 of the base rate
-    np.testing.assert_allclose(seen[-per_round:], [expected] * per_round, rtol=1e-12)
+    factors = [lr_factor("cosine", r, 4, final, decay) for r in range(4)]
+    assert (factors[1] < 1.0) == (base == "dp_lr")  # the two schedules differ from round 1
+    expected = [getattr(cfg, base) * f for f in factors for _ in range(per_round)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
 
 
 def test_cosine_changes_learning_and_is_the_main_jobs_default(tmp_path):

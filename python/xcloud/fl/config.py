@@ -78,10 +78,17 @@ class RunConfig:
         },
     )
     lr_decay: float = field(
-        default=0.5,
+        default=0.7,
         metadata={
             "help": "cosine schedule: the share of the rounds, at the end, over which the rates decay "
             "(1: all of them; before them the rates stay constant)"
+        },
+    )
+    dp_lr_decay: float = field(
+        default=0.5,
+        metadata={
+            "help": "cosine schedule: the share of the rounds over which DP-SGD's --dp-lr decays (dp, xcloud; "
+            "later than the rates without DP); negative uses --lr-decay"
         },
     )
     seed: int = field(default=0, metadata={"help": "seed of data generation, partitioning, model init and sampling"})
@@ -353,6 +360,8 @@ class RunConfig:
         check_schedule(self.lr_schedule, self.lr_final, self.lr_decay)
         if self.dp_lr_final > 1.0:
             raise ValueError(f"dp_lr_final must be in [0, 1] (negative: the same as lr_final), got {self.dp_lr_final}")
+        if self.dp_lr_decay == 0.0 or self.dp_lr_decay > 1.0:
+            raise ValueError(f"dp_lr_decay must be in (0, 1] (negative: the same as lr_decay), got {self.dp_lr_decay}")
         if not self.dp_lr >= 0:
             raise ValueError(f"dp_lr must be >= 0 (0: the same as lr), got {self.dp_lr}")
         if self.dp_batch_size < 0:

@@ -13,8 +13,8 @@ it trains in, so nothing about it travels.
   round ``r >= s = rounds - k``. With ``decay = 1`` (the default) the whole
   run decays, ``final + (1 - final) * (1 + cos(pi * r / rounds)) / 2``; the
   last round trains just above ``final`` times the rate. DP-SGD's rate may
-  decay towards its own final factor (``RunConfig.dp_lr_final``); the
-  decaying rounds are the same.
+  decay towards its own final factor over its own share of the rounds
+  (``RunConfig.dp_lr_final``, ``RunConfig.dp_lr_decay``).
 
 Measured effect (README, "Learning-rate schedule"): on non-IID clouds with
 ten times the default records a cosine decay over the whole run lets FedAvg
