@@ -188,6 +188,8 @@ def test_the_main_job_corrects_drift_by_default_and_says_how_to_turn_it_off():
         "dp_batch_size": 0,
         "dp_lr": 0.01,
         "lr_schedule": "constant",
+        "dp_lr_final": -1.0,
+        "dp_lr_decay": -1.0,
         "val_fraction": 0.15,
     }
 

@@ -82,18 +82,21 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path, global_s
 
 
 def test_a_run_directory_from_before_the_scaffold_default_resumes_as_plain_fedavg(tmp_path, capsys):
-    """Its config.toml has no drift_correction (nor, before 2026-11-23, server_momentum): plain FedAvg then."""
+    """Its config.toml has no drift_correction (nor, before 2026-11-23, server_momentum): plain FedAvg then.
+
+    Nor, before 2026-12-04, lr_schedule and DP-SGD's own schedule keys: constant rates then.
+    """
     cfg = replace(TINY, method="fedavg", rounds=2)
     full = run_training(cfg, tmp_path / "full", quiet=True)
     old = tmp_path / "old"
     run_training(replace(cfg, rounds=1), old, quiet=True)
     toml = old / "config.toml"
-    keys = ("drift_correction", "server_momentum", "dp_batch_size")
+    keys = ("drift_correction", "server_momentum", "dp_batch_size", "lr_schedule", "dp_lr_final", "dp_lr_decay")
     kept = [ln for ln in toml.read_text().splitlines() if not ln.startswith(keys)]
     toml.write_text("\n".join(kept) + "\n")
     assert main(["run", "--resume", str(old), "--rounds", "2"]) == 0
     out = json.loads((old / "metrics.json").read_text())
-    assert [out["config"][k] for k in keys] == ["none", 0.0, 0]
+    assert [out["config"][k] for k in keys] == ["none", 0.0, 0, "constant", -1.0, -1.0]
     assert [r["val_loss"] for r in out["rounds"]] == [m.val_loss for m in full.metrics]
 
 

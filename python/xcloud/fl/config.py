@@ -29,13 +29,17 @@ DRIFT_CORRECTIONS = ("auto", "none", "scaffold")  # see xcloud.fl.drift and RunC
 # of the notes held out (the default holds out 2% of ten times the notes).
 # The paper's experiments and the tests run with it: their attacks and byte
 # counts are about plain model updates on small data, as first measured. So
-# does a resumed run directory whose config.toml predates these keys.
+# does a resumed run directory whose config.toml predates these keys (one
+# from before dp_lr_final and dp_lr_decay, with a cosine schedule, decayed
+# DP-SGD's rate as the others: -1).
 PLAIN_FEDAVG: dict[str, Any] = {
     "drift_correction": "none",
     "server_momentum": 0.0,
     "dp_batch_size": 0,
     "dp_lr": 0.01,
     "lr_schedule": "constant",
+    "dp_lr_final": -1.0,
+    "dp_lr_decay": -1.0,
     "val_fraction": 0.15,
 }
 
