@@ -302,6 +302,18 @@ class RunConfig:
         """The expected batch of record-level DP-SGD: ``dp_batch_size``, or ``batch_size`` where it is 0."""
         return self.dp_batch_size or self.batch_size
 
+    def decay_of(self, *, dp: bool) -> tuple[float, float]:
+        """``(final, decay)`` of the cosine schedule for DP-SGD (``dp``) or for training without DP.
+
+        DP-SGD's ``dp_lr_final`` and ``dp_lr_decay`` stand where they are set; negative, they are
+        ``lr_final`` and ``lr_decay``.
+        """
+        if not dp:
+            return self.lr_final, self.lr_decay
+        final = self.lr_final if self.dp_lr_final < 0 else self.dp_lr_final
+        decay = self.lr_decay if self.dp_lr_decay < 0 else self.dp_lr_decay
+        return final, decay
+
     @property
     def scaffold(self) -> bool:
         """Whether the run corrects drift with SCAFFOLD (``drift_correction`` resolved for ``method``).

@@ -811,14 +811,9 @@ class FederatedRun:
     def _lr_factor(self, round_id: int, *, dp: bool = False) -> float:
         """The schedule's factor on the local learning rates in ``round_id`` (xcloud.fl.schedule).
 
-        DP-SGD (``dp``) decays towards ``dp_lr_final`` over the share ``dp_lr_decay`` of the rounds where
-        these are set (>= 0, > 0), else towards ``lr_final`` over ``lr_decay``.
+        DP-SGD (``dp``) follows its own final factor and decaying share (``RunConfig.decay_of``).
         """
-        final, decay = self.cfg.lr_final, self.cfg.lr_decay
-        if dp and self.cfg.dp_lr_final >= 0:
-            final = self.cfg.dp_lr_final
-        if dp and self.cfg.dp_lr_decay > 0:
-            decay = self.cfg.dp_lr_decay
+        final, decay = self.cfg.decay_of(dp=dp)
         return lr_factor(self.cfg.lr_schedule, round_id, self.cfg.rounds, final, decay)
 
     def _local_lrs(self) -> dict[str, float]:
